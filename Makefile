@@ -1,0 +1,105 @@
+# vnetk: a bare-metal x86_64 unikernel network stack. `make` builds the kernel (PVH-bootable ELF) and the
+# UEFI loader; `make test` runs the unit and system tests; `./run-qemu.sh` boots it.
+.DEFAULT_GOAL := all
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+BUILD := build
+CACHE := .cache
+CC := gcc
+LD := ld
+HOSTCC := gcc
+PYTHON := /usr/bin/python3
+
+GCC_INC := $(shell $(CC) -print-file-name=include)
+LIBGCC := $(shell $(CC) -print-libgcc-file-name)
+
+# -mno-red-zone: interrupts arrive on the interrupted stack's neighbourhood in kernel mode, so the 128 bytes
+# below %rsp are not ours to use. Frame pointers stay on for the exception handler's stack trace.
+# Recursive (=) on purpose: NEWLIB_PREFIX and LWIP_DIR come from mk/deps.mk.
+KERNEL_CFLAGS = -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone -fno-stack-protector \
+	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables -fno-common \
+	-nostdinc -isystem $(NEWLIB_PREFIX)/include -isystem $(GCC_INC) \
+	-Wall -Wextra -Werror -MMD -MP \
+	-I kernel -I drivers -I net -I net/include -I $(LWIP_DIR)/src/include
+
+include mk/deps.mk
+
+KERNEL_ELF := $(BUILD)/kernel.elf
+include mk/efi.mk
+
+KERNEL_SRCS := $(wildcard boot/pvh/*.S boot/pvh/*.c kernel/*.S kernel/*.c drivers/*.c net/*.c)
+KERNEL_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(basename $(KERNEL_SRCS)))
+KERNEL_LIBS = $(LWIP_LIB) --start-group $(NEWLIB_PREFIX)/lib/libc.a $(NEWLIB_PREFIX)/lib/libm.a $(LIBGCC) --end-group
+KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack --no-warn-rwx-segments \
+	-T linker/kernel.ld
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all kernel efi test unit-test system-test size clean distclean
+all: $(KERNEL_ELF) $(EFI_APP)
+kernel: $(KERNEL_ELF)
+efi: $(EFI_APP)
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_READY)
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.S | $(DEPS_READY)
+	@mkdir -p $(@D)
+	@echo "  AS      $<"
+	$(Q)$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+
+# Two links: the first gives the addresses for the symbol table (tools/gensyms.sh), the second adds the table
+# in .ksyms, which the linker script places after all code and data so that no address moves.
+$(BUILD)/kernel.pass1.elf: $(KERNEL_OBJS) $(LWIP_LIB) linker/kernel.ld
+	@echo "  LD      $@"
+	$(Q)$(LD) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(KERNEL_LIBS)
+
+$(BUILD)/ksyms.S: $(BUILD)/kernel.pass1.elf tools/gensyms.sh
+	$(Q)tools/gensyms.sh $< $@
+
+$(BUILD)/ksyms.o: $(BUILD)/ksyms.S
+	$(Q)$(CC) -c $< -o $@
+
+$(KERNEL_ELF): $(BUILD)/kernel.pass1.elf $(BUILD)/ksyms.o
+	@echo "  LD      $@"
+	$(Q)$(LD) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(BUILD)/ksyms.o $(KERNEL_LIBS)
+	$(Q)tools/check-ksyms.sh $(BUILD)/kernel.pass1.elf $@
+	$(Q)strip -o $(BUILD)/kernel.stripped.elf $@
+
+size: $(KERNEL_ELF)
+	@size $(KERNEL_ELF)
+	@echo "stripped kernel: $$(stat -c %s $(BUILD)/kernel.stripped.elf) bytes"
+
+# ---- tests ----
+UNIT_TESTS := cmdline memmap pmm
+UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
+UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -I kernel
+
+$(BUILD)/unit/test_%: tests/unit/test_%.c kernel/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  HOSTCC  $@"
+	$(Q)$(HOSTCC) $(UNIT_CFLAGS) -o $@ $^ -lcmocka
+
+unit-test: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+system-test: all
+	$(PYTHON) -m pytest -ra tests/system $(PYTEST_ARGS)
+
+test: unit-test system-test
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(CACHE)
+
+-include $(KERNEL_OBJS:.o=.d) $(UNIT_BINS:=.d)

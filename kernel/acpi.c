@@ -1,0 +1,167 @@
+/* ACPI table discovery (ACPI 6.x §5.2). Runs before the kernel's page tables exist, on the loader's identity
+ * map, which covers where both SeaBIOS and OVMF put the tables. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "acpi.h"
+#include "mm.h"
+
+struct acpi_rsdp {
+	char signature[8];
+	uint8_t checksum;
+	char oem_id[6];
+	uint8_t revision;
+	uint32_t rsdt_address;
+	uint32_t length; /* revision >= 2 from here */
+	uint64_t xsdt_address;
+	uint8_t extended_checksum;
+	uint8_t reserved[3];
+} __attribute__((packed));
+
+#define ACPI_MAX_TABLES 64
+
+struct acpi_info acpi_info;
+static const struct acpi_sdt_header *acpi_tables[ACPI_MAX_TABLES];
+static unsigned acpi_num_tables;
+
+static int acpi_checksum_ok(const void *p, size_t len)
+{
+	uint8_t sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum += ((const uint8_t *)p)[i];
+	return sum == 0;
+}
+
+static uint64_t acpi_scan_rsdp(uint64_t start, uint64_t end)
+{
+	for (uint64_t a = start; a + 20 <= end; a += 16)
+		if (!memcmp((const void *)(uintptr_t)a, "RSD PTR ", 8) && acpi_checksum_ok((const void *)(uintptr_t)a, 20))
+			return a;
+	return 0;
+}
+
+const struct acpi_sdt_header *acpi_find_table(const char *sig)
+{
+	for (unsigned i = 0; i < acpi_num_tables; i++)
+		if (!memcmp(acpi_tables[i]->signature, sig, 4))
+			return acpi_tables[i];
+	return NULL;
+}
+
+/* MADT (§5.2.12): local APIC address, I/O APICs, interrupt source overrides. */
+static void acpi_parse_madt(const struct acpi_sdt_header *h)
+{
+	const uint8_t *p = (const uint8_t *)h + sizeof(*h);
+	const uint8_t *end = (const uint8_t *)h + h->length;
+
+	acpi_info.lapic_base = *(const uint32_t *)p;
+	p += 8; /* local APIC address, flags */
+	while (p + 2 <= end && p[1] >= 2 && p + p[1] <= end) {
+		switch (p[0]) {
+		case 0: /* processor local APIC; flags bit 0 = enabled */
+			if (*(const uint32_t *)(p + 4) & 1)
+				acpi_info.num_cpus++;
+			break;
+		case 1: /* I/O APIC */
+			if (acpi_info.num_ioapics < ACPI_MAX_IOAPICS) {
+				unsigned k = acpi_info.num_ioapics++;
+				acpi_info.ioapic[k].id = p[2];
+				acpi_info.ioapic[k].addr = *(const uint32_t *)(p + 4);
+				acpi_info.ioapic[k].gsi_base = *(const uint32_t *)(p + 8);
+			}
+			break;
+		case 2: /* interrupt source override */
+			if (p[3] < 16) {
+				acpi_info.isa_gsi[p[3]] = *(const uint32_t *)(p + 4);
+				acpi_info.isa_flags[p[3]] = *(const uint16_t *)(p + 8);
+			}
+			break;
+		case 5: /* local APIC address override */
+			acpi_info.lapic_base = *(const uint64_t *)(p + 4);
+			break;
+		default:
+			break;
+		}
+		p += p[1];
+	}
+}
+
+/* MCFG (PCI Firmware spec §4.1.2): ECAM windows. */
+static void acpi_parse_mcfg(const struct acpi_sdt_header *h)
+{
+	const uint8_t *p = (const uint8_t *)h + sizeof(*h) + 8;
+	const uint8_t *end = (const uint8_t *)h + h->length;
+
+	for (; p + 16 <= end && acpi_info.num_mcfg < ACPI_MAX_MCFG; p += 16) {
+		unsigned k = acpi_info.num_mcfg++;
+		acpi_info.mcfg[k].base = *(const uint64_t *)p;
+		acpi_info.mcfg[k].segment = *(const uint16_t *)(p + 8);
+		acpi_info.mcfg[k].bus_start = p[10];
+		acpi_info.mcfg[k].bus_end = p[11];
+	}
+}
+
+static void acpi_add_table(uint64_t addr)
+{
+	const struct acpi_sdt_header *h = (const void *)(uintptr_t)addr;
+
+	if (!addr || acpi_num_tables == ACPI_MAX_TABLES)
+		return;
+	if (h->length < sizeof(*h) || !acpi_checksum_ok(h, h->length)) {
+		printf("acpi: table at %#llx has a bad length or checksum, ignored\n", (unsigned long long)addr);
+		return;
+	}
+	acpi_tables[acpi_num_tables++] = h;
+	mm_reserve_early(addr, h->length);
+}
+
+int acpi_init(uint64_t rsdp)
+{
+	for (unsigned i = 0; i < 16; i++)
+		acpi_info.isa_gsi[i] = i;
+	acpi_info.lapic_base = 0xFEE00000;
+	if (!rsdp)
+		rsdp = acpi_scan_rsdp(0xE0000, 0x100000);
+	if (!rsdp) {
+		printf("acpi: no RSDP found\n");
+		return -ENOENT;
+	}
+	const struct acpi_rsdp *r = (const void *)(uintptr_t)rsdp;
+	if (memcmp(r->signature, "RSD PTR ", 8) || !acpi_checksum_ok(r, 20)) {
+		printf("acpi: bad RSDP at %#llx\n", (unsigned long long)rsdp);
+		return -EINVAL;
+	}
+	acpi_info.rsdp = rsdp;
+	mm_reserve_early(rsdp, sizeof(*r));
+
+	int xsdt = r->revision >= 2 && r->xsdt_address;
+	uint64_t root_addr = xsdt ? r->xsdt_address : r->rsdt_address;
+	const struct acpi_sdt_header *root = (const void *)(uintptr_t)root_addr;
+	if (!root_addr || root->length < sizeof(*root) || !acpi_checksum_ok(root, root->length)) {
+		printf("acpi: bad %s at %#llx\n", xsdt ? "XSDT" : "RSDT", (unsigned long long)root_addr);
+		return -EINVAL;
+	}
+	mm_reserve_early(root_addr, root->length);
+	unsigned entry = xsdt ? 8 : 4;
+	unsigned n = (root->length - sizeof(*root)) / entry;
+	const uint8_t *ents = (const uint8_t *)root + sizeof(*root);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t a = 0;
+		memcpy(&a, ents + i * entry, entry);
+		acpi_add_table(a);
+	}
+
+	const struct acpi_sdt_header *h;
+	if ((h = acpi_find_table("APIC")))
+		acpi_parse_madt(h);
+	if ((h = acpi_find_table("MCFG")))
+		acpi_parse_mcfg(h);
+	if ((h = acpi_find_table("HPET")) && h->length >= 56)
+		acpi_info.hpet_base = *(const uint64_t *)((const uint8_t *)h + 44);
+	if ((h = acpi_find_table("FACP")) && h->length >= 116) {
+		acpi_info.pm_timer_port = *(const uint32_t *)((const uint8_t *)h + 76);
+		acpi_info.pm_timer_32bit = (*(const uint32_t *)((const uint8_t *)h + 112) >> 8) & 1;
+	}
+	return 0;
+}

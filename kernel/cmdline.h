@@ -1,0 +1,34 @@
+/* The kernel command line (PVH cmdline or UEFI load options / CMDLINE.TXT): whitespace-separated key=value
+ * options, parsed once at boot into struct kernel_config. An unknown option or a malformed value is reported
+ * by name and the default is kept. Pure code: the host unit tests run it unchanged. */
+#ifndef CMDLINE_H
+#define CMDLINE_H
+
+#include <stddef.h>
+
+struct kernel_config {
+	char test[24];     /* test=NAME: run a self-test and exit QEMU with its result ("" = normal boot) */
+	char mode[12];     /* mode=irq|napi|poll|coalesce: receive delivery mode */
+	unsigned budget;   /* budget=N: frames per poll (1..4096) */
+	unsigned hz;       /* hz=N: timer ticks per second (10..10000) */
+	unsigned heartbeat; /* heartbeat=S: print the tick counter every S seconds (0 = never) */
+	char ip[48];       /* ip=ADDR/PREFIX or ip=dhcp */
+	char gw[48];       /* gw=ADDR */
+	int quiet;         /* quiet: fewer boot messages */
+};
+
+/* Called once per problem with a full message (no trailing newline). */
+typedef void (*cmdline_report_fn)(void *ctx, const char *msg);
+
+void cmdline_defaults(struct kernel_config *cfg);
+
+/* Parses s into cfg (which should hold defaults). Returns the number of problems reported. */
+int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn report, void *ctx);
+
+/* Writes "key=value ..." of the effective configuration; returns what snprintf would. */
+int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len);
+
+/* The names accepted by test= (NULL-terminated), for help messages. */
+extern const char *const cmdline_tests[];
+
+#endif

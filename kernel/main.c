@@ -1,0 +1,170 @@
+/* Kernel entry common to both boot paths: copy the boot information, bring up the CPU, memory, interrupts
+ * and time, then run the main loop. */
+#include <stdio.h>
+#include <string.h>
+
+#include "acpi.h"
+#include "cmdline.h"
+#include "cpu.h"
+#include "gdt.h"
+#include "kernel.h"
+#include "lapic.h"
+#include "loop.h"
+#include "memmap.h"
+#include "mm.h"
+#include "net.h"
+#include "pic.h"
+#include "selftest.h"
+#include "serial.h"
+#include "time.h"
+#include "trap.h"
+
+#define HEAP_MAX (64ull << 20)
+#define HEAP_MIN (1ull << 20)
+
+static struct boot_info kernel_boot_info;
+static struct boot_mem_region kernel_memmap[BOOT_MEMMAP_MAX];
+static unsigned kernel_memmap_count;
+struct kernel_config kernel_config;
+static uint64_t heartbeat_next;
+
+void kernel_start(const struct boot_info *bi)
+{
+	uint64_t t = rdtsc();
+
+	/* Before anything allocates: the loader's memory (where *bi lives) becomes free memory. */
+	memcpy(&kernel_boot_info, bi, sizeof(kernel_boot_info));
+	tsc_boot = t;
+	serial_init();
+	/* Unbuffered stdout: nothing waits in a buffer if the kernel dies, and printf needs no heap. */
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (kernel_boot_info.magic != BOOT_INFO_MAGIC || kernel_boot_info.version != BOOT_INFO_VERSION)
+		early_fatal("boot_info: bad magic or version from the loader");
+	kernel_main(&kernel_boot_info);
+}
+
+static void cmdline_print_problem(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("%s\n", msg);
+}
+
+static void memmap_print_summary(void)
+{
+	printf("memory map (%u entries):\n", kernel_memmap_count);
+	for (unsigned i = 0; i < kernel_memmap_count; i++) {
+		const struct boot_mem_region *r = &kernel_memmap[i];
+		printf("  %016llx-%016llx %-8s %8llu KiB\n", (unsigned long long)r->base,
+		       (unsigned long long)(r->base + r->length - 1), memmap_type_name(r->type),
+		       (unsigned long long)(r->length >> 10));
+	}
+	printf("memory: %llu MiB usable, %llu KiB loader, RAM top %#llx\n",
+	       (unsigned long long)(memmap_bytes(kernel_memmap, kernel_memmap_count, MEM_USABLE) >> 20),
+	       (unsigned long long)(memmap_bytes(kernel_memmap, kernel_memmap_count, MEM_LOADER) >> 10),
+	       (unsigned long long)memmap_ram_top(kernel_memmap, kernel_memmap_count));
+}
+
+static int heartbeat_poll(void *ctx)
+{
+	(void)ctx;
+	uint64_t now = timer_ticks;
+	if (kernel_config.heartbeat == 0 || now < heartbeat_next)
+		return 0;
+	heartbeat_next = now + (uint64_t)kernel_config.heartbeat * timer_hz;
+	uint64_t ns = time_ns();
+	uint64_t busy = rdtsc() - loop_start_tsc;
+	unsigned idle_pm = busy ? (unsigned)(loop_idle_tsc * 1000 / busy) : 0;
+	printf("[%6llu.%03llu] ticks=%llu idle=%u.%u%%\n", (unsigned long long)(ns / 1000000000ull),
+	       (unsigned long long)(ns / 1000000 % 1000), (unsigned long long)now, idle_pm / 10, idle_pm % 10);
+	return 0;
+}
+
+static void fatal_boot(const char *what, int rc)
+{
+	printf("boot: %s failed (%d)\n", what, rc);
+	if (kernel_test_mode)
+		kernel_exit(KEXIT_FAIL);
+	cpu_halt_forever();
+}
+
+void kernel_main(const struct boot_info *bi)
+{
+	char buf[256];
+	int rc, problems;
+
+	printf("\n%s %s: x86_64 unikernel network stack (boot: %s)\n", KERNEL_NAME, KERNEL_VERSION,
+	       bi->boot_path == BOOT_PATH_UEFI ? "uefi" : "pvh");
+	printf("kernel image %#llx-%#llx (%llu KiB)\n", (unsigned long long)(uintptr_t)_kernel_start,
+	       (unsigned long long)(uintptr_t)_kernel_end,
+	       (unsigned long long)((_kernel_end - _kernel_start) >> 10));
+
+	cmdline_defaults(&kernel_config);
+	printf("cmdline: \"%s\"\n", bi->cmdline);
+	problems = cmdline_parse(bi->cmdline, &kernel_config, cmdline_print_problem, NULL);
+	kernel_test_mode = kernel_config.test[0] != '\0';
+	cmdline_format(&kernel_config, buf, sizeof(buf));
+	printf("config: %s%s\n", buf, problems ? " (after command-line problems above)" : "");
+
+	gdt_init();
+	idt_init();
+
+	rc = memmap_normalize(bi->memmap, bi->memmap_count, kernel_memmap, BOOT_MEMMAP_MAX);
+	if (rc < 0)
+		fatal_boot("memory map normalisation", rc);
+	kernel_memmap_count = (unsigned)rc;
+	memmap_print_summary();
+
+	rc = acpi_init(bi->rsdp);
+	if (!rc)
+		printf("acpi: RSDP %#llx, %u CPU(s), %u IOAPIC(s), LAPIC %#llx, %u ECAM window(s), HPET %#llx\n",
+		       (unsigned long long)acpi_info.rsdp, acpi_info.num_cpus, acpi_info.num_ioapics,
+		       (unsigned long long)acpi_info.lapic_base, acpi_info.num_mcfg,
+		       (unsigned long long)acpi_info.hpet_base);
+
+	rc = mm_init(kernel_memmap, kernel_memmap_count);
+	if (rc)
+		fatal_boot("page allocator", rc);
+	rc = paging_init(kernel_memmap, kernel_memmap_count);
+	if (rc)
+		fatal_boot("paging", rc);
+	/* The page below the boot stack stays unmapped: an overflow faults (and becomes a #DF) instead of
+	 * silently overwriting .bss. */
+	paging_unmap((uint64_t)(uintptr_t)boot_stack_guard, PAGE_SIZE);
+
+	uint64_t free_bytes = kernel_pmm.free_pages * PAGE_SIZE;
+	uint64_t heap = free_bytes / 4;
+	heap = heap > HEAP_MAX ? HEAP_MAX : heap < HEAP_MIN ? HEAP_MIN : heap;
+	rc = heap_init(heap);
+	if (rc)
+		fatal_boot("heap", rc);
+	printf("mm: %llu MiB free in pages, heap %llu MiB\n",
+	       (unsigned long long)(kernel_pmm.free_pages * PAGE_SIZE >> 20), (unsigned long long)(heap >> 20));
+
+	pic_disable();
+	rc = tsc_init();
+	if (rc)
+		fatal_boot("TSC calibration", rc);
+	printf("time: TSC %llu.%03llu MHz (%s)\n", (unsigned long long)(tsc_hz / 1000000),
+	       (unsigned long long)(tsc_hz / 1000 % 1000), tsc_source);
+	rc = lapic_init(acpi_info.lapic_base);
+	if (!rc)
+		rc = lapic_timer_start(kernel_config.hz);
+	if (rc)
+		fatal_boot("LAPIC timer", rc);
+
+	rc = net_init(&kernel_config);
+	if (rc)
+		printf("net: initialisation failed (%d); continuing without network\n", rc);
+
+	loop_add_poller("heartbeat", heartbeat_poll, NULL);
+	heartbeat_next = (uint64_t)kernel_config.heartbeat * timer_hz;
+	sti();
+	uint64_t ready_ns = time_ns();
+	printf("ready in %llu.%03llu ms since kernel entry (loader entry to kernel: %llu us)\n",
+	       (unsigned long long)(ready_ns / 1000000), (unsigned long long)(ready_ns / 1000 % 1000),
+	       (unsigned long long)(bi->loader_tsc ? tsc_to_ns(tsc_boot - bi->loader_tsc) / 1000 : 0));
+
+	if (kernel_test_mode)
+		selftest_start(kernel_config.test);
+	loop_run();
+}

@@ -1,0 +1,121 @@
+#include "pmm.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int pmm_test(const struct pmm *p, uint64_t pg) { return (p->bitmap[pg / 64] >> (pg % 64)) & 1; }
+static void pmm_set(struct pmm *p, uint64_t pg) { p->bitmap[pg / 64] |= 1ull << (pg % 64); }
+static void pmm_clear(struct pmm *p, uint64_t pg) { p->bitmap[pg / 64] &= ~(1ull << (pg % 64)); }
+
+size_t pmm_bitmap_bytes(uint64_t top)
+{
+	uint64_t pages = (top + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
+	return (size_t)((pages + 63) / 64 * 8);
+}
+
+void pmm_init(struct pmm *p, uint64_t *bitmap, uint64_t top, const struct boot_mem_region *map, unsigned n)
+{
+	p->bitmap = bitmap;
+	p->npages = (top + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
+	p->free_pages = 0;
+	p->hint = 0;
+	memset(bitmap, 0xff, pmm_bitmap_bytes(top));
+
+	for (unsigned i = 0; i < n; i++) {
+		if (map[i].type != MEM_USABLE && map[i].type != MEM_LOADER)
+			continue;
+		uint64_t first = (map[i].base + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
+		uint64_t end = (map[i].base + map[i].length) / PMM_PAGE_SIZE;
+		if (end > p->npages)
+			end = p->npages;
+		for (uint64_t pg = first; pg < end; pg++) {
+			if (pmm_test(p, pg)) {
+				pmm_clear(p, pg);
+				p->free_pages++;
+			}
+		}
+	}
+	p->total_pages = p->free_pages;
+}
+
+void pmm_reserve(struct pmm *p, uint64_t base, uint64_t len)
+{
+	if (len == 0)
+		return;
+	uint64_t first = base / PMM_PAGE_SIZE;
+	uint64_t end = (base + len + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
+	if (end > p->npages)
+		end = p->npages;
+	for (uint64_t pg = first; pg < end; pg++) {
+		if (!pmm_test(p, pg)) {
+			pmm_set(p, pg);
+			p->free_pages--;
+			p->total_pages--;
+		}
+	}
+}
+
+/* First fit from start: returns the first page of a free aligned run of npages below end, or UINT64_MAX. */
+static uint64_t pmm_scan(const struct pmm *p, uint64_t start, uint64_t end, uint64_t npages, uint64_t align)
+{
+	uint64_t pg = (start + align - 1) & ~(align - 1);
+
+	while (pg + npages <= end) {
+		uint64_t run = 0;
+		while (run < npages && !pmm_test(p, pg + run))
+			run++;
+		if (run == npages)
+			return pg;
+		/* Skip past the used page, then realign. */
+		pg = (pg + run + 1 + align - 1) & ~(align - 1);
+	}
+	return UINT64_MAX;
+}
+
+int pmm_alloc(struct pmm *p, uint64_t npages, uint64_t align_pages, uint64_t limit, uint64_t *out)
+{
+	uint64_t end = p->npages, pg;
+
+	if (npages == 0 || align_pages == 0 || (align_pages & (align_pages - 1)))
+		return -EINVAL;
+	if (limit && limit / PMM_PAGE_SIZE < end)
+		end = limit / PMM_PAGE_SIZE;
+	if (npages > p->free_pages)
+		return -ENOMEM;
+
+	pg = p->hint < end ? pmm_scan(p, p->hint, end, npages, align_pages) : UINT64_MAX;
+	if (pg == UINT64_MAX)
+		pg = pmm_scan(p, 0, end, npages, align_pages);
+	if (pg == UINT64_MAX)
+		return -ENOMEM;
+
+	for (uint64_t i = 0; i < npages; i++)
+		pmm_set(p, pg + i);
+	p->free_pages -= npages;
+	p->hint = pg + npages;
+	*out = pg * PMM_PAGE_SIZE;
+	return 0;
+}
+
+int pmm_free(struct pmm *p, uint64_t addr, uint64_t npages)
+{
+	uint64_t first = addr / PMM_PAGE_SIZE;
+
+	if (addr % PMM_PAGE_SIZE || npages == 0 || first + npages > p->npages || first + npages < first)
+		return -EINVAL;
+	for (uint64_t i = 0; i < npages; i++)
+		if (!pmm_test(p, first + i))
+			return -EINVAL;
+	for (uint64_t i = 0; i < npages; i++)
+		pmm_clear(p, first + i);
+	p->free_pages += npages;
+	if (first < p->hint)
+		p->hint = first;
+	return 0;
+}
+
+int pmm_is_used(const struct pmm *p, uint64_t addr)
+{
+	uint64_t pg = addr / PMM_PAGE_SIZE;
+	return pg >= p->npages || pmm_test(p, pg);
+}

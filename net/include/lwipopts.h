@@ -1,0 +1,99 @@
+/*
+ * lwipopts.h -- lwIP 2.1.3 configuration for the unikernel.
+ *
+ * One core, no threads: lwIP runs in the kernel's main loop (NO_SYS=1, the
+ * raw/callback API), which feeds received frames to netif->input and calls
+ * sys_check_timeouts(). The kernel provides u32_t sys_now(void) (ms),
+ * lwip_port_rand() and lwip_port_assert() (see arch/cc.h).
+ *
+ * Every option not set here keeps lwIP's default from lwip/opt.h.
+ */
+#ifndef NET_LWIPOPTS_H
+#define NET_LWIPOPTS_H
+
+/* ---- system model ------------------------------------------------------ */
+#define NO_SYS                          1   /* no OS threads, no sys_arch mbox/sem */
+#define LWIP_TIMERS                     1   /* lwIP's timeout list; kernel calls sys_check_timeouts() */
+#define SYS_LIGHTWEIGHT_PROT            0   /* single core and lwIP only runs in the main loop
+                                               (never from an interrupt handler): the kernel masks
+                                               interrupts itself where it shares data with ISRs */
+#define LWIP_NETCONN                    0   /* sequential APIs need threads */
+#define LWIP_SOCKET                     0
+
+/* ---- memory ------------------------------------------------------------ */
+/* x86_64: 8-byte alignment keeps u64_t/pointers in pbufs and pools aligned. */
+#define MEM_ALIGNMENT                   8
+/* lwIP's heap (mem_malloc): PBUF_RAM buffers, i.e. every TCP segment written
+ * with TCP_WRITE_FLAG_COPY, TX headers of no-copy writes, ARP/ND queued
+ * packets and lwiperf's state. 256 KiB holds ~10 full TCP send buffers
+ * (TCP_SND_BUF = 23 KiB each) with room to spare; RAM is not scarce here. */
+#define MEM_SIZE                        (256 * 1024)
+
+/* RX buffers: the NIC driver allocates received frames from this pool. 256
+ * buffers cover a 256-entry virtio RX ring, or the full advertised TCP window
+ * (16 segments) of several connections plus reassembly, without drops. */
+#define PBUF_POOL_SIZE                  256
+/* One whole Ethernet frame per pool buffer (1514 bytes, 1518 with a VLAN
+ * tag), rounded up to a cache-line multiple: received frames are never
+ * chained, which keeps the driver's RX path to one pbuf per descriptor. */
+#define PBUF_POOL_BUFSIZE               1536
+
+/* pbuf headers for PBUF_ROM/PBUF_REF: TCP no-copy writes (lwiperf sends its
+ * payload that way) take one per segment, so allow a full send queue
+ * (TCP_SND_QUEUELEN) of two connections. */
+#define MEMP_NUM_PBUF                   (2 * TCP_SND_QUEUELEN)
+
+/* protocol control blocks: a handful of servers/clients at a time */
+#define MEMP_NUM_RAW_PCB                4    /* ping tools, tests */
+#define MEMP_NUM_UDP_PCB                8    /* DHCP + a few app sockets */
+#define MEMP_NUM_TCP_PCB                16   /* concurrent TCP connections (iperf -P ...) */
+#define MEMP_NUM_TCP_PCB_LISTEN         8    /* listening ports */
+
+/* ---- protocols ---------------------------------------------------------- */
+#define LWIP_IPV4                       1
+#define LWIP_IPV6                       1
+#define LWIP_ARP                        1
+#define LWIP_ETHERNET                   1
+#define LWIP_ICMP                       1
+#define LWIP_RAW                        1
+#define LWIP_UDP                        1
+#define LWIP_TCP                        1
+#define LWIP_DHCP                       1
+#define LWIP_AUTOIP                     0
+#define LWIP_DHCP_AUTOIP_COOP           0
+#define LWIP_IGMP                       0
+#define LWIP_DNS                        0
+
+/* ---- TCP ---------------------------------------------------------------- */
+/* Ethernet MTU 1500 - 20 (IPv4) - 20 (TCP). IPv6 connections derive a smaller
+ * effective MSS from the netif MTU (TCP_CALCULATE_EFF_SEND_MSS, default on). */
+#define TCP_MSS                         1460
+/* 16 segments (23,360 bytes): enough to keep a low-latency virtual link busy,
+ * still below 64 KiB so no window scaling is needed, and well inside what
+ * PBUF_POOL_SIZE can hold (lwIP's init.c checks this). */
+#define TCP_WND                         (16 * TCP_MSS)
+/* Same size as the window so one connection can fill the peer's window. */
+#define TCP_SND_BUF                     (16 * TCP_MSS)
+/* pbufs queued per connection: lwIP's rule of thumb (4 per MSS of send
+ * buffer, = 64), since a no-copy write uses a header pbuf plus a data pbuf;
+ * init.c requires >= 2 * TCP_SND_BUF / TCP_MSS (= 32). */
+#define TCP_SND_QUEUELEN                ((4 * TCP_SND_BUF + (TCP_MSS - 1)) / TCP_MSS)
+/* tcp_seg structures: one connection's full send queue plus out-of-order
+ * segments held for a full receive window (TCP_QUEUE_OOSEQ), times two for a
+ * second busy connection. init.c requires >= TCP_SND_QUEUELEN. */
+#define MEMP_NUM_TCP_SEG                (2 * (TCP_SND_QUEUELEN + TCP_WND / TCP_MSS))
+
+/* ---- netif ------------------------------------------------------------- */
+#define LWIP_SINGLE_NETIF               0   /* the NIC plus possibly loopback/test netifs */
+#define LWIP_NETIF_LINK_CALLBACK        1   /* driver reports virtio link up/down */
+#define LWIP_NETIF_STATUS_CALLBACK      1   /* kernel learns when DHCP has bound an address */
+/* Per-netif checksum generation/checking, so a NIC with checksum offload
+ * (virtio-net VIRTIO_NET_F_CSUM / GUEST_CSUM) can switch lwIP's off. */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF    1
+
+/* ---- statistics (exported by the kernel later) -------------------------- */
+#define LWIP_STATS                      1
+#define LWIP_STATS_DISPLAY              1   /* stats_display() for debugging, via LWIP_PLATFORM_DIAG */
+#define MIB2_STATS                      0
+
+#endif /* NET_LWIPOPTS_H */

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# run-qemu.sh — build what is missing, then boot the kernel in QEMU. Serial console on stdio.
+# ./run-qemu.sh --help lists the options.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+prog=run-qemu.sh
+
+boot=pvh accel=auto mem=256 cmdline="" net=user tap=tap0 netns="" host_ip=192.168.77.1/24
+gdb=0 timeout_s="" pcap="" trace_file="" monitor="" nic_opts="" machine=q35 build=1 dry_run=0
+traces=() qemu_args=()
+
+usage() {
+	cat <<'USAGE'
+Usage: ./run-qemu.sh [options]
+  --boot pvh|uefi        boot path: PVH direct boot (default) or GNU-EFI loader on OVMF
+  --accel kvm|tcg|auto   accelerator; auto (default) uses KVM only where it really works, else TCG
+  --mem MiB              guest memory (default 256)
+  --cmdline "K=V ..."    kernel command line (e.g. "test=ticks hz=1000 budget=32")
+  --net tap|user|none    NIC backend (default user: QEMU's user network, restricted to this host)
+  --tap IFNAME           tap interface name (default tap0), created inside --netns
+  --netns NAME           network namespace for the tap (default vnetk); created if missing, removed after
+                         if this script created it
+  --host-ip ADDR/PREFIX  host-side address of the tap (default 192.168.77.1/24)
+  --nic-opts OPTS        extra virtio-net-pci properties, e.g. 'rx_queue_size=1024,event_idx=off'
+  --gdb                  start halted with a gdb stub on tcp::1234 (see README)
+  --trace EVENTS         QEMU trace events, comma-separated or repeated (e.g. virtqueue_flush,virtio_notify)
+  --trace-file FILE      write QEMU's trace/log output to FILE instead of stderr
+  --pcap FILE            record the NIC's traffic with QEMU's filter-dump
+  --monitor PATH         QEMU human monitor on a unix socket at PATH
+  --machine TYPE         QEMU machine (default q35)
+  --qemu-arg ARG         pass ARG to QEMU verbatim (repeatable)
+  --timeout SECONDS      stop the guest after that long
+  --no-build             do not run make first
+  --dry-run              print the QEMU command line and exit
+  -h, --help             this text
+Exit status: QEMU's. In test mode the kernel exits through isa-debug-exit: 1 = pass, 3 = fail, 5 = panic,
+33+2*vector = CPU exception (e.g. 45 = #UD, 61 = #PF).
+USAGE
+}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 2
+}
+
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs a value"; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--boot) need_arg "$@"; boot=$2; shift ;;
+	--accel) need_arg "$@"; accel=$2; shift ;;
+	--mem) need_arg "$@"; mem=$2; shift ;;
+	--cmdline) [ $# -ge 2 ] || die "option --cmdline needs a value"; cmdline=$2; shift ;;
+	--net) need_arg "$@"; net=$2; shift ;;
+	--tap) need_arg "$@"; tap=$2; shift ;;
+	--netns) need_arg "$@"; netns=$2; shift ;;
+	--host-ip) need_arg "$@"; host_ip=$2; shift ;;
+	--nic-opts) need_arg "$@"; nic_opts=$2; shift ;;
+	--gdb) gdb=1 ;;
+	--trace) need_arg "$@"; IFS=, read -r -a evs <<<"$2"; traces+=("${evs[@]}"); shift ;;
+	--trace-file) need_arg "$@"; trace_file=$2; shift ;;
+	--pcap) need_arg "$@"; pcap=$2; shift ;;
+	--monitor) need_arg "$@"; monitor=$2; shift ;;
+	--machine) need_arg "$@"; machine=$2; shift ;;
+	--qemu-arg) need_arg "$@"; qemu_args+=("$2"); shift ;;
+	--timeout) need_arg "$@"; timeout_s=$2; shift ;;
+	--no-build) build=0 ;;
+	--dry-run) dry_run=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option '$1'" ;;
+	esac
+	shift
+done
+
+case "$boot" in pvh | uefi) ;; *) die "option --boot: '$boot' is not pvh or uefi" ;; esac
+case "$accel" in kvm | tcg | auto) ;; *) die "option --accel: '$accel' is not kvm, tcg or auto" ;; esac
+case "$net" in tap | user | none) ;; *) die "option --net: '$net' is not tap, user or none" ;; esac
+[[ "$mem" =~ ^[0-9]+$ ]] && [ "$mem" -ge 8 ] || die "option --mem: '$mem' is not a number of MiB >= 8"
+[ -z "$timeout_s" ] || [[ "$timeout_s" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "option --timeout: '$timeout_s' is not a number of seconds"
+[[ "$host_ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || die "option --host-ip: '$host_ip' is not ADDR/PREFIX"
+[[ "$tap" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "option --tap: '$tap' is not a valid interface name"
+
+need_tool() { # need_tool COMMAND DEBIAN-PACKAGE
+	command -v "$1" >/dev/null 2>&1 || die "'$1' not found: install the Debian package $2 (apt-get install $2)"
+}
+need_tool qemu-system-x86_64 qemu-system-x86
+
+# KVM only where it really works: the CPU must have VMX/SVM and /dev/kvm must be usable. A paravirtual
+# kvm-pvm device (this kind of cloud guest) cannot run firmware or a normal kernel: it counts as no KVM.
+kvm_works() {
+	grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null || return 1
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+	[ ! -d /sys/module/kvm_pvm ] || return 1
+	return 0
+}
+case "$accel" in
+auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
+kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
+esac
+if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
+
+if [ "$build" = 1 ] && [ "$dry_run" = 0 ]; then
+	if ! make -C "$here" --no-print-directory -s all >&2; then
+		die "build failed (run 'make' to see why)"
+	fi
+fi
+
+kernel="$here/build/kernel.elf"
+efi_app="$here/build/efi/BOOTX64.EFI"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/run-qemu.XXXXXX")
+created_ns="" created_tap=""
+cleanup() {
+	if [ -n "$created_tap" ]; then ip netns exec "$netns" ip link del "$created_tap" 2>/dev/null || true; fi
+	if [ -n "$created_ns" ]; then ip netns del "$created_ns" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" -display none -no-reboot
+	-serial mon:stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+
+if [ "$boot" = pvh ]; then
+	[ "$dry_run" = 1 ] || [ -f "$kernel" ] || die "$kernel missing (run make)"
+	args+=(-kernel "$kernel" -append "$cmdline")
+else
+	ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+	[ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || die "OVMF firmware not found in /usr/share/OVMF: install the Debian package ovmf"
+	need_tool mformat mtools
+	if [ "$dry_run" = 0 ]; then
+		[ -f "$efi_app" ] || die "$efi_app missing (run make)"
+		"$here/tools/mkesp.sh" "$tmp/esp.img" "$efi_app" "$cmdline" >/dev/null
+	fi
+	cp "$ovmf_vars" "$tmp/vars.fd"
+	args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+		-drive "if=pflash,format=raw,unit=1,file=$tmp/vars.fd"
+		-drive "format=raw,file=$tmp/esp.img")
+fi
+
+nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
+[ -z "$nic_opts" ] || nic="$nic,$nic_opts"
+netns_exec=()
+if [ "$net" = tap ] && [ "$(id -u)" != 0 ]; then
+	echo "$prog: --net tap needs root (to create a tap in a namespace); falling back to --net user" >&2
+	net=user
+fi
+case "$net" in
+none) args+=(-nic none) ;;
+user)
+	# restrict=on: the guest reaches nothing beyond this host; host ports forward to the guest's services.
+	args+=(-netdev "user,id=net0,restrict=on,net=10.0.2.0/24,hostfwd=udp:127.0.0.1:10007-:7,hostfwd=tcp:127.0.0.1:10007-:7" -device "$nic")
+	echo "$prog: user network: guest UDP/TCP port 7 is forwarded from 127.0.0.1:10007" >&2
+	;;
+tap)
+	[ -c /dev/net/tun ] || die "/dev/net/tun is missing: load the tun module (modprobe tun)"
+	need_tool ip iproute2
+	[ -n "$netns" ] || netns=vnetk
+	if [ "$dry_run" = 0 ]; then
+		if ! ip netns list | awk '{print $1}' | grep -qx "$netns"; then
+			ip netns add "$netns" || die "cannot create network namespace $netns"
+			created_ns=$netns
+		fi
+		ip netns exec "$netns" ip link set lo up
+		if ! ip netns exec "$netns" ip tuntap add dev "$tap" mode tap 2>"$tmp/err"; then
+			die "cannot create tap $tap in namespace $netns: $(cat "$tmp/err")"
+		fi
+		created_tap=$tap
+		ip netns exec "$netns" ip addr add "$host_ip" dev "$tap"
+		ip netns exec "$netns" ip link set "$tap" up
+	fi
+	netns_exec=(ip netns exec "$netns")
+	args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
+	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping <guest-ip>" >&2
+	;;
+esac
+[ -z "$pcap" ] || [ "$net" = none ] || args+=(-object "filter-dump,id=dump0,netdev=net0,file=$pcap")
+
+for ev in "${traces[@]+"${traces[@]}"}"; do args+=(-trace "$ev"); done
+[ -z "$trace_file" ] || args+=(-D "$trace_file")
+[ -z "$monitor" ] || args+=(-monitor "unix:$monitor,server,nowait")
+if [ "$gdb" = 1 ]; then
+	args+=(-s -S)
+	echo "$prog: waiting for gdb on tcp::1234: gdb $kernel -ex 'target remote :1234'" >&2
+fi
+args+=("${qemu_args[@]+"${qemu_args[@]}"}")
+
+cmd=("${netns_exec[@]+"${netns_exec[@]}"}" qemu-system-x86_64 "${args[@]}")
+if [ -n "$timeout_s" ]; then cmd=(timeout --foreground -k 2 "$timeout_s" "${cmd[@]}"); fi
+if [ "$dry_run" = 1 ]; then
+	printf '%q ' "${cmd[@]}"
+	echo
+	exit 0
+fi
+
+set +e
+"${cmd[@]}"
+status=$?
+set -e
+case "$status" in
+124) echo "$prog: stopped after --timeout $timeout_s s" >&2 ;;
+1) echo "$prog: guest exited: test pass (status 1)" >&2 ;;
+3) echo "$prog: guest exited: test FAIL (status 3)" >&2 ;;
+5) echo "$prog: guest exited: kernel panic (status 5)" >&2 ;;
+esac
+exit "$status"

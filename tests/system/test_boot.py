@@ -1,0 +1,111 @@
+"""Boot the real kernel (PVH under TCG, and a few UEFI boots) and check what it reports."""
+import re
+
+import pytest
+
+from conftest import STATUS_FAIL, STATUS_PANIC, STATUS_PASS, exception_status
+
+
+def test_pvh_boot_reports_banner_memory_time(guest):
+    g = guest("--cmdline", "test=boot")
+    assert g.status == STATUS_PASS, g.log
+    g.expect(r"^vnetk \S+: .*\(boot: pvh\)")
+    g.expect(r"^memory map \(\d+ entries\):")
+    mib = int(g.expect(r"^memory: (\d+) MiB usable").group(1))
+    assert 200 <= mib <= 256
+    mhz = int(g.expect(r"^time: TSC (\d+)\.\d+ MHz \((.*)\)").group(1))
+    assert mhz > 100
+    g.expect(r"^lapic: x?APIC id 0, timer \d+ Hz .* ticking at 100 Hz")
+    g.expect(r"^acpi: RSDP 0x[0-9a-f]+, 1 CPU\(s\), 1 IOAPIC\(s\)")
+    g.expect(r"^net: lwIP 2\.1\.3 initialised")
+    g.expect(r"^selftest boot: PASS")
+
+
+def test_timer_ticks_follow_the_clock(guest):
+    g = guest("--cmdline", "test=ticks hz=200")
+    assert g.status == STATUS_PASS, g.log
+    m = g.expect(r"selftest ticks: (\d+) ticks in (\d+) ms")
+    assert int(m.group(1)) >= 190
+
+
+def test_heap_and_pages_return(guest):
+    g = guest("--cmdline", "test=heap")
+    assert g.status == STATUS_PASS, g.log
+    g.expect(r"malloc 1 MiB ok, 16 pages alloc/free ok")
+
+
+def test_idle_loop_prints_live_tick_counter(guest):
+    g = guest("--cmdline", "heartbeat=1", timeout=4)
+    assert g.status == 124, g.log  # stopped by --timeout: the kernel ran until then
+    ticks = [int(t) for t in re.findall(r"^\[\s*\d+\.\d+\] ticks=(\d+) idle=", g.output, re.M)]
+    assert len(ticks) >= 2, g.output
+    assert all(b - a == 100 for a, b in zip(ticks, ticks[1:])), ticks
+    # Idle guest: nearly all time halted.
+    idle = [float(x) for x in re.findall(r"idle=(\d+\.\d)%", g.output)]
+    assert idle[-1] > 90.0
+
+
+@pytest.mark.parametrize("test,vector,name", [
+    ("de", 0, "#DE divide error"),
+    ("bp", 3, "#BP breakpoint"),
+    ("ud", 6, "#UD invalid opcode"),
+    ("gp", 13, "#GP general protection"),
+    ("pf", 14, "#PF page fault"),
+    ("df", 8, "#DF double fault"),
+])
+def test_exception_dumps_registers_and_exits_with_its_code(guest, test, vector, name):
+    g = guest("--cmdline", f"test={test}")
+    assert g.status == exception_status(vector), g.log
+    g.expect(rf"\*\*\* EXCEPTION {vector} \({re.escape(name)}\)")
+    g.expect(r"^RIP [0-9a-f]{16}")
+    g.expect(r"^RAX [0-9a-f]{16} RBX")
+    g.expect(r"^R13 [0-9a-f]{16}")
+    g.expect(r"^Stack trace:")
+    if test == "pf":
+        g.expect(r"CR2 0x8 ")
+    if test != "df":
+        # Symbolised: the faulting function and its caller chain up to kernel_main.
+        g.expect(r"<selftest_start\+0x[0-9a-f]+>")
+        g.expect(r"by [0-9a-f]{16} <kernel_main\+0x[0-9a-f]+>")
+    else:
+        g.expect(r"<selftest_recurse\+0x[0-9a-f]+>")
+
+
+def test_panic_exits_with_panic_status(guest):
+    g = guest("--cmdline", "test=panic")
+    assert g.status == STATUS_PANIC, g.log
+    g.expect(r"^PANIC: selftest panic requested")
+
+
+def test_bad_command_line_is_reported_by_name(guest):
+    g = guest("--cmdline", "budget=abc frobnicate=1 mode=turbo hz=20 test=boot")
+    assert g.status == STATUS_PASS, g.log
+    g.expect(r"cmdline: unknown option 'frobnicate' ignored")
+    g.expect(r"cmdline: option 'budget': bad value 'abc' \(expected an integer in 1\.\.4096\); default kept")
+    g.expect(r"cmdline: option 'mode': bad value 'turbo'")
+    g.expect(r"^config: mode=napi budget=64 hz=20 ")
+
+
+@pytest.mark.parametrize("mem", ["16", "1024", "5000"])
+def test_memory_sizes(guest, mem):
+    g = guest("--mem", mem, "--cmdline", "test=heap")
+    assert g.status == STATUS_PASS, g.log
+    if mem == "5000":
+        # RAM above 4 GiB is mapped and counted.
+        top = int(g.expect(r"RAM top (0x[0-9a-f]+)").group(1), 16)
+        assert top > 1 << 32
+
+
+def test_uefi_boot(guest):
+    g = guest("--boot", "uefi", "--cmdline", "test=ticks", timeout=90)
+    assert g.status == STATUS_PASS, g.log
+    g.expect(r"^vnetk \S+: .*\(boot: uefi\)")
+    g.expect(r"^cmdline: \"test=ticks\"")
+    g.expect(r"^memory: \d+ MiB usable")
+    g.expect(r"selftest ticks: PASS")
+
+
+def test_uefi_exception(guest):
+    g = guest("--boot", "uefi", "--cmdline", "test=ud", timeout=90)
+    assert g.status == exception_status(6), g.log
+    g.expect(r"<selftest_start\+0x[0-9a-f]+>")

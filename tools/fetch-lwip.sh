@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# tools/fetch-lwip.sh OUTDIR
+#
+# Fetch the Debian source package `lwip` (upstream 2.1.3) with a PRIVATE apt
+# configuration under OUTDIR/apt (never touching /etc/apt), verify the
+# upstream orig tarball against the SHA256 in the .dsc, and unpack the
+# untouched upstream tree into OUTDIR/lwip-2.1.3 (Debian's patches are not
+# applied: we bring our own port).
+#
+# The deb-src entry is derived at run time from the machine's own Debian
+# entry (/etc/apt/sources.list.d/*.sources, else sources.list / *.list): same
+# URIs, Components and Signed-By, suite = the main release (e.g. bookworm).
+# Override the suite with LWIP_APT_SUITE=... if the codename cannot be found;
+# LWIP_APT_ETC=DIR reads DIR instead of /etc/apt (for testing the parser).
+#
+# Idempotent: when OUTDIR/lwip-2.1.3/src/core/init.c exists and the stamp
+# OUTDIR/lwip-2.1.3/.stamp-verified records the verified tarball, it only
+# refreshes the stamp's mtime (so make sees it as up to date) and exits.
+set -euo pipefail
+
+LWIP_VERSION=2.1.3
+ORIG_TARBALL="lwip_${LWIP_VERSION}+dfsg1.orig.tar.xz"
+TREE_NAME="lwip-${LWIP_VERSION}"
+
+die() { printf 'fetch-lwip: error: %s\n' "$*" >&2; exit 1; }
+note() { printf 'fetch-lwip: %s\n' "$*"; }
+
+[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+mkdir -p "$1" || die "cannot create output directory '$1'"
+OUTDIR=$(cd "$1" && pwd)
+TREE="$OUTDIR/$TREE_NAME"
+STAMP="$TREE/.stamp-verified"
+
+# ---- already done? -------------------------------------------------------
+if [ -f "$TREE/src/core/init.c" ] && [ -f "$STAMP" ] &&
+   grep -q "^verified $ORIG_TARBALL sha256=[0-9a-f]\{64\}\$" "$STAMP"; then
+    touch "$STAMP"
+    exit 0
+fi
+
+# ---- tools ---------------------------------------------------------------
+for tool in apt-get sha256sum tar xz awk; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        die "'$tool' not found (run: tools/deps.sh install)"
+done
+# apt-get source is part of the dpkg-dev tool set (dpkg-source); require it
+# so that a machine set up by tools/deps.sh behaves like this one.
+command -v dpkg-source >/dev/null 2>&1 ||
+    die "dpkg-dev is missing (no dpkg-source); run: tools/deps.sh install"
+
+# ---- derive the deb-src entry ----------------------------------------------
+suite=${LWIP_APT_SUITE:-}
+if [ -z "$suite" ] && [ -r /etc/os-release ]; then
+    # shellcheck disable=SC1091
+    suite=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
+fi
+# An empty $suite means: accept the first suite without a '-' suffix
+# (i.e. not -updates, -security, -backports).
+
+APT="$OUTDIR/apt"
+mkdir -p "$APT/sources.list.d" "$APT/lists/partial" \
+         "$APT/cache/archives/partial"
+: > "$APT/sources.list"                      # no one-line sources at all
+SRC_FILE="$APT/sources.list.d/lwip-src.sources"
+
+# deb822 files: print a deb-src stanza built from the first enabled `deb`
+# stanza whose Suites contain the wanted suite. Signed-By is copied verbatim
+# (it may be a path or an inline, multi-line key block).
+from_deb822() {
+    awk -v want="$suite" '
+    function reset() { types = ""; uris = ""; suites = ""; comps = "";
+                       sb = ""; enabled = "yes"; cur = ""; n = 0 }
+    function pick(   i, k, s) {
+        k = split(suites, s, /[ \t]+/)
+        for (i = 1; i <= k; i++) {
+            if (s[i] == "") continue
+            if (want != "" && s[i] == want) return s[i]
+            if (want == "" && s[i] !~ /-/) return s[i]
+        }
+        return ""
+    }
+    function flush(   s) {
+        if (n > 0 && tolower(enabled) != "no" && (" " types " ") ~ / deb / &&
+            uris != "" && comps != "") {
+            s = pick()
+            if (s != "") {
+                print "Types: deb-src"
+                print "URIs: " uris
+                print "Suites: " s
+                print "Components: " comps
+                if (sb != "") print sb
+                found = 1
+                exit 0
+            }
+        }
+        reset()
+    }
+    BEGIN { reset() }
+    /^#/ { next }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ {                                   # continuation line
+        if (cur == "signed-by") sb = sb "\n" $0
+        else if (cur == "types") types = types " " $0
+        else if (cur == "uris") uris = uris " " $0
+        else if (cur == "suites") suites = suites " " $0
+        else if (cur == "components") comps = comps " " $0
+        next
+    }
+    {
+        n++
+        i = index($0, ":"); if (i == 0) { cur = ""; next }
+        cur = tolower(substr($0, 1, i - 1))
+        v = substr($0, i + 1); sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+        if (cur == "types") types = v
+        else if (cur == "uris") uris = v
+        else if (cur == "suites") suites = v
+        else if (cur == "components") comps = v
+        else if (cur == "enabled") enabled = v
+        else if (cur == "signed-by") sb = "Signed-By: " v
+    }
+    END { if (!found) flush() }
+    ' "$@"
+}
+
+# One-line format: `deb [opt=val ...] URI SUITE COMPONENT...`
+from_oneline() {
+    awk -v want="$suite" '
+    { sub(/#.*/, "") }
+    $1 != "deb" { next }
+    {
+        line = $0; sb = ""
+        sub(/^[ \t]*deb[ \t]+/, "", line)
+        if (line ~ /^\[/) {
+            opts = substr(line, 2, index(line, "]") - 2)
+            line = substr(line, index(line, "]") + 1)
+            k = split(opts, o, /[ \t]+/)
+            for (i = 1; i <= k; i++)
+                if (tolower(o[i]) ~ /^signed-by=/) sb = substr(o[i], 11)
+        }
+        k = split(line, f, /[ \t]+/); j = 0
+        for (i = 1; i <= k; i++) if (f[i] != "") g[++j] = f[i]
+        if (j < 3) next
+        if (want != "" && g[2] != want) next
+        if (want == "" && g[2] ~ /-/) next
+        comps = g[3]; for (i = 4; i <= j; i++) comps = comps " " g[i]
+        print "Types: deb-src"
+        print "URIs: " g[1]
+        print "Suites: " g[2]
+        print "Components: " comps
+        if (sb != "") print "Signed-By: " sb
+        exit 0
+    }' "$@"
+}
+
+stanza=""
+shopt -s nullglob
+ETC=${LWIP_APT_ETC:-/etc/apt}
+deb822_files=("$ETC"/sources.list.d/*.sources)
+oneline_files=()
+[ -r "$ETC/sources.list" ] && oneline_files+=("$ETC/sources.list")
+oneline_files+=("$ETC"/sources.list.d/*.list)
+shopt -u nullglob
+for f in "${deb822_files[@]}"; do
+    stanza=$(from_deb822 "$f")
+    [ -n "$stanza" ] && break
+done
+if [ -z "$stanza" ]; then
+    for f in "${oneline_files[@]}"; do
+        stanza=$(from_oneline "$f")
+        [ -n "$stanza" ] && break
+    done
+fi
+if [ -z "$stanza" ]; then
+    die "no deb-src entry derivable: found no enabled 'deb' entry for suite" \
+        "'${suite:-<any main release>}' in $ETC/sources.list.d/*.sources," \
+        "$ETC/sources.list or $ETC/sources.list.d/*.list" \
+        "(set LWIP_APT_SUITE=<suite> to choose another suite)"
+fi
+printf '%s\n' "$stanza" > "$SRC_FILE"
+
+APT_OPTS=(
+    -o "Dir::Etc::sourcelist=$APT/sources.list"
+    -o "Dir::Etc::sourceparts=$APT/sources.list.d"
+    -o "Dir::State::Lists=$APT/lists"
+    -o "Dir::Cache=$APT/cache"
+    -o "Dir::Cache::archives=$APT/cache/archives"
+    -o "Dir::Cache::pkgcache="
+    -o "Dir::Cache::srcpkgcache="
+    -o "Acquire::Languages=none"
+    -o "APT::Get::List-Cleanup=true"
+)
+LOG="$APT/apt.log"
+: > "$LOG"
+
+run_apt() {   # run_apt WHAT args... ; log everything, show the log on failure
+    local what=$1; shift
+    if ! apt-get "${APT_OPTS[@]}" "$@" >>"$LOG" 2>&1; then
+        tail -n 30 "$LOG" >&2
+        die "$what failed (full log: $LOG; sources used: $SRC_FILE)"
+    fi
+}
+
+DL="$OUTDIR/lwip-dl"
+mkdir -p "$DL"
+note "updating the private Sources index ($APT)"
+run_apt "apt-get update (private deb-src index)" -q --error-on=any update
+note "downloading source package lwip into $DL"
+( cd "$DL" && run_apt "apt-get source --download-only lwip" \
+      -q source --download-only lwip )
+
+# ---- verify ----------------------------------------------------------------
+shopt -s nullglob
+dscs=("$DL"/lwip_"${LWIP_VERSION}"*.dsc)
+shopt -u nullglob
+if [ ${#dscs[@]} -eq 0 ]; then
+    found=$(find "$DL" -maxdepth 1 -name '*.dsc' -printf '%f ')
+    die "no lwip_${LWIP_VERSION}*.dsc downloaded (found: ${found:-nothing});" \
+        "this suite does not carry lwIP ${LWIP_VERSION}"
+fi
+DSC=${dscs[${#dscs[@]}-1]}
+[ -f "$DL/$ORIG_TARBALL" ] || die "$ORIG_TARBALL not downloaded (dsc: $DSC)"
+
+# Checksums-Sha256 field of the (possibly clearsigned) .dsc:
+#   " <sha256> <size> <file>" continuation lines.
+want_sum=$(awk -v file="$ORIG_TARBALL" '
+    /^Checksums-Sha256:/ { in_f = 1; next }
+    in_f && /^[ \t]/ { if ($3 == file) { print $1; exit } ; next }
+    { in_f = 0 }' "$DSC")
+[ -n "$want_sum" ] || die "$DSC lists no SHA256 for $ORIG_TARBALL"
+have_sum=$(sha256sum "$DL/$ORIG_TARBALL" | awk '{print $1}')
+if [ "$have_sum" != "$want_sum" ]; then
+    rm -f "$DL/$ORIG_TARBALL"     # so that the next run downloads it afresh
+    die "SHA256 MISMATCH for $ORIG_TARBALL: got $have_sum," \
+        "$DSC says $want_sum (the bad file was removed)"
+fi
+note "verified $ORIG_TARBALL sha256=$have_sum"
+
+# ---- unpack (into a temp dir, then rename: never a half-unpacked tree) ------
+TMP=$(mktemp -d "$OUTDIR/.lwip-unpack.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+tar -xJf "$DL/$ORIG_TARBALL" -C "$TMP" ||
+    die "cannot unpack $DL/$ORIG_TARBALL"
+[ -f "$TMP/$TREE_NAME/src/core/init.c" ] ||
+    die "$ORIG_TARBALL did not unpack to $TREE_NAME/ (got: $(ls "$TMP"))"
+rm -rf "$TREE"
+mv "$TMP/$TREE_NAME" "$TREE"
+printf 'verified %s sha256=%s\n' "$ORIG_TARBALL" "$have_sum" > "$STAMP"
+note "lwIP ${LWIP_VERSION} ready in $TREE"
