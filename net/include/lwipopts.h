@@ -52,6 +52,9 @@
 /* ---- protocols ---------------------------------------------------------- */
 #define LWIP_IPV4                       1
 #define LWIP_IPV6                       1
+/* On a 64-bit target lwIP's reassembly helper (two pointers) no longer fits in the 8-byte fragment header it
+ * overlays, so reassembly must copy the header aside (lwIP asserts this at run time). */
+#define IPV6_FRAG_COPYHEADER            1
 #define LWIP_ARP                        1
 #define LWIP_ETHERNET                   1
 #define LWIP_ICMP                       1

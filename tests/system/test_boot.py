@@ -68,7 +68,7 @@ def test_exception_dumps_registers_and_exits_with_its_code(guest, test, vector, 
         g.expect(r"<selftest_start\+0x[0-9a-f]+>")
         g.expect(r"by [0-9a-f]{16} <kernel_main\+0x[0-9a-f]+>")
     else:
-        g.expect(r"<selftest_recurse\+0x[0-9a-f]+>")
+        g.expect(r"<selftest_recurse[.\w]*\+0x[0-9a-f]+>")
 
 
 def test_panic_exits_with_panic_status(guest):
