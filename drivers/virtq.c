@@ -1,0 +1,267 @@
+/* Split virtqueue, driver side (virtio 1.x §2.7). See virtq.h for the contract. */
+#include "virtq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The three barriers on the ring, and why each is enough on x86, where write-back memory is TSO (loads are
+ * not reordered with older loads, stores not with older stores, but a load may pass an older store):
+ *  - publish: descriptor and ring-slot stores before the avail->idx store that exposes them (store->store:
+ *    only the compiler must be stopped);
+ *  - read used: the used->idx load before the loads of the entries it covers (load->load: compiler only);
+ *  - check event/notify: our index store before the load of the device's suppression state (avail_event,
+ *    NO_NOTIFY, or used->idx after re-enabling interrupts) (store->load: needs a real fence). */
+#define virtq_barrier_publish() __asm__ volatile("" ::: "memory")
+#define virtq_barrier_read_used() __asm__ volatile("" ::: "memory")
+#define virtq_barrier_check_event() __asm__ volatile("mfence" ::: "memory")
+
+static size_t virtq_avail_bytes(uint16_t size) { return sizeof(struct virtq_avail) + sizeof(le16) * ((size_t)size + 1); }
+
+static size_t virtq_used_offset(uint16_t size)
+{
+	size_t off = sizeof(struct virtq_desc) * size + virtq_avail_bytes(size);
+	return (off + VIRTQ_LEGACY_ALIGN - 1) & ~(size_t)(VIRTQ_LEGACY_ALIGN - 1);
+}
+
+size_t virtq_mem_size(uint16_t size)
+{
+	return virtq_used_offset(size) + sizeof(struct virtq_used) + sizeof(struct virtq_used_elem) * size +
+	       sizeof(le16);
+}
+
+static le16 *virtq_used_event(struct virtq *vq) { return &vq->avail->ring[vq->size]; }
+static le16 *virtq_avail_event(struct virtq *vq) { return (le16 *)&vq->used->ring[vq->size]; }
+
+static void virtq_reset_state(struct virtq *vq)
+{
+	vq->free_head = 0;
+	vq->num_free = vq->size;
+	vq->avail_idx = 0;
+	vq->kicked_idx = 0;
+	vq->last_used_idx = 0;
+	vq->avail_flags = 0;
+	for (uint16_t i = 0; i < vq->size; i++) {
+		vq->next[i] = (uint16_t)(i + 1);
+		vq->token[i] = NULL;
+	}
+	memset(vq->desc, 0, virtq_mem_size(vq->size));
+}
+
+int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, int event_idx)
+{
+	memset(vq, 0, sizeof(*vq));
+	if (!mem || size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)))
+		return -EINVAL;
+	vq->index = index;
+	vq->size = size;
+	vq->event_idx = event_idx;
+	vq->desc = mem;
+	vq->avail = (struct virtq_avail *)((char *)mem + sizeof(struct virtq_desc) * size);
+	vq->used = (struct virtq_used *)((char *)mem + virtq_used_offset(size));
+	vq->token = calloc(size, sizeof(*vq->token));
+	vq->chain_len = calloc(size, sizeof(*vq->chain_len));
+	vq->in_len = calloc(size, sizeof(*vq->in_len));
+	vq->next = calloc(size, sizeof(*vq->next));
+	if (!vq->token || !vq->chain_len || !vq->in_len || !vq->next) {
+		virtq_destroy(vq);
+		return -ENOMEM;
+	}
+	virtq_reset_state(vq);
+	return 0;
+}
+
+void virtq_destroy(struct virtq *vq)
+{
+	free(vq->token);
+	free(vq->chain_len);
+	free(vq->in_len);
+	free(vq->next);
+	vq->token = NULL;
+	vq->chain_len = NULL;
+	vq->in_len = NULL;
+	vq->next = NULL;
+}
+
+uint64_t virtq_desc_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->desc; }
+uint64_t virtq_avail_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->avail; }
+uint64_t virtq_used_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->used; }
+
+int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned in_n, void *token)
+{
+	unsigned n = out_n + in_n;
+	uint32_t in_total = 0;
+
+	if (vq->broken)
+		return -EIO;
+	if (n == 0 || !token)
+		return -EINVAL;
+	if (n > vq->num_free) {
+		vq->stats.full++;
+		return -ENOSPC;
+	}
+
+	uint16_t head = vq->free_head, i = head;
+	for (unsigned k = 0; k < n; k++) {
+		struct virtq_desc *d = &vq->desc[i];
+		uint16_t flags = (k >= out_n ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+		d->addr = cpu_to_le64(sg[k].addr);
+		d->len = cpu_to_le32(sg[k].len);
+		d->flags = cpu_to_le16(flags);
+		d->next = cpu_to_le16(vq->next[i]);
+		if (k >= out_n)
+			in_total += sg[k].len;
+		i = vq->next[i];
+	}
+	vq->free_head = i;
+	vq->num_free -= (uint16_t)n;
+	vq->token[head] = token;
+	vq->chain_len[head] = (uint16_t)n;
+	vq->in_len[head] = in_total;
+
+	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
+	vq->avail_idx++;
+	vq->stats.added++;
+	return 0;
+}
+
+int virtq_publish(struct virtq *vq)
+{
+	uint16_t old = vq->kicked_idx, new = vq->avail_idx;
+	int need;
+
+	if (old == new)
+		return 0;
+	virtq_barrier_publish();
+	le16_write(&vq->avail->idx, new);
+	virtq_barrier_check_event();
+	vq->kicked_idx = new;
+	if (vq->event_idx)
+		need = virtq_need_event(le16_read(virtq_avail_event(vq)), new, old);
+	else
+		need = !(le16_read(&vq->used->flags) & VIRTQ_USED_F_NO_NOTIFY);
+	if (need)
+		vq->stats.kicks++;
+	else
+		vq->stats.kicks_suppressed++;
+	return need;
+}
+
+static void virtq_free_chain(struct virtq *vq, uint16_t head)
+{
+	uint16_t last = head;
+
+	for (uint16_t k = 1; k < vq->chain_len[head]; k++)
+		last = vq->next[last];
+	vq->next[last] = vq->free_head;
+	vq->free_head = head;
+	vq->num_free += vq->chain_len[head];
+	vq->token[head] = NULL;
+	vq->chain_len[head] = 0;
+}
+
+static void virtq_violation(struct virtq *vq)
+{
+	if (++vq->violations >= VIRTQ_BROKEN_THRESHOLD)
+		vq->broken = 1;
+}
+
+int virtq_has_used(const struct virtq *vq) { return le16_read(&vq->used->idx) != vq->last_used_idx; }
+
+int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
+{
+	*token = NULL;
+	*len = 0;
+	if (vq->broken)
+		return -ENODEV;
+
+	uint16_t used_idx = le16_read(&vq->used->idx);
+	if (used_idx == vq->last_used_idx)
+		return -EAGAIN;
+	if ((uint16_t)(used_idx - vq->last_used_idx) > vq->size) {
+		/* More completions than buffers could ever be outstanding: the index itself is garbage, and
+		 * every entry behind it is suspect. */
+		vq->stats.bad_idx++;
+		vq->broken = 1;
+		return -ENODEV;
+	}
+	virtq_barrier_read_used();
+
+	const struct virtq_used_elem *e = &vq->used->ring[vq->last_used_idx & (vq->size - 1)];
+	uint32_t id = le32_read(&e->id), n = le32_read(&e->len);
+	vq->last_used_idx++;
+
+	if (id >= vq->size) {
+		vq->stats.bad_id++;
+		virtq_violation(vq);
+		return -EIO;
+	}
+	void *tok = vq->token[id];
+	if (!tok) {
+		vq->stats.bad_not_outstanding++;
+		virtq_violation(vq);
+		return -EIO;
+	}
+	uint32_t posted = vq->in_len[id];
+	virtq_free_chain(vq, (uint16_t)id);
+	*token = tok;
+	if (n > posted) {
+		vq->stats.bad_len++;
+		virtq_violation(vq);
+		return -EIO;
+	}
+	*len = n;
+	vq->stats.used++;
+	return 0;
+}
+
+void virtq_disable_cb(struct virtq *vq)
+{
+	if (vq->event_idx) {
+		/* The device ignores avail->flags with EVENT_IDX (§2.7.7): park used_event just behind the
+		 * consumer, which the device's index cannot cross again for 65535 entries. */
+		le16_write(virtq_used_event(vq), (uint16_t)(vq->last_used_idx - 1));
+		return;
+	}
+	if (!(vq->avail_flags & VIRTQ_AVAIL_F_NO_INTERRUPT)) {
+		vq->avail_flags |= VIRTQ_AVAIL_F_NO_INTERRUPT;
+		le16_write(&vq->avail->flags, vq->avail_flags);
+	}
+}
+
+int virtq_enable_cb(struct virtq *vq)
+{
+	if (vq->event_idx) {
+		le16_write(virtq_used_event(vq), vq->last_used_idx);
+	} else {
+		vq->avail_flags &= (uint16_t)~VIRTQ_AVAIL_F_NO_INTERRUPT;
+		le16_write(&vq->avail->flags, vq->avail_flags);
+	}
+	virtq_barrier_check_event();
+	return virtq_has_used(vq);
+}
+
+int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after)
+{
+	if (!vq->event_idx || after <= 1)
+		return virtq_enable_cb(vq);
+	/* The device interrupts when its used index passes used_event, i.e. after `after` more entries. */
+	le16_write(virtq_used_event(vq), (uint16_t)(vq->last_used_idx + after - 1));
+	virtq_barrier_check_event();
+	return (uint16_t)(le16_read(&vq->used->idx) - vq->last_used_idx) >= after;
+}
+
+void *virtq_detach_unused(struct virtq *vq)
+{
+	for (uint16_t i = 0; i < vq->size; i++) {
+		if (vq->token[i]) {
+			void *tok = vq->token[i];
+			virtq_free_chain(vq, i);
+			return tok;
+		}
+	}
+	virtq_reset_state(vq);
+	vq->broken = 0;
+	vq->violations = 0;
+	return NULL;
+}

@@ -1,0 +1,150 @@
+/* Split virtqueues (virtio 1.x §2.7), driver side.
+ *
+ * The rings live in one block of identity-mapped memory laid out as the legacy interface requires (descriptor
+ * table, available ring, then the used ring on the next 4096-byte boundary), which also satisfies the modern
+ * interface's alignments, so both transports share one layout.
+ *
+ * Nothing the device writes is trusted: every used entry is checked (id in range and currently outstanding,
+ * length within what was posted) before use; a bad entry is rejected and counted, and after
+ * VIRTQ_BROKEN_THRESHOLD violations the queue is marked broken and returns nothing more.
+ *
+ * Not reentrant: one queue is used from one context (the main loop) at a time. Interrupt handlers only call
+ * virtq_disable_cb(). */
+#ifndef VIRTQ_H
+#define VIRTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtio_le.h"
+
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
+
+#define VIRTQ_MAX_SIZE 32768
+#define VIRTQ_BROKEN_THRESHOLD 16
+#define VIRTQ_LEGACY_ALIGN 4096
+
+struct virtq_desc {
+	le64 addr;
+	le32 len;
+	le16 flags;
+	le16 next;
+};
+
+struct virtq_avail {
+	le16 flags;
+	le16 idx;
+	le16 ring[]; /* then le16 used_event (VIRTIO_F_EVENT_IDX) */
+};
+
+struct virtq_used_elem {
+	le32 id; /* head of the used descriptor chain (le32 for padding reasons, spec §2.7.8) */
+	le32 len; /* bytes written into the chain's device-writable buffers */
+};
+
+struct virtq_used {
+	le16 flags;
+	le16 idx;
+	struct virtq_used_elem ring[]; /* then le16 avail_event (VIRTIO_F_EVENT_IDX) */
+};
+
+/* One buffer of a chain: device-readable ("out") buffers come first, then device-writable ("in") ones. */
+struct virtq_sg {
+	uint64_t addr;
+	uint32_t len;
+};
+
+struct virtq_stats {
+	uint64_t added;        /* chains posted */
+	uint64_t used;         /* good used entries returned */
+	uint64_t kicks;        /* notifications the device asked for */
+	uint64_t kicks_suppressed; /* publishes after which the device did not want a notification */
+	uint64_t bad_id;       /* used id >= queue size */
+	uint64_t bad_not_outstanding; /* used id not a posted head (duplicate or invented completion) */
+	uint64_t bad_len;      /* used len larger than the writable space posted */
+	uint64_t bad_idx;      /* used->idx ran more than a ring ahead of what we consumed */
+	uint64_t full;         /* virtq_add refused: no free descriptors */
+};
+
+struct virtq {
+	uint16_t index; /* queue number on the device */
+	uint16_t size;  /* entries, a power of two */
+	int event_idx;  /* VIRTIO_F_EVENT_IDX negotiated */
+	int broken;
+	uint32_t violations;
+
+	struct virtq_desc *desc;
+	struct virtq_avail *avail;
+	struct virtq_used *used;
+
+	uint16_t free_head;     /* first free descriptor */
+	uint16_t num_free;
+	uint16_t avail_idx;     /* our copy of avail->idx: the next slot to fill */
+	uint16_t kicked_idx;    /* avail_idx at the last notification check (EVENT_IDX window start) */
+	uint16_t last_used_idx; /* next used entry to consume */
+	uint16_t avail_flags;   /* our copy of avail->flags */
+
+	/* Per head descriptor: the caller's token (NULL = not outstanding), descriptors in the chain and
+	 * device-writable bytes posted. */
+	void **token;
+	uint16_t *chain_len;
+	uint32_t *in_len;
+	/* Our own copy of each descriptor's free-list/chain link: the device can write guest memory, so the
+	 * driver never follows a link it reads back from the shared table. */
+	uint16_t *next;
+
+	struct virtq_stats stats;
+};
+
+/* Bytes needed for a queue of size entries (legacy-compatible layout), to be allocated aligned to 4096. */
+size_t virtq_mem_size(uint16_t size);
+
+/* Lays the rings out in mem (zeroed, 4096-aligned, virtq_mem_size bytes) and allocates the side tables.
+ * Returns 0, -EINVAL (size not a power of two or too large) or -ENOMEM. */
+int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, int event_idx);
+void virtq_destroy(struct virtq *vq);
+
+/* Physical (== virtual) addresses of the three parts, for the transport. */
+uint64_t virtq_desc_addr(const struct virtq *vq);
+uint64_t virtq_avail_addr(const struct virtq *vq);
+uint64_t virtq_used_addr(const struct virtq *vq);
+
+/* Queues a chain of out_n device-readable then in_n device-writable buffers, with token returned by
+ * virtq_get_used. Not visible to the device until virtq_publish. Returns 0, -ENOSPC (ring full),
+ * -EINVAL (empty chain, NULL token) or -EIO (queue broken). */
+int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned in_n, void *token);
+
+/* Makes everything added so far visible to the device and returns 1 if the device must be notified
+ * (EVENT_IDX avail_event crossed, or NO_NOTIFY clear), else 0. */
+int virtq_publish(struct virtq *vq);
+
+/* Next used chain: 0 with *token and *len set; -EAGAIN when none is pending; -EIO when the entry was
+ * rejected (then *token is the chain's token if its descriptors could be reclaimed — bad length — so the
+ * caller can recycle it, else NULL); -ENODEV when the queue is broken. */
+int virtq_get_used(struct virtq *vq, void **token, uint32_t *len);
+
+/* True if the device has returned entries not yet consumed. */
+int virtq_has_used(const struct virtq *vq);
+
+/* Interrupt suppression. disable is cheap and safe from an interrupt handler. enable returns 1 if entries
+ * arrived meanwhile (the caller must poll again instead of sleeping, or an interrupt could be lost).
+ * enable_delayed asks for the next interrupt only after `after` more entries (EVENT_IDX), which coalesces. */
+void virtq_disable_cb(struct virtq *vq);
+int virtq_enable_cb(struct virtq *vq);
+int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after);
+
+/* After a device reset: returns the tokens of all outstanding chains one by one (NULL when done) and puts
+ * the queue back to its initial state. */
+void *virtq_detach_unused(struct virtq *vq);
+
+/* The EVENT_IDX test from the spec (§2.7.7.2 / §2.7.10): notify if event_idx lies in (old, new]. */
+static inline int virtq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+#endif
