@@ -119,7 +119,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" -display none -no-reboot
+args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" -display none -vga none -no-reboot
 	-serial mon:stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04)
 
 if [ "$boot" = pvh ]; then

@@ -5,6 +5,7 @@
 
 #include "acpi.h"
 #include "cmdline.h"
+#include "console.h"
 #include "cpu.h"
 #include "gdt.h"
 #include "kernel.h"
@@ -152,6 +153,7 @@ void kernel_main(const struct boot_info *bi)
 	if (rc)
 		fatal_boot("LAPIC timer", rc);
 
+	console_init();
 	rc = net_init(&kernel_config);
 	if (rc)
 		printf("net: initialisation failed (%d); continuing without network\n", rc);

@@ -1,0 +1,95 @@
+/* virtio-net device driver (virtio 1.x §5.1): device setup over the virtio PCI transport, MSI-X (or INTx via
+ * the IOAPIC), the budgeted NAPI-style receive poll and transmit with completion reclaim. */
+#ifndef VIRTIO_NET_H
+#define VIRTIO_NET_H
+
+#include <stdint.h>
+
+#include "pci.h"
+#include "virtio_net_rx.h"
+#include "virtio_pci.h"
+#include "virtq.h"
+
+/* Feature bits (§5.1.3). */
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_F_ANY_LAYOUT 27
+
+#define VIRTIO_NET_S_LINK_UP 1
+#define VNET_MAX_NICS 4
+#define VNET_ETHERTYPES 8
+
+enum vnet_mode { VNET_MODE_IRQ, VNET_MODE_NAPI, VNET_MODE_POLL, VNET_MODE_COALESCE };
+
+struct virtio_net_stats {
+	uint64_t irq_rx, irq_tx, irq_config, irq_intx_spurious;
+	uint64_t polls, budget_exhausted, race_rechecks;
+	uint64_t tx_frames, tx_bytes, tx_completions, tx_ring_full, tx_bad_used;
+	uint64_t rx_malformed; /* shorter than an Ethernet header */
+	uint64_t link_changes;
+	struct {
+		uint16_t type;
+		uint64_t count;
+	} ethertype[VNET_ETHERTYPES];
+	uint64_t ethertype_other;
+};
+
+/* What the layer above does with frames and transmit completions. By default (no consumer attached) the
+ * driver counts frames by ethertype and recycles the buffers at once. */
+struct virtio_net;
+struct virtio_net_consumer {
+	void (*rx)(struct virtio_net *n, struct vnet_rx_frame *f, void *ctx);
+	void (*tx_done)(struct virtio_net *n, void *token, void *ctx);
+	void (*link)(struct virtio_net *n, int up, void *ctx);
+	void *ctx;
+};
+
+struct virtio_net {
+	unsigned id; /* net0, net1, ... */
+	struct virtio_dev vd;
+	struct pci_msix msix;
+	int use_msix;
+	int vec_rx, vec_tx, vec_cfg; /* LAPIC vectors */
+	struct virtq rxq, txq;
+	struct vnet_rx rx;
+	uint8_t mac[6];
+	int link_up;
+	unsigned hdr_len;
+	unsigned budget;
+	enum vnet_mode mode;
+	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
+	volatile int cfg_pending;
+	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt */
+	struct virtio_net_consumer consumer;
+	/* Buffer pool used when the consumer does not provide RX buffers. */
+	void **pool;
+	unsigned pool_free, pool_size;
+	struct virtio_net_stats stats;
+};
+
+extern struct virtio_net *virtio_net_nics[VNET_MAX_NICS];
+extern unsigned virtio_net_count;
+
+/* Finds every virtio-net function, initialises it and registers its poller. Returns the number of NICs. */
+int virtio_net_init_all(unsigned budget, enum vnet_mode mode);
+
+/* Transmits a frame given as nfrags device-readable pieces (the virtio-net header is added here). token
+ * comes back through consumer.tx_done once the device has read the frame. -ENOSPC: ring full (the caller
+ * keeps the frame); -EIO: device broken. */
+int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned nfrags, void *token);
+
+/* Frees completed transmit chains; returns how many. */
+unsigned virtio_net_tx_reclaim(struct virtio_net *n);
+
+void virtio_net_print_stats(struct virtio_net *n);
+void virtio_net_reset_stats(struct virtio_net *n);
+
+/* Default RX buffer pool (buf_size bytes each). */
+void *virtio_net_pool_alloc(void *ctx);
+void virtio_net_pool_free(void *ctx, void *buf);
+
+#endif

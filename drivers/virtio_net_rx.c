@@ -1,0 +1,136 @@
+#include "virtio_net_rx.h"
+
+#include <errno.h>
+#include <string.h>
+
+void vnet_rx_init(struct vnet_rx *rx, struct virtq *vq, uint32_t buf_size, unsigned hdr_len, int mrg_rxbuf,
+		  const struct vnet_rx_ops *ops, void *ctx)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->vq = vq;
+	rx->buf_size = buf_size;
+	rx->hdr_len = hdr_len;
+	rx->mrg_rxbuf = mrg_rxbuf;
+	rx->ops = ops;
+	rx->ctx = ctx;
+}
+
+int vnet_rx_refill(struct vnet_rx *rx, int *kick)
+{
+	int posted = 0, rc = 0;
+
+	*kick = 0;
+	rx->stats.refills++;
+	while (rx->vq->num_free > 0) {
+		void *buf = rx->ops->buf_alloc(rx->ctx);
+		if (!buf) {
+			rx->stats.refill_failures++;
+			rc = -ENOMEM;
+			break;
+		}
+		/* One device-writable descriptor per buffer: header and frame share it (VERSION_1 / ANY_LAYOUT). */
+		struct virtq_sg sg = { (uint64_t)(uintptr_t)buf, rx->buf_size };
+		if (virtq_add(rx->vq, &sg, 0, 1, buf)) {
+			rx->ops->buf_free(rx->ctx, buf);
+			break;
+		}
+		posted++;
+	}
+	rx->stats.posted += (uint64_t)posted;
+	/* Publish even after a partial refill: whatever is posted must reach the device, or a ring it found
+	 * empty stays empty for good. */
+	*kick = virtq_publish(rx->vq);
+	return rc ? rc : posted;
+}
+
+int vnet_rx_needs_refill(const struct vnet_rx *rx) { return rx->vq->num_free >= rx->vq->size / 2; }
+
+static void vnet_rx_drop_cur(struct vnet_rx *rx)
+{
+	for (unsigned i = 0; i < rx->cur.nseg; i++)
+		rx->ops->buf_free(rx->ctx, rx->cur.seg[i].buf);
+	rx->cur.nseg = 0;
+	rx->cur_need = 0;
+}
+
+/* Takes one used buffer into the frame being assembled. */
+static void vnet_rx_take(struct vnet_rx *rx, void *buf, uint32_t len)
+{
+	struct vnet_rx_frame *f = &rx->cur;
+
+	rx->stats.buffers++;
+	if (rx->cur_need == 0) {
+		/* First buffer of a frame: it starts with the header. */
+		if (len < rx->hdr_len) {
+			rx->stats.runts++;
+			rx->ops->buf_free(rx->ctx, buf);
+			return;
+		}
+		memset(&f->hdr, 0, sizeof(f->hdr));
+		memcpy(&f->hdr, buf, rx->hdr_len);
+		unsigned nb = rx->mrg_rxbuf ? le16_to_cpu(f->hdr.num_buffers) : 1;
+		if (nb == 0 || nb > VNET_RX_MAX_SEGS) {
+			rx->stats.bad_num_buffers++;
+			rx->ops->buf_free(rx->ctx, buf);
+			return;
+		}
+		f->nseg = 1;
+		f->seg[0].buf = buf;
+		f->seg[0].data = (uint8_t *)buf + rx->hdr_len;
+		f->seg[0].len = len - rx->hdr_len;
+		f->total_len = f->seg[0].len;
+		rx->cur_need = nb - 1;
+	} else {
+		f->seg[f->nseg].buf = buf;
+		f->seg[f->nseg].data = buf;
+		f->seg[f->nseg].len = len;
+		f->nseg++;
+		f->total_len += len;
+		rx->cur_need--;
+	}
+	if (rx->cur_need == 0) {
+		rx->stats.frames++;
+		rx->stats.bytes += f->total_len;
+		rx->ops->deliver(rx->ctx, f);
+		f->nseg = 0;
+	}
+}
+
+unsigned vnet_rx_poll(struct vnet_rx *rx, unsigned budget)
+{
+	unsigned consumed = 0;
+	/* A merged frame in progress may run past the budget, but never by more than one frame's buffers. */
+	unsigned limit = budget + VNET_RX_MAX_SEGS;
+
+	while (consumed < limit && (consumed < budget || rx->cur_need)) {
+		void *buf;
+		uint32_t len;
+		int rc = virtq_get_used(rx->vq, &buf, &len);
+
+		if (rc == -EAGAIN || rc == -ENODEV)
+			break;
+		consumed++;
+		if (rc) {
+			rx->stats.bad_used++;
+			if (buf)
+				rx->ops->buf_free(rx->ctx, buf);
+			/* The rest of a merged frame is meaningless once one of its buffers was bad. */
+			if (rx->cur_need)
+				vnet_rx_drop_cur(rx);
+			continue;
+		}
+		vnet_rx_take(rx, buf, len);
+	}
+	if (rx->vq->num_free == rx->vq->size)
+		rx->stats.ring_empty++;
+	return consumed;
+}
+
+void vnet_rx_drain(struct vnet_rx *rx)
+{
+	void *buf;
+
+	vnet_rx_drop_cur(rx);
+	while ((buf = virtq_detach_unused(rx->vq)))
+		rx->ops->buf_free(rx->ctx, buf);
+}
