@@ -138,8 +138,22 @@ int sim_pop_avail(struct virtq_sim *s, struct sim_chain *c)
 	return 1;
 }
 
+/* The device gives back (or drops) a chain it holds: its descriptors may be posted again. */
+static void release(struct virtq_sim *s, uint16_t head)
+{
+	uint16_t i = head;
+	for (uint16_t k = 0; k < s->chain_n[head]; k++) {
+		s->held[i] = 0;
+		i = s->link[i];
+	}
+	s->chain_n[head] = 0;
+	s->held_chains--;
+}
+
 void sim_hostile_used(struct virtq_sim *s, uint32_t id, uint32_t len)
 {
+	if (id < s->size && s->chain_n[id])
+		release(s, (uint16_t)id);
 	struct virtq_used_elem *e = &s->used->ring[s->used_idx & (s->size - 1)];
 	le32_write(&e->id, id);
 	le32_write(&e->len, len);
@@ -152,13 +166,6 @@ int sim_push_used(struct virtq_sim *s, uint16_t head, uint32_t len)
 		return fail(s, "push_used: not the head of a chain the device holds");
 	if (len > s->chain_in[head])
 		return fail(s, "push_used: len exceeds the chain's writable bytes");
-	uint16_t i = head;
-	for (uint16_t k = 0; k < s->chain_n[head]; k++) {
-		s->held[i] = 0;
-		i = s->link[i];
-	}
-	s->chain_n[head] = 0;
-	s->held_chains--;
 	s->completions++;
 	sim_hostile_used(s, head, len);
 	return 0;

@@ -85,9 +85,10 @@ bool sim_flush(struct virtq_sim *s);
  * next index to read (want) or one behind it, which the driver cannot pass for 65535 entries (don't). */
 void sim_want_kicks(struct virtq_sim *s, bool want);
 
-/* Hostile device: no checks, no bookkeeping. */
-void sim_hostile_used(struct virtq_sim *s, uint32_t id, uint32_t len); /* writes a used element */
-void sim_hostile_set_used_idx(struct virtq_sim *s, uint16_t idx);      /* writes used->idx now */
+/* Hostile device, no checks. sim_hostile_used writes any used element (not yet visible); if id happens to be
+ * the head of a chain the device holds, the device forgets that chain, so its descriptors may be reposted. */
+void sim_hostile_used(struct virtq_sim *s, uint32_t id, uint32_t len);
+void sim_hostile_set_used_idx(struct virtq_sim *s, uint16_t idx); /* writes used->idx now */
 void sim_set_avail_event(struct virtq_sim *s, uint16_t v);
 
 #endif
