@@ -34,8 +34,8 @@ Usage: ./run-qemu.sh [options]
   --no-build             do not run make first
   --dry-run              print the QEMU command line and exit
   -h, --help             this text
-Exit status: QEMU's. In test mode the kernel exits through isa-debug-exit: 1 = pass, 3 = fail, 5 = panic,
-33+2*vector = CPU exception (e.g. 45 = #UD, 61 = #PF).
+Exit status: QEMU's. In test mode the kernel exits through isa-debug-exit: 33 = pass, 35 = fail,
+37 = panic, 65+2*vector = CPU exception (e.g. 77 = #UD, 93 = #PF); 1 = QEMU itself failed.
 USAGE
 }
 
@@ -175,7 +175,13 @@ tap)
 	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping <guest-ip>" >&2
 	;;
 esac
-[ -z "$pcap" ] || [ "$net" = none ] || args+=(-object "filter-dump,id=dump0,netdev=net0,file=$pcap")
+if [ -n "$pcap" ]; then
+	if [ "$net" = none ]; then
+		echo "$prog: warning: --pcap ignored with --net none (no NIC to record)" >&2
+	else
+		args+=(-object "filter-dump,id=dump0,netdev=net0,file=$pcap")
+	fi
+fi
 
 for ev in "${traces[@]+"${traces[@]}"}"; do args+=(-trace "$ev"); done
 [ -z "$trace_file" ] || args+=(-D "$trace_file")
@@ -200,8 +206,9 @@ status=$?
 set -e
 case "$status" in
 124) echo "$prog: stopped after --timeout $timeout_s s" >&2 ;;
-1) echo "$prog: guest exited: test pass (status 1)" >&2 ;;
-3) echo "$prog: guest exited: test FAIL (status 3)" >&2 ;;
-5) echo "$prog: guest exited: kernel panic (status 5)" >&2 ;;
+33) echo "$prog: guest exited: test pass (status 33)" >&2 ;;
+35) echo "$prog: guest exited: test FAIL (status 35)" >&2 ;;
+37) echo "$prog: guest exited: kernel panic (status 37)" >&2 ;;
+1) echo "$prog: QEMU failed (status 1)" >&2 ;;
 esac
 exit "$status"

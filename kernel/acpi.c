@@ -24,6 +24,8 @@ struct acpi_rsdp {
 struct acpi_info acpi_info;
 static const struct acpi_sdt_header *acpi_tables[ACPI_MAX_TABLES];
 static unsigned acpi_num_tables;
+static const struct acpi_sdt_header *acpi_root;
+static uint32_t acpi_root_len, acpi_table_len[ACPI_MAX_TABLES]; /* read while still mapped */
 
 static int acpi_checksum_ok(const void *p, size_t len)
 {
@@ -112,8 +114,23 @@ static void acpi_add_table(uint64_t addr)
 		printf("acpi: table at %#llx has a bad length or checksum, ignored\n", (unsigned long long)addr);
 		return;
 	}
+	acpi_table_len[acpi_num_tables] = h->length;
 	acpi_tables[acpi_num_tables++] = h;
 	mm_reserve_early(addr, h->length);
+}
+
+int acpi_map_tables(void)
+{
+	int rc = 0;
+
+	if (!acpi_info.rsdp)
+		return 0;
+	rc |= paging_map(acpi_info.rsdp, sizeof(struct acpi_rsdp), PAGE_CACHE_WB);
+	if (acpi_root)
+		rc |= paging_map((uint64_t)(uintptr_t)acpi_root, acpi_root_len, PAGE_CACHE_WB);
+	for (unsigned i = 0; i < acpi_num_tables; i++)
+		rc |= paging_map((uint64_t)(uintptr_t)acpi_tables[i], acpi_table_len[i], PAGE_CACHE_WB);
+	return rc ? -ENOMEM : 0;
 }
 
 int acpi_init(uint64_t rsdp)
@@ -143,6 +160,8 @@ int acpi_init(uint64_t rsdp)
 		return -EINVAL;
 	}
 	mm_reserve_early(root_addr, root->length);
+	acpi_root = root;
+	acpi_root_len = root->length;
 	unsigned entry = xsdt ? 8 : 4;
 	unsigned n = (root->length - sizeof(*root)) / entry;
 	const uint8_t *ents = (const uint8_t *)root + sizeof(*root);

@@ -49,6 +49,9 @@ extern struct acpi_info acpi_info;
  * Returns 0 or a negative errno; without ACPI the kernel uses architectural defaults. */
 int acpi_init(uint64_t rsdp);
 
+/* Maps the tables in the kernel's page tables (they may lie in firmware-reserved memory outside RAM). */
+int acpi_map_tables(void);
+
 /* The table with this signature, or NULL. */
 const struct acpi_sdt_header *acpi_find_table(const char *sig);
 

@@ -59,7 +59,10 @@ static int cmdline_parse_uint(const char *v, unsigned min, unsigned max, unsigne
 
 	if (*v < '0' || *v > '9')
 		return -1;
-	x = strtoul(v, &end, 0);
+	/* Decimal, or hexadecimal with 0x; never octal (budget=010 is ten, not eight). */
+	x = (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) ? strtoul(v + 2, &end, 16) : strtoul(v, &end, 10);
+	if (end == v || (v[0] == '0' && (v[1] == 'x' || v[1] == 'X') && end == v + 2))
+		return -1;
 	if (*end || x < min || x > max)
 		return -1;
 	*out = (unsigned)x;
@@ -120,7 +123,7 @@ static int cmdline_apply(const char *key, const char *val, struct kernel_config 
 		break;
 	}
 	}
-	cmdline_report(report, ctx, "cmdline: option '%s': bad value '%s' (expected %s); default kept", key,
+	cmdline_report(report, ctx, "cmdline: option '%s': bad value '%s' (expected %s); value unchanged", key,
 		       val ? val : "", expect);
 	return 1;
 }
@@ -167,7 +170,8 @@ int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn re
 
 int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len)
 {
-	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u ip=%s gw=%s test=%s%s", cfg->mode, cfg->budget,
-			cfg->hz, cfg->heartbeat, cfg->ip[0] ? cfg->ip : "-", cfg->gw[0] ? cfg->gw : "-",
-			cfg->test[0] ? cfg->test : "-", cfg->quiet ? " quiet" : "");
+	/* Empty options are left out, so the line parses back to the same configuration. */
+	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s", cfg->mode, cfg->budget, cfg->hz,
+			cfg->heartbeat, cfg->ip[0] ? " ip=" : "", cfg->ip, cfg->gw[0] ? " gw=" : "", cfg->gw,
+			cfg->test[0] ? " test=" : "", cfg->test, cfg->quiet ? " quiet" : "");
 }

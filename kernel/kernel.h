@@ -10,12 +10,13 @@
 #define KERNEL_VERSION "0.1"
 
 /* Values written to QEMU's isa-debug-exit port in test mode; QEMU exits with status 2*value+1.
- * Exceptions exit with KEXIT_EXCEPTION_BASE + vector, so each vector has its own status. */
+ * Exceptions exit with KEXIT_EXCEPTION_BASE + vector, so each vector has its own status. No code maps to
+ * status 1, which QEMU itself uses when it fails to start: a broken run can never look like a pass. */
 enum kernel_exit_code {
-	KEXIT_PASS = 0,               /* status 1 */
-	KEXIT_FAIL = 1,               /* status 3 */
-	KEXIT_PANIC = 2,              /* status 5 */
-	KEXIT_EXCEPTION_BASE = 0x10,  /* status 33 + 2*vector */
+	KEXIT_PASS = 0x10,           /* status 33 */
+	KEXIT_FAIL = 0x11,           /* status 35 */
+	KEXIT_PANIC = 0x12,          /* status 37 */
+	KEXIT_EXCEPTION_BASE = 0x20, /* status 65 + 2*vector */
 };
 
 extern char _kernel_start[], _kernel_end[], __bss_start[], __bss_end[], __text_start[], __text_end[];

@@ -73,8 +73,8 @@ static int heartbeat_poll(void *ctx)
 		return 0;
 	heartbeat_next = now + (uint64_t)kernel_config.heartbeat * timer_hz;
 	uint64_t ns = time_ns();
-	uint64_t busy = rdtsc() - loop_start_tsc;
-	unsigned idle_pm = busy ? (unsigned)(loop_idle_tsc * 1000 / busy) : 0;
+	uint64_t elapsed = rdtsc() - loop_start_tsc;
+	unsigned idle_pm = elapsed ? (unsigned)(loop_idle_tsc * 1000 / elapsed) : 0;
 	printf("[%6llu.%03llu] ticks=%llu idle=%u.%u%%\n", (unsigned long long)(ns / 1000000000ull),
 	       (unsigned long long)(ns / 1000000 % 1000), (unsigned long long)now, idle_pm / 10, idle_pm % 10);
 	return 0;
@@ -128,6 +128,10 @@ void kernel_main(const struct boot_info *bi)
 	rc = paging_init(kernel_memmap, kernel_memmap_count);
 	if (rc)
 		fatal_boot("paging", rc);
+	if (acpi_map_tables())
+		printf("acpi: could not map every table\n");
+	/* Only now, on our own page tables, may the loader's memory (which held its page tables) be reused. */
+	mm_release_loader(kernel_memmap, kernel_memmap_count);
 	/* The page below the boot stack stays unmapped: an overflow faults (and becomes a #DF) instead of
 	 * silently overwriting .bss. */
 	paging_unmap((uint64_t)(uintptr_t)boot_stack_guard, PAGE_SIZE);

@@ -120,7 +120,7 @@ int memmap_find_free(const struct boot_mem_region *map, unsigned n, uint64_t siz
 		     uint64_t *out)
 {
 	for (unsigned i = 0; i < n; i++) {
-		if (map[i].type != MEM_USABLE && map[i].type != MEM_LOADER)
+		if (map[i].type != MEM_USABLE)
 			continue;
 		uint64_t lo = (map[i].base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 		uint64_t hi = (map[i].base + map[i].length) & ~(PAGE_SIZE - 1);

@@ -22,8 +22,8 @@ uint64_t memmap_ram_top(const struct boot_mem_region *map, unsigned n);
 /* Bytes of the given type. */
 uint64_t memmap_bytes(const struct boot_mem_region *map, unsigned n, uint32_t type);
 
-/* Lowest page-aligned address >= min with size bytes of usable memory (MEM_USABLE or MEM_LOADER), ending at
- * or below max. Returns 0 and sets *out, or -ENOMEM. */
+/* Lowest page-aligned address >= min with size bytes of MEM_USABLE memory (never the loader's, which may
+ * still be in use), ending at or below max. Returns 0 and sets *out, or -ENOMEM. */
 int memmap_find_free(const struct boot_mem_region *map, unsigned n, uint64_t size, uint64_t min, uint64_t max,
 		     uint64_t *out);
 

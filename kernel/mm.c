@@ -30,10 +30,22 @@ void mm_reserve_early(uint64_t base, uint64_t len)
 	}
 }
 
+static uint64_t mm_bitmap_phys, mm_bitmap_bytes;
+
+static void mm_reserve_all(void)
+{
+	uint64_t kstart = (uint64_t)(uintptr_t)_kernel_start, kend = (uint64_t)(uintptr_t)_kernel_end;
+
+	pmm_reserve(&kernel_pmm, 0, LOW_MEMORY_END);
+	pmm_reserve(&kernel_pmm, kstart, kend - kstart);
+	pmm_reserve(&kernel_pmm, mm_bitmap_phys, mm_bitmap_bytes);
+	for (unsigned i = 0; i < mm_early_count; i++)
+		pmm_reserve(&kernel_pmm, mm_early[i].base, mm_early[i].len);
+}
+
 int mm_init(const struct boot_mem_region *map, unsigned n)
 {
-	uint64_t top = 0, bitmap_phys;
-	uint64_t kstart = (uint64_t)(uintptr_t)_kernel_start, kend = (uint64_t)(uintptr_t)_kernel_end;
+	uint64_t top = 0, bitmap_phys, kend = (uint64_t)(uintptr_t)_kernel_end;
 	int rc;
 
 	/* The allocator covers usable memory only; RAM holding ACPI tables above it needs no bits. */
@@ -48,13 +60,19 @@ int mm_init(const struct boot_mem_region *map, unsigned n)
 		printf("mm: no room for a %zu-byte page bitmap\n", bytes);
 		return rc;
 	}
+	mm_bitmap_phys = bitmap_phys;
+	mm_bitmap_bytes = bytes;
 	pmm_init(&kernel_pmm, (uint64_t *)(uintptr_t)bitmap_phys, top, map, n);
-	pmm_reserve(&kernel_pmm, 0, LOW_MEMORY_END);
-	pmm_reserve(&kernel_pmm, kstart, kend - kstart);
-	pmm_reserve(&kernel_pmm, bitmap_phys, bytes);
-	for (unsigned i = 0; i < mm_early_count; i++)
-		pmm_reserve(&kernel_pmm, mm_early[i].base, mm_early[i].len);
+	mm_reserve_all();
 	return 0;
+}
+
+void mm_release_loader(const struct boot_mem_region *map, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (map[i].type == MEM_LOADER)
+			pmm_add_free(&kernel_pmm, map[i].base, map[i].length);
+	mm_reserve_all();
 }
 
 static void *page_alloc_raw(size_t npages)

@@ -16,6 +16,9 @@ extern struct pmm kernel_pmm;
 /* Sets up the page allocator from the normalised map, reserving the low 1 MiB, the kernel image and the
  * ranges registered with mm_reserve_early() before it. */
 int mm_init(const struct boot_mem_region *map, unsigned n);
+/* Adds the loader's memory (MEM_LOADER) to the free pages, keeping the reservations. Call once the kernel
+ * runs on its own page tables: under UEFI the firmware's tables live in that memory. */
+void mm_release_loader(const struct boot_mem_region *map, unsigned n);
 void mm_reserve_early(uint64_t base, uint64_t len);
 
 /* Zeroed, contiguous physical pages (identity-mapped); NULL when memory is exhausted. */

@@ -131,20 +131,28 @@ int paging_is_mapped(uint64_t addr)
 
 int paging_init(const struct boot_mem_region *map, unsigned n)
 {
-	uint64_t top = memmap_ram_top(map, n);
-	int rc;
+	int rc = 0;
 
 	paging_pml4 = page_alloc(1);
 	if (!paging_pml4) {
 		printf("paging: no page for the PML4\n");
 		return -ENOMEM;
 	}
-	/* Page 0 stays unmapped so that NULL dereferences fault. The first 2 MiB uses 4 KiB pages. */
+	/* Page 0 stays unmapped so that NULL dereferences fault, and the first 2 MiB uses 4 KiB pages so the
+	 * boot-stack guard page can be unmapped too. */
 	rc = paging_map(PAGE_SIZE, HUGE_2M - PAGE_SIZE, PAGE_CACHE_WB);
-	if (!rc && top > HUGE_2M)
-		rc = paging_map(HUGE_2M, top - HUGE_2M, PAGE_CACHE_WB);
+	/* RAM only: holes (the PCI window, firmware-reserved ranges) stay unmapped until a driver maps what it
+	 * uses, uncached, so nothing can touch device memory through a write-back mapping by accident. */
+	for (unsigned i = 0; i < n && !rc; i++) {
+		uint64_t lo = map[i].base, hi = map[i].base + map[i].length;
+		if (!memmap_is_ram(map[i].type) || hi <= HUGE_2M)
+			continue;
+		if (lo < HUGE_2M)
+			lo = HUGE_2M;
+		rc = paging_map(lo, hi - lo, PAGE_CACHE_WB);
+	}
 	if (rc) {
-		printf("paging: identity map of RAM up to %#llx failed (%d)\n", (unsigned long long)top, rc);
+		printf("paging: identity map of RAM failed (%d)\n", rc);
 		return rc;
 	}
 	write_cr3((uint64_t)(uintptr_t)paging_pml4);

@@ -19,6 +19,9 @@ void early_fatal(const char *msg)
 	serial_write("FATAL: ", 7);
 	serial_write(msg, strlen(msg));
 	serial_write("\n", 1);
+	/* Too early to know whether this is a test run: exit anyway, so a test never waits for its timeout.
+	 * Without QEMU's debug-exit device nothing listens on the port and the CPU halts below. */
+	outl(ISA_DEBUG_EXIT_PORT, KEXIT_PANIC);
 	cpu_halt_forever();
 }
 

@@ -21,21 +21,26 @@ void pmm_init(struct pmm *p, uint64_t *bitmap, uint64_t top, const struct boot_m
 	p->hint = 0;
 	memset(bitmap, 0xff, pmm_bitmap_bytes(top));
 
-	for (unsigned i = 0; i < n; i++) {
-		if (map[i].type != MEM_USABLE && map[i].type != MEM_LOADER)
-			continue;
-		uint64_t first = (map[i].base + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
-		uint64_t end = (map[i].base + map[i].length) / PMM_PAGE_SIZE;
-		if (end > p->npages)
-			end = p->npages;
-		for (uint64_t pg = first; pg < end; pg++) {
-			if (pmm_test(p, pg)) {
-				pmm_clear(p, pg);
-				p->free_pages++;
-			}
+	p->total_pages = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (map[i].type == MEM_USABLE)
+			pmm_add_free(p, map[i].base, map[i].length);
+}
+
+void pmm_add_free(struct pmm *p, uint64_t base, uint64_t len)
+{
+	uint64_t first = (base + PMM_PAGE_SIZE - 1) / PMM_PAGE_SIZE;
+	uint64_t end = (base + len) / PMM_PAGE_SIZE;
+
+	if (end > p->npages)
+		end = p->npages;
+	for (uint64_t pg = first; pg < end; pg++) {
+		if (pmm_test(p, pg)) {
+			pmm_clear(p, pg);
+			p->free_pages++;
+			p->total_pages++;
 		}
 	}
-	p->total_pages = p->free_pages;
 }
 
 void pmm_reserve(struct pmm *p, uint64_t base, uint64_t len)

@@ -23,8 +23,13 @@ struct pmm {
 /* Bytes of bitmap needed to cover memory up to top (a whole number of 64-bit words). */
 size_t pmm_bitmap_bytes(uint64_t top);
 
-/* Marks everything used, then frees the whole pages of MEM_USABLE and MEM_LOADER regions below top. */
+/* Marks everything used, then frees the whole pages of MEM_USABLE regions below top. (MEM_LOADER memory
+ * comes later, through pmm_add_free, once the loader's data is no longer in use.) */
 void pmm_init(struct pmm *p, uint64_t *bitmap, uint64_t top, const struct boot_mem_region *map, unsigned n);
+
+/* Frees the whole pages inside [base, base+len) that are in use (below the bitmap's top) and counts them
+ * into the usable total. */
+void pmm_add_free(struct pmm *p, uint64_t base, uint64_t len);
 
 /* Marks [base, base+len) in use (rounded out to pages). Used for the kernel image, the bitmap, ACPI tables. */
 void pmm_reserve(struct pmm *p, uint64_t base, uint64_t len);

@@ -1,9 +1,14 @@
 """Shared helpers for the system tests: boot the real image under QEMU through run-qemu.sh and collect the
 serial console. Every guest's output is saved under tests/out/ so a failure leaves its log behind."""
+import codecs
+import itertools
 import os
 import pathlib
 import re
+import shutil
+import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -12,13 +17,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "out"
 
 # QEMU exit statuses for the kernel's isa-debug-exit codes (kernel/kernel.h): status = 2 * code + 1.
-STATUS_PASS = 1
-STATUS_FAIL = 3
-STATUS_PANIC = 5
+STATUS_PASS = 33
+STATUS_FAIL = 35
+STATUS_PANIC = 37
 
 
 def exception_status(vector):
-    return 2 * (0x10 + vector) + 1
+    return 2 * (0x20 + vector) + 1
 
 
 class GuestRun:
@@ -37,16 +42,21 @@ class GuestRun:
         return m
 
 
+def _next_log(request):
+    """tests/out/<test>-N.log, N counting the guests of this test (shared by the guest fixtures)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    node = request.node
+    node._vnetk_logs = getattr(node, "_vnetk_logs", 0) + 1
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.name)
+    return OUT / f"{name}-{node._vnetk_logs}.log"
+
+
 @pytest.fixture
 def guest(request):
     """guest(*run_qemu_args, timeout=60) -> GuestRun. The log is named after the test."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    counter = [0]
 
     def run(*args, timeout=60):
-        counter[0] += 1
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-        log = OUT / f"{name}-{counter[0]}.log"
+        log = _next_log(request)
         cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *args]
         t0 = time.monotonic()
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -64,3 +74,233 @@ def pytest_runtest_makereport(item, call):
         logs = sorted(OUT.glob(re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name) + "-*.log"))
         if logs:
             print("\nguest logs: " + ", ".join(str(p) for p in logs))
+
+
+# ---- interactive guests: the serial command console, a tap in a namespace of the test's own ----
+
+def _tap_skip_reason():
+    if os.geteuid() != 0:
+        return "needs root: a tap in a network namespace of the test's own"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun is missing (modprobe tun)"
+    if not shutil.which("ip"):
+        return "'ip' (iproute2) not found"
+    return None
+
+
+_netns_seq = itertools.count(1)
+
+
+def _netns_list():
+    p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
+    return {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
+
+
+@pytest.fixture
+def netns():
+    """A fresh network namespace, vnt-<pid>-<n>, deleted at teardown whatever happened. IPv6 is off for every
+    interface created in it later (a tap would otherwise send router solicitations and MLD reports)."""
+    reason = _tap_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"vnt-{os.getpid()}-{next(_netns_seq)}"
+    assert name not in _netns_list(), f"namespace {name} exists already"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        for key in ("net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", f"{key}=1"], timeout=30)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], timeout=30)
+        assert name not in _netns_list(), f"namespace {name} left behind"
+
+
+class LiveGuest:
+    """One QEMU guest driven through its serial console (run-qemu.sh with stdin and stdout as pipes).
+
+    A reader thread collects everything the guest prints (and copies it to the log as it arrives, so a hang
+    still leaves the log). wait_for() and command() look only at output that arrived after their start."""
+
+    def __init__(self, args, log, timeout):
+        self.log = log
+        self.timeout = timeout
+        self.cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *args]
+        self.status = None
+        self._buf = ""
+        self._cond = threading.Condition()
+        self._eof = False
+        self._logf = open(log, "w", buffering=1)
+        self._logf.write(f"$ {' '.join(self.cmd)}\n")
+        self.t0 = time.monotonic()
+        # Its own session: run-qemu.sh, timeout, ip netns exec and QEMU form one process group to stop.
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, name=f"guest-reader-{log.name}", daemon=True)
+        self._reader.start()
+
+    def __repr__(self):
+        return f"LiveGuest(log={self.log}, status={self.status})"
+
+    def _read(self):
+        fd = self.proc.stdout.fileno()
+        dec = codecs.getincrementaldecoder("utf-8")("replace")
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            text = dec.decode(chunk, final=not chunk).replace("\r", "")
+            with self._cond:
+                self._buf += text
+                self._eof = not chunk
+                self._cond.notify_all()
+            self._logf.write(text)
+            if not chunk:
+                break
+
+    @property
+    def output(self):
+        with self._cond:
+            return self._buf
+
+    def mark(self):
+        """A position in the output: wait_for(..., start=mark) looks only after it."""
+        with self._cond:
+            return len(self._buf)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_for(self, pattern, timeout=10.0, start=0):
+        """Wait until regex `pattern` (multiline) matches the output from `start`; returns the match (positions
+        relative to `start`). Fails with the log's tail on timeout or when the guest is gone."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self._buf, start)
+                if m:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    why = "guest exited" if self._eof else f"timeout {timeout} s"
+                    raise AssertionError(f"{why} waiting for {pattern!r} (log: {self.log})\n"
+                                         f"{self._buf[-3000:]}")
+                self._cond.wait(min(left, 0.5))
+
+    def expect(self, pattern):
+        """Like GuestRun.expect: a pattern in what has arrived so far."""
+        m = re.search(pattern, self.output, re.M)
+        assert m, f"pattern {pattern!r} not in guest output (log: {self.log})\n{self.output[-3000:]}"
+        return m
+
+    def write(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def command(self, cmd, timeout=10.0):
+        """Type a console command; returns what the guest printed up to its `console: done NAME` line (the
+        console reads its UART once per 10 ms tick, 64 characters at a time: keep commands short)."""
+        assert "\n" not in cmd and len(cmd) < 64, cmd
+        name = cmd.split()[0]
+        start = self.mark()
+        self.write(cmd + "\n")
+        m = self.wait_for(rf"^console: done {re.escape(name)}$", timeout, start)
+        with self._cond:
+            return self._buf[start:m.start()]
+
+    def stats(self, timeout=10.0):
+        """`stats` parsed: {"net0": {"rx_frames": int, ..., "ethertypes": {0x88b6: int, ...},
+        "ethertype_other": int}, ...}."""
+        return parse_stats(self.command("stats", timeout))
+
+    def close(self, timeout=10.0):
+        """`exit` through the console (if the guest is still running), else stop it; returns QEMU's status."""
+        if self.status is not None:
+            return self.status
+        if self.alive():
+            try:
+                self.write("exit\n")
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        self.status = self.proc.wait()
+        self._reader.join(10)
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.stdout.close()
+        self._logf.write(f"\n[exit status {self.status}, {time.monotonic() - self.t0:.2f} s]\n")
+        self._logf.close()
+        return self.status
+
+    def _kill(self):
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)  # the group of the run-qemu.sh we started (its own session)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+
+
+_STATS_LINE = re.compile(r"^(net\d+): (.*)$", re.M)
+
+
+def parse_stats(text):
+    nics = {}
+    for m in _STATS_LINE.finditer(text):
+        nic, rest = m.group(1), m.group(2).split()
+        d = nics.setdefault(nic, {"ethertypes": {}})
+        if rest and rest[0] == "ethertypes":
+            for tok in rest[1:]:
+                key, _, val = tok.partition("=")
+                if key == "other":
+                    d["ethertype_other"] = int(val)
+                else:
+                    d["ethertypes"][int(key, 16)] = int(val)
+            continue
+        for tok in rest:
+            key, eq, val = tok.partition("=")
+            assert eq and val.isdigit(), f"unparsable counter {tok!r} in {m.group(0)!r}"
+            d[key] = int(val)
+    return nics
+
+
+@pytest.fixture
+def live_guest(request):
+    """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in ") -> LiveGuest, started and past its boot
+    (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART FIFO).
+    Every guest still running at teardown is closed; logs go to tests/out/<test>-N.log."""
+    guests = []
+
+    def start(*args, timeout=60, ready=r"^ready in ", boot_timeout=30):
+        g = LiveGuest(args, _next_log(request), timeout)
+        guests.append(g)
+        if ready:
+            g.wait_for(ready, boot_timeout)
+        return g
+
+    yield start
+    for g in guests:
+        g.close()
+
+
+@pytest.fixture
+def tap_guest(netns, live_guest):
+    """tap_guest(*run_qemu_args, **live_guest_kwargs) -> LiveGuest on a tap `tap0` in the test's own namespace
+    (`netns`, which outlives the guest). The namespace's name is the guest's .netns."""
+
+    def start(*args, **kw):
+        g = live_guest("--net", "tap", "--netns", netns, "--tap", "tap0", *args, **kw)
+        g.netns = netns
+        return g
+
+    return start

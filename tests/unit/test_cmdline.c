@@ -135,6 +135,11 @@ static void test_overflow_and_oddities(void **state)
 	assert_int_equal(parse("ip=", &c, &r), 1);
 	assert_int_equal(parse("budget=0x20", &c, &r), 0);
 	assert_int_equal(c.budget, 32);
+	/* A leading zero is still decimal. */
+	assert_int_equal(parse("budget=010", &c, &r), 0);
+	assert_int_equal(c.budget, 10);
+	assert_int_equal(parse("budget=0x", &c, &r), 1);
+	assert_int_equal(c.budget, 64);
 }
 
 static void test_format_roundtrip(void **state)
@@ -148,9 +153,11 @@ static void test_format_roundtrip(void **state)
 	cmdline_format(&c, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "mode=irq"));
 	assert_non_null(strstr(buf, "budget=7"));
-	/* What is printed parses back to the same configuration (placeholders aside). */
+	assert_null(strstr(buf, "gw="));
+	assert_null(strstr(buf, "test="));
+	/* What is printed parses back to the same configuration, without a single complaint. */
 	cmdline_defaults(&d);
-	cmdline_parse("mode=irq budget=7 hz=250 heartbeat=0 ip=dhcp", &d, NULL, NULL);
+	assert_int_equal(cmdline_parse(buf, &d, NULL, NULL), 0);
 	assert_memory_equal(&c, &d, sizeof(c));
 }
 

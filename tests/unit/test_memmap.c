@@ -95,9 +95,11 @@ static void test_ram_top_and_find(void **state)
 		R(0x100000, 0x7f00000, MEM_USABLE),
 		R(0x8000000, 0x20000, MEM_ACPI_RECLAIM),
 		R(0xfec00000, 0x1000, MEM_RESERVED),
-		R(0x100000000ull, 0x40000000, MEM_LOADER),
+		R(0x100000000ull, 0x40000000, MEM_USABLE),
+		R(0x140000000ull, 0x10000000, MEM_LOADER),
 	};
 	uint64_t at;
+	assert_int_equal(memmap_ram_top(map, 6), 0x150000000ull);
 	assert_int_equal(memmap_ram_top(map, 5), 0x140000000ull);
 	assert_int_equal(memmap_ram_top(map, 4), 0x8020000);
 
@@ -107,8 +109,9 @@ static void test_ram_top_and_find(void **state)
 	assert_int_equal(memmap_find_free(map, 5, 0x10000000, 0, 0x100000000ull, &at), -ENOMEM);
 	assert_int_equal(memmap_find_free(map, 5, 0x10000000, 0, UINT64_MAX, &at), 0);
 	assert_int_equal(at, 0x100000000ull);
-	/* Never inside reserved or ACPI memory. */
-	assert_int_equal(memmap_find_free(map, 5, 0x1000, 0x8000000, 0x9000000, &at), -ENOMEM);
+	/* Never inside reserved, ACPI or loader memory (the loader's may still hold live page tables). */
+	assert_int_equal(memmap_find_free(map, 6, 0x1000, 0x8000000, 0x9000000, &at), -ENOMEM);
+	assert_int_equal(memmap_find_free(map, 6, 0x1000, 0x140000000ull, UINT64_MAX, &at), -ENOMEM);
 }
 
 int main(void)

@@ -42,8 +42,15 @@ static void test_init_counts_usable_pages(void **state)
 		R(0x400000, 0x100000, MEM_ACPI_NVS),
 	};
 	setup_map(map, 5, 0x500000);
+	/* Loader memory is not free until it is handed over explicitly. */
+	assert_int_equal(p.free_pages, 159 + 256);
+	assert_true(pmm_is_used(&p, 0x300000));
+	pmm_add_free(&p, map[3].base, map[3].length);
 	assert_int_equal(p.free_pages, 159 + 256 + 256);
 	assert_int_equal(p.total_pages, p.free_pages);
+	/* Adding the same range again changes nothing. */
+	pmm_add_free(&p, map[3].base, map[3].length);
+	assert_int_equal(p.free_pages, 159 + 256 + 256);
 	assert_true(pmm_is_used(&p, 0x9f000));
 	assert_true(pmm_is_used(&p, 0x200000)); /* the partial page */
 	assert_false(pmm_is_used(&p, 0x300000));
