@@ -78,15 +78,28 @@ size: $(KERNEL_ELF)
 	@echo "stripped kernel: $$(stat -c %s $(BUILD)/kernel.stripped.elf) bytes"
 
 # ---- tests ----
+# Each unit test is compiled for the host with the real kernel/driver sources it exercises.
 UNIT_TESTS := cmdline memmap pmm
+UNIT_SRCS_cmdline := kernel/cmdline.c
+UNIT_SRCS_memmap := kernel/memmap.c
+UNIT_SRCS_pmm := kernel/pmm.c
+ifneq ($(wildcard tests/unit/test_virtq.c),)
+UNIT_TESTS += virtq
+UNIT_SRCS_virtq := drivers/virtq.c tests/unit/virtq_sim.c
+endif
+ifneq ($(wildcard tests/unit/test_virtio_net_rx.c),)
+UNIT_TESTS += virtio_net_rx
+UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c tests/unit/virtq_sim.c
+endif
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
-	-fno-sanitize-recover=all -I kernel
+	-fno-sanitize-recover=all -I kernel -I drivers -I tests/unit
 
-$(BUILD)/unit/test_%: tests/unit/test_%.c kernel/%.c | $(DEPS_STAMP)
+.SECONDEXPANSION:
+$(BUILD)/unit/test_%: tests/unit/test_%.c $$(UNIT_SRCS_$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
-	$(Q)$(HOSTCC) $(UNIT_CFLAGS) -o $@ $^ -lcmocka
+	$(Q)$(HOSTCC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
 
 unit-test: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -90,12 +90,17 @@ uint64_t virtq_used_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)v
 int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned in_n, void *token)
 {
 	unsigned n = out_n + in_n;
-	uint32_t in_total = 0;
+	uint64_t in_total = 0;
 
 	if (vq->broken)
 		return -EIO;
 	if (n == 0 || !token)
 		return -EINVAL;
+	for (unsigned k = out_n; k < n; k++)
+		in_total += sg[k].len;
+	if (in_total > UINT32_MAX)
+		return -EINVAL; /* the used ring's len is 32-bit: such a chain could never be completed validly */
+	in_total = 0;
 	if (n > vq->num_free) {
 		vq->stats.full++;
 		return -ENOSPC;
@@ -117,7 +122,7 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 	vq->num_free -= (uint16_t)n;
 	vq->token[head] = token;
 	vq->chain_len[head] = (uint16_t)n;
-	vq->in_len[head] = in_total;
+	vq->in_len[head] = (uint32_t)in_total;
 
 	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
 	vq->avail_idx++;

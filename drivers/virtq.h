@@ -132,7 +132,10 @@ int virtq_has_used(const struct virtq *vq);
 
 /* Interrupt suppression. disable is cheap and safe from an interrupt handler. enable returns 1 if entries
  * arrived meanwhile (the caller must poll again instead of sleeping, or an interrupt could be lost).
- * enable_delayed asks for the next interrupt only after `after` more entries (EVENT_IDX), which coalesces. */
+ * enable_delayed asks for the next interrupt only after `after` more entries (EVENT_IDX), which coalesces.
+ * With EVENT_IDX an enable arms ONE interrupt (get_used does not move used_event on), so the intended use is
+ * the NAPI cycle: disable in the handler, poll, enable when done; without EVENT_IDX interrupts stay on until
+ * disable. */
 void virtq_disable_cb(struct virtq *vq);
 int virtq_enable_cb(struct virtq *vq);
 int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after);
@@ -141,7 +144,8 @@ int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after);
  * the queue back to its initial state. */
 void *virtq_detach_unused(struct virtq *vq);
 
-/* The EVENT_IDX test from the spec (§2.7.7.2 / §2.7.10): notify if event_idx lies in (old, new]. */
+/* The EVENT_IDX test from the spec (§2.7.7.2 / §2.7.10, vring_need_event): notify if the index moving from
+ * old to new_idx passed event_idx, i.e. event_idx lies in [old, new_idx) modulo 2^16. */
 static inline int virtq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx)
 {
 	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old_idx);

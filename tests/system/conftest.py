@@ -154,7 +154,7 @@ class LiveGuest:
                 self._buf += text
                 self._eof = not chunk
                 self._cond.notify_all()
-            self._logf.write(text)
+                self._logf.write(text)
             if not chunk:
                 break
 
@@ -173,7 +173,9 @@ class LiveGuest:
 
     def wait_for(self, pattern, timeout=10.0, start=0):
         """Wait until regex `pattern` (multiline) matches the output from `start`; returns the match (positions
-        relative to `start`). Fails with the log's tail on timeout or when the guest is gone."""
+        in the whole output). Fails with the log's tail on timeout or when the guest is gone. Output arrives in
+        pieces: `$` also matches at the end of a line still being written, so end patterns with `\\n` where a
+        whole line matters."""
         rx = re.compile(pattern, re.M)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -194,6 +196,11 @@ class LiveGuest:
         assert m, f"pattern {pattern!r} not in guest output (log: {self.log})\n{self.output[-3000:]}"
         return m
 
+    def note(self, text):
+        """A line from the test in the guest's log, marked so it cannot be taken for guest output."""
+        with self._cond:
+            self._logf.write(f"\n[test] {text}\n")
+
     def write(self, text):
         self.proc.stdin.write(text.encode())
         self.proc.stdin.flush()
@@ -205,7 +212,7 @@ class LiveGuest:
         name = cmd.split()[0]
         start = self.mark()
         self.write(cmd + "\n")
-        m = self.wait_for(rf"^console: done {re.escape(name)}$", timeout, start)
+        m = self.wait_for(rf"^console: done {re.escape(name)}\n", timeout, start)
         with self._cond:
             return self._buf[start:m.start()]
 
@@ -276,12 +283,12 @@ def parse_stats(text):
 
 @pytest.fixture
 def live_guest(request):
-    """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in ") -> LiveGuest, started and past its boot
+    """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in .*\\n") -> LiveGuest, started and past its boot
     (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART FIFO).
     Every guest still running at teardown is closed; logs go to tests/out/<test>-N.log."""
     guests = []
 
-    def start(*args, timeout=60, ready=r"^ready in ", boot_timeout=30):
+    def start(*args, timeout=60, ready=r"^ready in .*\n", boot_timeout=30):
         g = LiveGuest(args, _next_log(request), timeout)
         guests.append(g)
         if ready:

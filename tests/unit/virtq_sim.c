@@ -120,7 +120,7 @@ int sim_pop_avail(struct virtq_sim *s, struct sim_chain *c)
 			return fail(s, "pop: next index out of range");
 	}
 	if (out_bytes > UINT32_MAX || in_bytes > UINT32_MAX)
-		return fail(s, "pop: chain larger than 4 GiB");
+		return fail(s, "pop: chain of 4 GiB or more (the simulator keeps byte counts in 32 bits)");
 	c->out_bytes = (uint32_t)out_bytes;
 	c->in_bytes = (uint32_t)in_bytes;
 
@@ -218,4 +218,7 @@ void sim_hostile_set_used_idx(struct virtq_sim *s, uint16_t idx)
 	s->published = idx;
 }
 
-void sim_set_avail_event(struct virtq_sim *s, uint16_t v) { le16_write(s->avail_event, v); }
+void sim_set_avail_event(struct virtq_sim *s, uint16_t v)
+{
+	le16_write(s->avail_event, v);
+}

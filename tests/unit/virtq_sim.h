@@ -47,9 +47,9 @@ struct virtq_sim {
 	bool want_kicks;
 
 	/* The device's own record of chains it holds (taken, not yet returned). */
-	uint8_t *held;     /* per descriptor */
-	uint16_t *link;    /* per descriptor: next in its held chain, as read when taken */
-	uint16_t *chain_n; /* per head: descriptors in the held chain, 0 if not a held head */
+	uint8_t *held;      /* per descriptor */
+	uint16_t *link;     /* per descriptor: next in its held chain, as read when taken */
+	uint16_t *chain_n;  /* per head: descriptors in the held chain, 0 if not a held head */
 	uint32_t *chain_in; /* per head: writable bytes */
 	unsigned held_chains;
 

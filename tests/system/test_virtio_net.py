@@ -1,0 +1,253 @@
+"""The virtio-net driver against QEMU's device (PVH, TCG), fed and read from a tap in a namespace of each test's
+own (fixtures `netns` / `tap_guest` in conftest.py; host side: netns_send.py run inside that namespace).
+
+Test frames: ethertype 0x88b6 (IEEE local experimental) towards the guest; the guest's `txtest` sends 0x88b5.
+The namespace has IPv6 off before the tap exists, so the host itself sends nothing on the tap: the guest's
+ethertype histogram must hold the test's frames and nothing else."""
+import json
+import pathlib
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import STATUS_PASS
+
+HERE = pathlib.Path(__file__).resolve().parent
+TOOL = HERE / "netns_send.py"
+PY = "/usr/bin/python3"
+ET_RX = 0x88B6  # host -> guest test frames
+ET_TX = 0x88B5  # the guest's txtest frames
+RX_BAD = ("rx_runts", "rx_bad_num_buffers", "rx_malformed", "rx_bad_used", "rx_bad_id", "rx_bad_len",
+          "rx_not_outstanding")
+BOOT_LINE = r"^virtio-net0: [0-9a-f]{2}:[0-9a-f]{2}\.\d (\w+), MAC ([0-9a-f:]{17}), link (\w+), " \
+            r"rx (\d+) tx (\d+) entries, (MSI-X|INTx)\n"
+FEATURES_LINE = r"^virtio-net0: features ([A-Z0-9_ ]+); irq vectors rx (0x[0-9a-f]+) tx (0x[0-9a-f]+) " \
+                r"config (0x[0-9a-f]+)\n"
+
+
+# ---- host side, inside the test's namespace ----
+
+def ns_tool(ns, *args, timeout=90):
+    """Run netns_send.py inside namespace `ns`; returns its JSON result."""
+    p = subprocess.run(["ip", "netns", "exec", ns, PY, str(TOOL), *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout)
+    assert p.returncode == 0, f"netns_send.py {args} failed ({p.returncode}): {p.stdout}{p.stderr}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def send(g, count, rate=0, size="60-1514", dst=None, ethertype=ET_RX):
+    """`count` frames to the guest (its own MAC by default), `rate` per second or flat out (0). Returns the
+    tool's result plus "delivered": frames that left the tap towards QEMU (sent minus the tap's drops)."""
+    r = ns_tool(g.netns, "send", "--iface", "tap0", "--dst", dst or g.mac, "--ethertype", hex(ethertype),
+                "--count", count, "--size", size, "--rate", rate)
+    assert r["errors"] == 0, r
+    assert r["sent"] + r["nobufs"] == count, r
+    assert r["iface_tx_dropped"] is not None, r
+    r["delivered"] = r["sent"] - r["iface_tx_dropped"]
+    g.note(f"sent {count} frames of {ethertype:#06x} ({size} bytes, rate {rate or 'flat out'}): {json.dumps(r)}")
+    return r
+
+
+def settle(g, want, timeout=20.0):
+    """Poll `stats` until net0 has counted `want` test frames (or `timeout`), then once more after a pause, so
+    extra or duplicated frames would show too. Returns net0's counters."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = g.stats()["net0"]
+        if st["ethertypes"].get(ET_RX, 0) >= want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return g.stats()["net0"]
+
+
+def assert_rx_exact(st, frames, nbytes=None):
+    """The guest counted exactly `frames` test frames, nothing else, and no errors."""
+    assert st["ethertypes"] == {ET_RX: frames}, st
+    assert st["ethertype_other"] == 0, st
+    assert st["rx_frames"] == frames, st
+    assert st["rx_buffers"] == frames, st  # 2 KiB buffers: every frame fits in one, merged or not
+    if nbytes is not None:
+        assert st["rx_bytes"] == nbytes, st
+    for k in RX_BAD:
+        assert st[k] == 0, (k, st)
+    assert st["refill_failures"] == 0, st
+
+
+def boot(tap_guest, *args, cmdline=""):
+    g = tap_guest("--cmdline", cmdline, *args)
+    m = g.wait_for(BOOT_LINE, 5)
+    g.transport, g.mac, g.link, g.rx_size, g.tx_size, g.irq = m.groups()
+    g.features = g.wait_for(FEATURES_LINE, 5).group(1).split()
+    g.note(f"booted: {g.transport} {g.irq} rx {g.rx_size} features {' '.join(g.features)}")
+    assert g.link == "up", g.log
+    return g
+
+
+# ---- tests ----
+
+def test_receives_exactly_n_frames(tap_guest):
+    g = boot(tap_guest)
+    assert g.transport == "modern" and g.irq == "MSI-X" and g.rx_size == "256", g.log
+    assert g.features == ["VERSION_1", "MAC", "STATUS", "EVENT_IDX", "MRG_RXBUF"], g.features
+    # The namespace turned IPv6 off before the tap existed: the host sends nothing of its own on it.
+    v6 = subprocess.run(["ip", "netns", "exec", g.netns, "sysctl", "-n", "net.ipv6.conf.tap0.disable_ipv6"],
+                        capture_output=True, text=True, timeout=30)
+    assert v6.stdout.strip() == "1", (v6.stdout, v6.stderr)
+    st = g.stats()["net0"]
+    assert st["rx_frames"] == 0 and st["posted"] == 256 and st["ethertypes"] == {}, st
+
+    n = 2000
+    r = send(g, n, rate=2000, size="60-1514")
+    assert r["delivered"] == n and r["nobufs"] == 0, r
+    st = settle(g, n)
+    assert_rx_exact(st, n, r["bytes"])
+    assert 0 < st["irq_rx"] <= n, st
+    assert st["polls"] >= st["irq_rx"], st
+    # Used buffers go back to the device: after a poll the ring is never more than half empty.
+    assert n + 256 // 2 < st["posted"] <= n + 256, st
+    # Broadcast test frames are counted the same way.
+    r = send(g, 30, rate=2000, dst="broadcast")
+    assert r["delivered"] == 30, r
+    st = settle(g, n + 30)
+    assert_rx_exact(st, n + 30)
+    assert g.close() == STATUS_PASS, g.log
+
+
+def test_high_rate_burst_is_counted_and_guest_survives(tap_guest):
+    g = boot(tap_guest)
+    n = 20000
+    r = send(g, n, rate=0, size="60-1514")
+    assert r["delivered"] > 0, r
+    st = settle(g, r["delivered"], timeout=60)
+    lost = n - r["delivered"]
+    summary = {k: st[k] for k in ("rx_frames", "irq_rx", "polls", "budget_exhausted", "race_rechecks",
+                                  "refills", "ring_empty", "rx_kicks")}
+    summary.update(sent=r["sent"], pps=r["pps"], nobufs=r["nobufs"], tap_dropped=r["iface_tx_dropped"], lost=lost)
+    g.note(f"20000-frame burst: {json.dumps(summary)}")
+    print(f"\n20000-frame burst: {summary}")
+    # The guest counted exactly what left the tap (QEMU holds frames while the ring is full, it does not drop).
+    assert_rx_exact(st, r["delivered"])
+    # Interrupts suppressed while polling: far fewer interrupts than frames, and the budget was hit.
+    assert 0 < st["irq_rx"] < r["delivered"], st
+    assert st["polls"] > 0, st
+    assert st["budget_exhausted"] > 0, st
+    # Still receiving: a small burst afterwards arrives completely.
+    r2 = send(g, 100, rate=2000, size="60-1514")
+    assert r2["delivered"] == 100, r2
+    st = settle(g, r["delivered"] + 100)
+    assert_rx_exact(st, r["delivered"] + 100)
+    assert g.close() == STATUS_PASS, g.log
+
+
+def test_guest_transmits_txtest_frames_in_order_once_each(tap_guest):
+    g = boot(tap_guest)
+    n = 1000
+    recv = subprocess.Popen(["ip", "netns", "exec", g.netns, PY, str(TOOL), "recv", "--iface", "tap0",
+                             "--ethertype", hex(ET_TX), "--expect", str(n), "--duration", "30", "--linger", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout.readline().strip() == "ready", recv.stderr.read()
+        g.command("reset")
+        start = g.mark()
+        out = g.command(f"txtest {n}")
+        assert "usage" not in out, out
+        g.wait_for(rf"^txtest: sent {n} frames\n", 30, start)
+        stdout, stderr = recv.communicate(timeout=40)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+            recv.wait()
+    assert recv.returncode == 0, stderr
+    r = json.loads(stdout.strip().splitlines()[-1])
+    g.note(f"received: {json.dumps(r)}")
+    assert r["socket_drops"] == 0, r
+    assert r["short"] == 0, r
+    assert r["count"] == n, r
+    assert r["seq_unique"] == n and r["seq_dups"] == 0 and r["seq_missing"] == 0, r
+    assert (r["seq_min"], r["seq_max"], r["seq_out_of_range"]) == (0, n - 1, 0), r
+
+    # Completions are reclaimed from the poll loop (no TX interrupt): give it a few ticks.
+    deadline = time.monotonic() + 5
+    while True:
+        st = g.stats()["net0"]
+        if st["tx_completions"] >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert st["tx_completions"] == n, st
+    assert st["tx_frames"] == n and st["tx_bytes"] == 60 * n, st
+    assert st["tx_bad_used"] == 0, st
+    assert st["tx_kicks"] > 0, st
+    assert g.close() == STATUS_PASS, g.log
+
+
+VARIANTS = [
+    # id, --nic-opts, expected transport, interrupts, rx entries, PCI device id, features absent, features present
+    ("intx", "vectors=0", "modern", "INTx", 256, "1041", [], ["VERSION_1", "EVENT_IDX", "MRG_RXBUF"]),
+    ("transitional", "disable-legacy=off", "modern", "MSI-X", 256, "1000", [], ["VERSION_1", "MRG_RXBUF"]),
+    ("legacy", "disable-legacy=off,disable-modern=on", "legacy", "MSI-X", 256, "1000", ["VERSION_1"],
+     ["MAC", "MRG_RXBUF"]),
+    # Legacy without merged buffers: the 10-byte header, the only layout without num_buffers.
+    ("legacy-no-mrg", "disable-legacy=off,disable-modern=on,mrg_rxbuf=off", "legacy", "MSI-X", 256, "1000",
+     ["VERSION_1", "MRG_RXBUF"], ["MAC"]),
+    ("no-event-idx", "event_idx=off", "modern", "MSI-X", 256, "1041", ["EVENT_IDX"], ["VERSION_1", "MRG_RXBUF"]),
+    ("no-mrg-rxbuf", "mrg_rxbuf=off", "modern", "MSI-X", 256, "1041", ["MRG_RXBUF"], ["VERSION_1", "EVENT_IDX"]),
+    ("rx-1024", "rx_queue_size=1024", "modern", "MSI-X", 1024, "1041", [], ["VERSION_1"]),
+]
+
+
+@pytest.mark.parametrize("nic_opts,transport,irq,rx_size,pci_id,absent,present",
+                         [v[1:] for v in VARIANTS], ids=[v[0] for v in VARIANTS])
+def test_device_variant_boots_and_receives(tap_guest, nic_opts, transport, irq, rx_size, pci_id, absent, present):
+    g = boot(tap_guest, "--nic-opts", nic_opts)
+    g.expect(rf"^pci: [0-9a-f]{{2}}:[0-9a-f]{{2}}\.\d 1af4:{pci_id} class 02\.00\.00")
+    assert (g.transport, g.irq, int(g.rx_size)) == (transport, irq, rx_size), g.log
+    if irq == "INTx":
+        g.expect(r"^virtio-net0: no usable MSI-X .*; using INTx through the IOAPIC$")
+    for f in absent:
+        assert f not in g.features, (f, g.features)
+    for f in present:
+        assert f in g.features, (f, g.features)
+    assert "MAC" in g.features and g.mac == "52:54:00:12:34:56", (g.features, g.mac)
+    st = g.stats()["net0"]
+    assert st["posted"] == rx_size and st["rx_frames"] == 0, st
+
+    r = send(g, 200, rate=2000, size="60-1514")
+    assert r["delivered"] == 200, r
+    st = settle(g, 200)
+    assert_rx_exact(st, 200, r["bytes"])
+    assert st["irq_rx"] > 0, st
+    assert g.close() == STATUS_PASS, g.log
+
+
+def test_no_nic_boots_and_console_works(live_guest):
+    g = live_guest("--net", "none")
+    g.expect(r"^virtio-net: no network device found$")
+    assert not re.search(r"^virtio-net0:", g.output, re.M), g.log
+    out = g.command("stats")
+    assert out.strip() == "", out
+    assert g.stats() == {}
+    assert "usage: txtest COUNT (needs a NIC)" in g.command("txtest 5")
+    assert "help" in g.command("help")
+    assert g.close() == STATUS_PASS, g.log
+
+
+def test_small_budget_is_exhausted_and_counts_stay_exact(tap_guest):
+    g = boot(tap_guest, cmdline="budget=8")
+    g.expect(r"^config: mode=napi budget=8 ")
+    n = 5000
+    r = send(g, n, rate=0, size="60-1514")
+    assert r["delivered"] > 0, r
+    st = settle(g, r["delivered"], timeout=60)
+    g.note(f"budget=8 burst: lost {n - r['delivered']}; {json.dumps(st)}")
+    assert_rx_exact(st, r["delivered"])
+    assert st["budget_exhausted"] > 0, st
+    assert 0 < st["irq_rx"] < r["delivered"], st
+    # Each exhausted poll took exactly 8 buffers, so there were at least that many polls' worth of frames.
+    assert st["budget_exhausted"] * 8 <= st["rx_frames"], st
+    r2 = send(g, 100, rate=2000)
+    assert r2["delivered"] == 100, r2
+    assert_rx_exact(settle(g, r["delivered"] + 100), r["delivered"] + 100)
+    assert g.close() == STATUS_PASS, g.log
