@@ -124,19 +124,35 @@ args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" -display 
 
 if [ "$boot" = pvh ]; then
 	[ "$dry_run" = 1 ] || [ -f "$kernel" ] || die "$kernel missing (run make)"
-	args+=(-kernel "$kernel" -append "$cmdline")
+	args+=(-kernel "$kernel")
 else
 	ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 	[ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || die "OVMF firmware not found in /usr/share/OVMF: install the Debian package ovmf"
 	need_tool mformat mtools
-	if [ "$dry_run" = 0 ]; then
-		[ -f "$efi_app" ] || die "$efi_app missing (run make)"
-		"$here/tools/mkesp.sh" "$tmp/esp.img" "$efi_app" "$cmdline" >/dev/null
-	fi
+	[ "$dry_run" = 1 ] || [ -f "$efi_app" ] || die "$efi_app missing (run make)"
 	cp "$ovmf_vars" "$tmp/vars.fd"
 	args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
 		-drive "if=pflash,format=raw,unit=1,file=$tmp/vars.fd"
 		-drive "format=raw,file=$tmp/esp.img")
+fi
+
+# The guest's address unless the command line sets one: on a tap, the host address + 1 in its subnet with
+# the host as gateway; on the user network, DHCP from QEMU.
+guest_ip=""
+if [[ " $cmdline " != *" ip="* ]]; then
+	case "$net" in
+	tap)
+		IFS=./ read -r o1 o2 o3 o4 plen <<<"$host_ip"
+		guest_ip="$o1.$o2.$o3.$((o4 + 1))"
+		cmdline="${cmdline:+$cmdline }ip=$guest_ip/$plen gw=${host_ip%/*}"
+		;;
+	user) cmdline="${cmdline:+$cmdline }ip=dhcp" ;;
+	esac
+fi
+if [ "$boot" = pvh ]; then
+	args+=(-append "$cmdline")
+elif [ "$dry_run" = 0 ]; then
+	"$here/tools/mkesp.sh" "$tmp/esp.img" "$efi_app" "$cmdline" >/dev/null
 fi
 
 nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
@@ -150,8 +166,8 @@ case "$net" in
 none) args+=(-nic none) ;;
 user)
 	# restrict=on: the guest reaches nothing beyond this host; host ports forward to the guest's services.
-	args+=(-netdev "user,id=net0,restrict=on,net=10.0.2.0/24,hostfwd=udp:127.0.0.1:10007-:7,hostfwd=tcp:127.0.0.1:10007-:7" -device "$nic")
-	echo "$prog: user network: guest UDP/TCP port 7 is forwarded from 127.0.0.1:10007" >&2
+	args+=(-netdev "user,id=net0,restrict=on,net=10.0.2.0/24,hostfwd=udp:127.0.0.1:10007-:7,hostfwd=tcp:127.0.0.1:10007-:7,hostfwd=tcp:127.0.0.1:15001-:5001,hostfwd=udp:127.0.0.1:17007-:7007" -device "$nic")
+	echo "$prog: user network (guest DHCP from QEMU): echo on 127.0.0.1:10007 (udp+tcp), iperf on 127.0.0.1:15001, status on udp 127.0.0.1:17007" >&2
 	;;
 tap)
 	[ -c /dev/net/tun ] || die "/dev/net/tun is missing: load the tun module (modprobe tun)"
@@ -172,7 +188,7 @@ tap)
 	fi
 	netns_exec=(ip netns exec "$netns")
 	args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
-	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping <guest-ip>" >&2
+	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping ${guest_ip:-<guest-ip>}" >&2
 	;;
 esac
 if [ -n "$pcap" ]; then

@@ -2,6 +2,7 @@
 #include "virtio_net.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,6 @@
 #define VNET_RXQ 0
 #define VNET_TXQ 1
 #define VNET_BUF_SIZE 2048 /* header + the largest frame without GSO (1514), rounded to keep buffers aligned */
-#define VNET_POOL_EXTRA 64 /* buffers beyond one full ring, for frames the layer above still holds */
 #define VNET_QUEUE_MAX 1024
 #define VNET_ETH_HLEN 14
 #define INTX_GSI_FIRST 16 /* q35 routes PCI INTx (PIRQ A-H) to IOAPIC pins 16-23 */
@@ -46,6 +46,8 @@ void virtio_net_pool_free(void *ctx, void *buf)
 	struct virtio_net *n = ctx;
 	if (n->pool_free < n->pool_size)
 		n->pool[n->pool_free++] = buf;
+	else
+		n->stats.pool_overflow++; /* more frees than buffers: a double free above us */
 }
 
 static void vnet_count_ethertype(struct virtio_net *n, uint16_t type)
@@ -261,16 +263,19 @@ static int vnet_poll(void *ctx);
 
 static int vnet_pool_init(struct virtio_net *n)
 {
-	n->pool_size = n->rxq.size + VNET_POOL_EXTRA;
+	/* A full ring plus as many again for frames the stack above still holds (reassembly, out-of-order TCP
+	 * segments): with zero-copy receive those are ring buffers too. */
+	const size_t stride = VNET_BUF_HEADROOM + VNET_BUF_SIZE;
+	n->pool_size = 2u * n->rxq.size;
 	n->pool = calloc(n->pool_size, sizeof(void *));
-	uint8_t *mem = page_alloc(((size_t)n->pool_size * VNET_BUF_SIZE + PAGE_SIZE - 1) / PAGE_SIZE);
+	uint8_t *mem = page_alloc(((size_t)n->pool_size * stride + PAGE_SIZE - 1) / PAGE_SIZE);
 	if (!n->pool || !mem) {
 		free(n->pool);
 		n->pool = NULL;
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < n->pool_size; i++)
-		n->pool[i] = mem + (size_t)i * VNET_BUF_SIZE;
+		n->pool[i] = mem + (size_t)i * stride + VNET_BUF_HEADROOM;
 	n->pool_free = n->pool_size;
 	return 0;
 }
@@ -340,7 +345,7 @@ static int vnet_probe(struct pci_dev *d, unsigned budget, enum vnet_mode mode)
 	vnet_read_config(n);
 	rc = vnet_pool_init(n);
 	if (rc) {
-		printf("virtio-net%u: no memory for %u receive buffers\n", n->id, n->rxq.size + VNET_POOL_EXTRA);
+		printf("virtio-net%u: no memory for %u receive buffers\n", n->id, 2u * n->rxq.size);
 		goto err_failed;
 	}
 	vnet_rx_init(&n->rx, &n->rxq, VNET_BUF_SIZE, n->hdr_len, virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF),
@@ -513,35 +518,54 @@ static int vnet_poll(void *ctx)
 	return 0;
 }
 
-void virtio_net_print_stats(struct virtio_net *n)
+/* Appends to buf at *used, never past len (snprintf semantics: *used may exceed len when truncated). */
+static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(buf + (*used < len ? *used : len), *used < len ? len - *used : 0, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*used += (size_t)k;
+}
+
+size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
 {
 	const struct vnet_rx_stats *r = &n->rx.stats;
 	const struct virtio_net_stats *s = &n->stats;
 	const struct virtq_stats *q = &n->rxq.stats, *t = &n->txq.stats;
+	size_t used = 0;
 
-	printf("net%u: rx_frames=%llu rx_bytes=%llu rx_buffers=%llu irq_rx=%llu irq_tx=%llu irq_config=%llu "
-	       "polls=%llu budget_exhausted=%llu race_rechecks=%llu\n",
-	       n->id, (unsigned long long)r->frames, (unsigned long long)r->bytes, (unsigned long long)r->buffers,
-	       (unsigned long long)s->irq_rx, (unsigned long long)s->irq_tx, (unsigned long long)s->irq_config,
-	       (unsigned long long)s->polls, (unsigned long long)s->budget_exhausted,
-	       (unsigned long long)s->race_rechecks);
-	printf("net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
-	       "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
-	       "rx_not_outstanding=%llu rx_kicks=%llu\n",
-	       n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
-	       (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
-	       (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
-	       (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
-	       (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks);
-	printf("net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
-	       "tx_kicks=%llu link_changes=%llu\n",
-	       n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
-	       (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
-	       (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks, (unsigned long long)s->link_changes);
-	printf("net%u: ethertypes", n->id);
+	vnet_append(buf, len, &used,
+		    "net%u: rx_frames=%llu rx_bytes=%llu rx_buffers=%llu irq_rx=%llu irq_tx=%llu irq_config=%llu "
+		    "polls=%llu budget_exhausted=%llu race_rechecks=%llu\n",
+		    n->id, (unsigned long long)r->frames, (unsigned long long)r->bytes, (unsigned long long)r->buffers,
+		    (unsigned long long)s->irq_rx, (unsigned long long)s->irq_tx, (unsigned long long)s->irq_config,
+		    (unsigned long long)s->polls, (unsigned long long)s->budget_exhausted,
+		    (unsigned long long)s->race_rechecks);
+	vnet_append(buf, len, &used,
+		    "net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
+		    "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
+		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u\n",
+		    n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
+		    (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
+		    (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
+		    (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
+		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks, n->pool_free,
+		    n->pool_size);
+	vnet_append(buf, len, &used,
+		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
+		    "tx_kicks=%llu link_changes=%llu\n",
+		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
+		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
+		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
+		    (unsigned long long)s->link_changes);
+	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
-		printf(" %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);
-	printf(" other=%llu\n", (unsigned long long)s->ethertype_other);
+		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);
+	vnet_append(buf, len, &used, " other=%llu\n", (unsigned long long)s->ethertype_other);
+	return used;
 }
 
 void virtio_net_reset_stats(struct virtio_net *n)

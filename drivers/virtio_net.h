@@ -3,6 +3,7 @@
 #ifndef VIRTIO_NET_H
 #define VIRTIO_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pci.h"
@@ -20,6 +21,9 @@
 #define VIRTIO_F_ANY_LAYOUT 27
 
 #define VIRTIO_NET_S_LINK_UP 1
+/* Bytes before every receive buffer that the layer above may use for its own descriptor (lwIP's
+ * pbuf_custom), so a received frame needs no separate allocation to be handed up. */
+#define VNET_BUF_HEADROOM 64
 #define VNET_MAX_NICS 4
 #define VNET_ETHERTYPES 8
 
@@ -31,6 +35,7 @@ struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes, tx_completions, tx_ring_full, tx_bad_used;
 	uint64_t rx_malformed; /* shorter than an Ethernet header */
 	uint64_t link_changes;
+	uint64_t pool_overflow;
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -85,7 +90,8 @@ int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned
 /* Frees completed transmit chains; returns how many. */
 unsigned virtio_net_tx_reclaim(struct virtio_net *n);
 
-void virtio_net_print_stats(struct virtio_net *n);
+/* Writes the counters as "netN: key=value ..." lines; returns the length snprintf would have produced. */
+size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len);
 void virtio_net_reset_stats(struct virtio_net *n);
 
 /* Default RX buffer pool (buf_size bytes each). */

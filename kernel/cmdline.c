@@ -32,6 +32,10 @@ static const struct cmdline_opt cmdline_opts[] = {
 	OPT(ip, OPT_STR, 0, 0, NULL),
 	OPT(gw, OPT_STR, 0, 0, NULL),
 	OPT(quiet, OPT_BOOL, 0, 1, NULL),
+	OPT(ip1, OPT_STR, 0, 0, NULL),
+	OPT(gw1, OPT_STR, 0, 0, NULL),
+	OPT(ipv6, OPT_BOOL, 0, 1, NULL),
+	OPT(services, OPT_STR, 0, 0, NULL),
 };
 
 void cmdline_defaults(struct kernel_config *cfg)
@@ -41,6 +45,8 @@ void cmdline_defaults(struct kernel_config *cfg)
 	cfg->budget = 64;
 	cfg->hz = 100;
 	cfg->heartbeat = 10;
+	cfg->ipv6 = 1;
+	strcpy(cfg->services, "all");
 }
 
 static void cmdline_report(cmdline_report_fn report, void *ctx, const char *fmt, const char *a, const char *b,
@@ -171,7 +177,9 @@ int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn re
 int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len)
 {
 	/* Empty options are left out, so the line parses back to the same configuration. */
-	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s", cfg->mode, cfg->budget, cfg->hz,
-			cfg->heartbeat, cfg->ip[0] ? " ip=" : "", cfg->ip, cfg->gw[0] ? " gw=" : "", cfg->gw,
-			cfg->test[0] ? " test=" : "", cfg->test, cfg->quiet ? " quiet" : "");
+	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s%s ipv6=%d services=%s%s%s%s",
+			cfg->mode, cfg->budget, cfg->hz, cfg->heartbeat, cfg->ip[0] ? " ip=" : "", cfg->ip,
+			cfg->gw[0] ? " gw=" : "", cfg->gw, cfg->ip1[0] ? " ip1=" : "", cfg->ip1, cfg->gw1[0] ? " gw1=" : "",
+			cfg->gw1, cfg->ipv6, cfg->services, cfg->test[0] ? " test=" : "", cfg->test,
+			cfg->quiet ? " quiet" : "");
 }

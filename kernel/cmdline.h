@@ -12,8 +12,12 @@ struct kernel_config {
 	unsigned budget;   /* budget=N: frames per poll (1..4096) */
 	unsigned hz;       /* hz=N: timer ticks per second (10..10000) */
 	unsigned heartbeat; /* heartbeat=S: print the tick counter every S seconds (0 = never) */
-	char ip[48];       /* ip=ADDR/PREFIX or ip=dhcp */
+	char ip[48];       /* ip=ADDR/PREFIX or ip=dhcp, for net0 */
 	char gw[48];       /* gw=ADDR */
+	char ip1[48];      /* ip1=, gw1=: the second NIC */
+	char gw1[48];
+	int ipv6;          /* ipv6=0|1: link-local + SLAAC (default on) */
+	char services[64]; /* services=all|none|echo,discard,iperf,status */
 	int quiet;         /* quiet: fewer boot messages */
 };
 

@@ -10,8 +10,13 @@
 #include "loop.h"
 #include "lwip/init.h"
 #include "lwip/timeouts.h"
+#include "netif_virtio.h"
 #include "pci.h"
+#include "services.h"
 #include "virtio_net.h"
+
+struct netif_virtio *net_netifs[VNET_MAX_NICS];
+unsigned net_netif_count;
 
 #define TXTEST_ETHERTYPE 0x88B5 /* IEEE local experimental */
 #define TXTEST_LEN 60
@@ -22,6 +27,7 @@ static struct {
 	struct virtio_net *nic;
 	unsigned left, sent;
 	uint8_t busy[TXTEST_SLOTS];
+	void (*saved_tx_done)(struct virtio_net *n, void *token, void *ctx);
 	uint8_t frame[TXTEST_SLOTS][TXTEST_LEN];
 } txtest;
 
@@ -33,29 +39,30 @@ static int net_timers_poll(void *ctx)
 	return 0;
 }
 
+static char net_stats_buf[4096];
+
 static void net_cmd_stats(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	for (unsigned i = 0; i < virtio_net_count; i++)
-		virtio_net_print_stats(virtio_net_nics[i]);
+	services_format_status(net_stats_buf, sizeof(net_stats_buf));
+	fputs(net_stats_buf, stdout);
 }
 
 static void net_cmd_reset(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	for (unsigned i = 0; i < virtio_net_count; i++)
-		virtio_net_reset_stats(virtio_net_nics[i]);
+	services_reset_counters();
 }
 
 static void net_tx_done(struct virtio_net *n, void *token, void *ctx)
 {
-	(void)n;
-	(void)ctx;
 	uint8_t *p = token;
 	if (p >= &txtest.frame[0][0] && p < &txtest.frame[0][0] + sizeof(txtest.frame))
 		txtest.busy[(p - &txtest.frame[0][0]) / TXTEST_LEN] = 0;
+	else if (txtest.saved_tx_done)
+		txtest.saved_tx_done(n, token, ctx);
 }
 
 /* txtest: broadcast frames of a local experimental ethertype carrying a sequence number, sent as fast as
@@ -92,6 +99,8 @@ static void net_cmd_txtest(int argc, char **argv)
 		return;
 	}
 	txtest.nic = virtio_net_nics[0];
+	/* txtest frames are its own; completions of lwIP's frames still go to lwIP. */
+	txtest.saved_tx_done = txtest.nic->consumer.tx_done;
 	txtest.nic->consumer.tx_done = net_tx_done;
 	txtest.left = (unsigned)strtoul(argv[1], NULL, 0);
 	txtest.sent = 0;
@@ -116,6 +125,16 @@ int net_init(const struct kernel_config *cfg)
 	if (ioapic_init())
 		printf("net: no IOAPIC; devices without MSI-X cannot interrupt\n");
 	virtio_net_init_all(cfg->budget, net_mode(cfg->mode));
+	/* net0 takes ip=/gw= and is the default route; further NICs take ip1=/gw1=, ... */
+	for (unsigned i = 0; i < virtio_net_count; i++) {
+		const char *ip = i == 0 ? cfg->ip : i == 1 ? cfg->ip1 : "";
+		const char *gw = i == 0 ? cfg->gw : i == 1 ? cfg->gw1 : "";
+		struct netif_virtio *nv = netif_virtio_add(virtio_net_nics[i], ip, gw, cfg->ipv6, i == 0);
+		if (nv)
+			net_netifs[net_netif_count++] = nv;
+	}
+	if (net_netif_count)
+		services_start(cfg->services);
 	console_register("stats", net_cmd_stats, "print driver counters");
 	console_register("reset", net_cmd_reset, "zero driver counters");
 	console_register("txtest", net_cmd_txtest, "txtest COUNT: send COUNT broadcast frames (ethertype 88b5)");

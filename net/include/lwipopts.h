@@ -94,6 +94,18 @@
  * (virtio-net VIRTIO_NET_F_CSUM / GUEST_CSUM) can switch lwIP's off. */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF    1
 
+/* ---- IPv6 -------------------------------------------------------------- */
+/* Link-local address at link up, and stateless autoconfiguration (SLAAC) from router advertisements. */
+#define LWIP_IPV6_AUTOCONFIG            1
+#define LWIP_IPV6_NUM_ADDRESSES         3
+#define LWIP_ICMP6                      1
+#define LWIP_IPV6_MLD                   1
+
+/* ---- ARP --------------------------------------------------------------- */
+/* Queue a few packets per unresolved neighbour instead of dropping all but the last (a UDP echo reply to a
+ * host whose ARP entry expired would otherwise be lost). */
+#define ARP_QUEUEING                    1
+
 /* ---- statistics (exported by the kernel later) -------------------------- */
 #define LWIP_STATS                      1
 #define LWIP_STATS_DISPLAY              1   /* stats_display() for debugging, via LWIP_PLATFORM_DIAG */

@@ -15,9 +15,11 @@ Both modes print one JSON object on stdout when they finish (and a one-line summ
   send: {"sent": frames the kernel accepted, "nobufs": sends refused with ENOBUFS (the tap's queue was full:
          the frame was dropped), "iface_tx_dropped": growth of the interface's tx_dropped counter, ...}
   recv: {"count": frames of the ethertype received, "seq_unique", "seq_dups", "seq_missing" (of 0..expect-1),
-         "seq_min", "seq_max", "socket_drops" (frames the socket itself dropped), ...}
+         "seq_min", "seq_max", "others": {"86dd": n, ...} (every other frame that arrived, by ethertype),
+         "socket_drops" (frames the socket itself dropped), ...}
 In recv mode a line "ready" is printed (and flushed) on stdout once the socket is bound, so a caller can start
-the guest's transmission only after that.
+the guest's transmission only after that. It listens until --duration, --linger seconds after --expect frames,
+or SIGINT/SIGTERM, whichever comes first; frames already queued are still counted.
 
 Everything is bounded: --count and --duration have hard upper limits.
 """
@@ -25,6 +27,7 @@ import argparse
 import errno
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -145,40 +148,73 @@ def cmd_send(a):
     return 0 if errors == 0 else 1
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum, frame):
+    raise _Stop()
+
+
 def cmd_recv(a):
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(a.ethertype))
+    # ETH_P_ALL: the test's ethertype is checked frame by frame, everything else that arrives is counted per
+    # ethertype ("others"), so a caller can tell the guest's other traffic from its test frames.
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
         s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
     except OSError:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-    s.bind((a.iface, a.ethertype))
+    s.bind((a.iface, ETH_P_ALL))
     s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # reading the statistics zeroes them
-    print("ready", flush=True)
-    seqs = {}
+    want = struct.pack("!H", a.ethertype)
+    seqs, others = {}, {}
     count = short = 0
     t0 = time.monotonic()
     end = t0 + a.duration
     done_at = None
-    while True:
-        now = time.monotonic()
-        limit = end if done_at is None else min(end, done_at + a.linger)
-        if now >= limit:
-            break
-        s.settimeout(limit - now)
-        try:
-            data, addr = s.recvfrom(65536)
-        except socket.timeout:
-            break
-        if addr[2] == PACKET_OUTGOING or len(data) < ETH_HLEN or data[12:14] != struct.pack("!H", a.ethertype):
-            continue
+
+    def take(data, addr):
+        nonlocal count, short
+        if addr[2] == PACKET_OUTGOING or len(data) < ETH_HLEN:
+            return
+        if data[12:14] != want:
+            t = f"{struct.unpack_from('!H', data, 12)[0]:04x}"
+            others[t] = others.get(t, 0) + 1
+            return
         count += 1
         if len(data) < ETH_HLEN + 4:
             short += 1
-            continue
+            return
         seq = struct.unpack_from("<I", data, ETH_HLEN)[0]
         seqs[seq] = seqs.get(seq, 0) + 1
-        if a.expect and done_at is None and count >= a.expect:
-            done_at = time.monotonic()  # keep listening a little: duplicates or extras would show up
+
+    # SIGINT / SIGTERM: stop listening, but still count what has already arrived.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print("ready", flush=True)
+    try:
+        while True:
+            now = time.monotonic()
+            limit = end if done_at is None else min(end, done_at + a.linger)
+            if now >= limit:
+                break
+            s.settimeout(limit - now)
+            try:
+                take(*s.recvfrom(65536))
+            except socket.timeout:
+                break
+            if a.expect and done_at is None and count >= a.expect:
+                done_at = time.monotonic()  # keep listening a little: duplicates or extras would show up
+    except _Stop:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    s.setblocking(False)
+    for _ in range(MAX_COUNT):  # what is already queued
+        try:
+            take(*s.recvfrom(65536))
+        except (BlockingIOError, InterruptedError):
+            break
     seconds = time.monotonic() - t0
     packets, drops = struct.unpack("II", s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
     s.close()
@@ -189,10 +225,11 @@ def cmd_recv(a):
         "seq_missing": len(missing), "seq_missing_first": missing[:20],
         "seq_min": min(seqs) if seqs else None, "seq_max": max(seqs) if seqs else None,
         "seq_out_of_range": sum(1 for q in seqs if a.expect and q >= a.expect),
-        "socket_drops": drops, "seconds": round(seconds, 4),
+        "others": others, "socket_drops": drops, "seconds": round(seconds, 4),
     }
     print(f"netns_send: received {count} frames of ethertype {a.ethertype:#06x} on {a.iface} in {seconds:.3f} s "
-          f"({len(seqs)} distinct sequence numbers, {drops} dropped by the socket)", file=sys.stderr)
+          f"({len(seqs)} distinct sequence numbers, {sum(others.values())} other frames, {drops} dropped by the "
+          f"socket)", file=sys.stderr)
     print(json.dumps(res), flush=True)
     return 0
 
@@ -216,7 +253,8 @@ def main(argv=None):
     pr.add_argument("--ethertype", type=parse_ethertype, default=0x88B5)
     pr.add_argument("--duration", type=bounded_duration, default=10.0, help="listen at most this long")
     pr.add_argument("--expect", type=bounded_count, default=0,
-                    help="stop --linger seconds after this many frames (0: listen for --duration)")
+                    help="stop --linger seconds after this many test frames (0: listen for --duration, or until "
+                         "SIGINT/SIGTERM); also the range 0..expect-1 of sequence numbers checked for gaps")
     pr.add_argument("--linger", type=float, default=0.5)
     a = p.parse_args(argv)
     if a.mode == "send" and a.rate < 0:

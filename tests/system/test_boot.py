@@ -83,7 +83,7 @@ def test_bad_command_line_is_reported_by_name(guest):
     g.expect(r"cmdline: unknown option 'frobnicate' ignored")
     g.expect(r"cmdline: option 'budget': bad value 'abc' \(expected an integer in 1\.\.4096\); value unchanged")
     g.expect(r"cmdline: option 'mode': bad value 'turbo'")
-    g.expect(r"^config: mode=napi budget=64 hz=20 heartbeat=10 test=boot \(after command-line problems above\)$")
+    g.expect(r"^config: mode=napi budget=64 hz=20 heartbeat=10 ipv6=1 services=all test=boot \(after command-line problems above\)$")
 
 
 @pytest.mark.parametrize("mem", ["16", "1024", "5000"])

@@ -1,0 +1,37 @@
+/* The lwIP network interface over a virtio-net device, in the shape of lwIP's ethernetif skeleton:
+ * init, low-level output (linkoutput) and input through netif->input. */
+#ifndef NETIF_VIRTIO_H
+#define NETIF_VIRTIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lwip/netif.h"
+
+struct virtio_net;
+
+/* Guest-side copies, with their reasons: the receive path is zero-copy unless the buffer pool runs low. */
+struct netif_virtio_stats {
+	uint64_t rx_zero_copy_frames; /* handed to lwIP in the buffer the device wrote */
+	uint64_t rx_copied_frames, rx_copied_bytes; /* copied out because few ring buffers were left */
+	uint64_t rx_dropped_nomem;    /* no pbuf for a frame that had to be copied, or input refused */
+	uint64_t tx_zero_copy_frames; /* sent from lwIP's own pbufs */
+	uint64_t tx_copied_frames, tx_copied_bytes; /* chains longer than the descriptors allowed per frame */
+	uint64_t tx_dropped_full;     /* transmit ring full: lwIP sees ERR_MEM and retries (TCP) or drops (UDP) */
+	uint64_t tx_dropped_nomem;
+};
+
+struct netif_virtio {
+	struct netif netif;
+	struct virtio_net *nic;
+	struct netif_virtio_stats stats;
+};
+
+/* Adds an lwIP netif for nic. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4); gw may be "". ipv6: link-local
+ * plus SLAAC. Returns NULL (and logs why) on failure. */
+struct netif_virtio *netif_virtio_add(struct virtio_net *nic, const char *ip, const char *gw, int ipv6,
+				      int is_default);
+
+size_t netif_virtio_format_stats(struct netif_virtio *nv, char *buf, size_t len);
+
+#endif

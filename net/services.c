@@ -1,0 +1,330 @@
+#include "services.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lwip/pbuf.h"
+#include "lwip/stats.h"
+#include "lwip/tcp.h"
+#include "lwip/udp.h"
+#include "lwip/apps/lwiperf.h"
+#include "mm.h"
+#include "netif_virtio.h"
+#include "time.h"
+#include "virtio_net.h"
+
+#define STATUS_MAX 4096
+
+static struct {
+	uint64_t udp_echo, udp_echo_fail, tcp_echo_conns, tcp_echo_bytes, discard_bytes, status_queries;
+	uint64_t iperf_reports;
+} svc;
+
+extern struct netif_virtio *net_netifs[];
+extern unsigned net_netif_count;
+
+/* ---- echo ---- */
+
+static void echo_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	(void)arg;
+	/* The same pbuf goes back out: lwIP prepends new headers in a separate pbuf and the driver sends the
+	 * payload from the receive buffer it arrived in, without a copy. */
+	if (udp_sendto(pcb, p, addr, port) == ERR_OK)
+		svc.udp_echo++;
+	else
+		svc.udp_echo_fail++;
+	pbuf_free(p);
+}
+
+/* TCP echo: what could not be queued for sending yet waits in `pending` until the peer acknowledges data. */
+struct echo_conn {
+	struct pbuf *pending;
+};
+
+static void echo_tcp_close(struct tcp_pcb *pcb, struct echo_conn *c)
+{
+	tcp_arg(pcb, NULL);
+	tcp_recv(pcb, NULL);
+	tcp_sent(pcb, NULL);
+	tcp_err(pcb, NULL);
+	if (c) {
+		if (c->pending)
+			pbuf_free(c->pending);
+		mem_free(c);
+	}
+	if (tcp_close(pcb) != ERR_OK)
+		tcp_abort(pcb);
+}
+
+static void echo_tcp_flush(struct tcp_pcb *pcb, struct echo_conn *c)
+{
+	while (c->pending) {
+		struct pbuf *p = c->pending;
+		u16_t n = p->len < tcp_sndbuf(pcb) ? p->len : tcp_sndbuf(pcb);
+		if (n == 0 || tcp_write(pcb, p->payload, n, TCP_WRITE_FLAG_COPY) != ERR_OK)
+			break;
+		svc.tcp_echo_bytes += n;
+		tcp_recved(pcb, n);
+		if (n < p->len) {
+			pbuf_remove_header(p, n);
+			break;
+		}
+		c->pending = p->next;
+		if (c->pending)
+			pbuf_ref(c->pending);
+		pbuf_free(p);
+	}
+	tcp_output(pcb);
+}
+
+static err_t echo_tcp_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	(void)len;
+	if (arg)
+		echo_tcp_flush(pcb, arg);
+	return ERR_OK;
+}
+
+static err_t echo_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct echo_conn *c = arg;
+
+	if (!p || err != ERR_OK) {
+		if (p)
+			pbuf_free(p);
+		echo_tcp_close(pcb, c);
+		return ERR_OK;
+	}
+	if (c->pending)
+		pbuf_cat(c->pending, p);
+	else
+		c->pending = p;
+	echo_tcp_flush(pcb, c);
+	return ERR_OK;
+}
+
+static void echo_tcp_err(void *arg, err_t err)
+{
+	struct echo_conn *c = arg;
+	(void)err;
+	/* The pcb is already gone. */
+	if (c) {
+		if (c->pending)
+			pbuf_free(c->pending);
+		mem_free(c);
+	}
+}
+
+static err_t echo_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	(void)arg;
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	struct echo_conn *c = mem_calloc(1, sizeof(*c));
+	if (!c)
+		return ERR_MEM;
+	svc.tcp_echo_conns++;
+	tcp_arg(pcb, c);
+	tcp_recv(pcb, echo_tcp_recv);
+	tcp_sent(pcb, echo_tcp_sent);
+	tcp_err(pcb, echo_tcp_err);
+	tcp_nagle_disable(pcb);
+	return ERR_OK;
+}
+
+/* ---- discard ---- */
+
+static void discard_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	(void)arg;
+	(void)pcb;
+	(void)addr;
+	(void)port;
+	svc.discard_bytes += p->tot_len;
+	pbuf_free(p);
+}
+
+static err_t discard_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	(void)arg;
+	if (!p || err != ERR_OK) {
+		if (p)
+			pbuf_free(p);
+		tcp_recv(pcb, NULL);
+		if (tcp_close(pcb) != ERR_OK)
+			tcp_abort(pcb);
+		return ERR_OK;
+	}
+	svc.discard_bytes += p->tot_len;
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static err_t discard_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	(void)arg;
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	tcp_recv(pcb, discard_tcp_recv);
+	return ERR_OK;
+}
+
+/* ---- iperf (lwIP's lwiperf app) ---- */
+
+static void iperf_report(void *arg, enum lwiperf_report_type type, const ip_addr_t *local_addr, u16_t local_port,
+			 const ip_addr_t *remote_addr, u16_t remote_port, u32_t bytes, u32_t ms, u32_t kbits)
+{
+	(void)arg;
+	(void)local_addr;
+	(void)local_port;
+	(void)remote_port;
+	svc.iperf_reports++;
+	printf("iperf: report type %d from %s: %lu bytes in %lu ms, %lu kbit/s\n", (int)type, ipaddr_ntoa(remote_addr),
+	       (unsigned long)bytes, (unsigned long)ms, (unsigned long)kbits);
+}
+
+/* ---- status ---- */
+
+static char status_buf[STATUS_MAX];
+
+size_t services_format_status(char *buf, size_t len)
+{
+	size_t used = 0;
+	int k;
+
+#define APPEND(...)                                                                                  \
+	do {                                                                                         \
+		k = snprintf(buf + used, used < len ? len - used : 0, __VA_ARGS__);                 \
+		if (k > 0)                                                                           \
+			used += (size_t)k;                                                           \
+		if (used >= len)                                                                     \
+			used = len - 1;                                                              \
+	} while (0)
+
+	APPEND("uptime_ms=%llu ticks=%llu heap_used=%zu heap_size=%zu free_pages=%llu\n",
+	       (unsigned long long)(time_ns() / 1000000), (unsigned long long)timer_ticks, heap_used(), heap_size(),
+	       (unsigned long long)kernel_pmm.free_pages);
+	for (unsigned i = 0; i < virtio_net_count && used < len - 1; i++)
+		used += virtio_net_format_stats(virtio_net_nics[i], buf + used, len - used);
+	if (used >= len)
+		used = len - 1;
+	for (unsigned i = 0; i < net_netif_count && used < len - 1; i++)
+		used += netif_virtio_format_stats(net_netifs[i], buf + used, len - used);
+	if (used >= len)
+		used = len - 1;
+	APPEND("services: udp_echo=%llu udp_echo_fail=%llu tcp_echo_conns=%llu tcp_echo_bytes=%llu "
+	       "discard_bytes=%llu status_queries=%llu iperf_reports=%llu\n",
+	       (unsigned long long)svc.udp_echo, (unsigned long long)svc.udp_echo_fail,
+	       (unsigned long long)svc.tcp_echo_conns, (unsigned long long)svc.tcp_echo_bytes,
+	       (unsigned long long)svc.discard_bytes, (unsigned long long)svc.status_queries,
+	       (unsigned long long)svc.iperf_reports);
+	APPEND("lwip: link_recv=%u link_drop=%u ip_recv=%u ip_drop=%u ip_chkerr=%u ip_lenerr=%u ip_proterr=%u "
+	       "ipfrag_recv=%u ipfrag_drop=%u icmp_recv=%u icmp_xmit=%u udp_recv=%u udp_drop=%u udp_chkerr=%u "
+	       "tcp_recv=%u tcp_drop=%u tcp_chkerr=%u tcp_xmit=%u etharp_recv=%u etharp_drop=%u "
+	       "pbuf_pool_used=%u pbuf_pool_err=%u mem_used=%lu mem_err=%u\n",
+	       lwip_stats.link.recv, lwip_stats.link.drop, lwip_stats.ip.recv, lwip_stats.ip.drop, lwip_stats.ip.chkerr,
+	       lwip_stats.ip.lenerr, lwip_stats.ip.proterr, lwip_stats.ip_frag.recv, lwip_stats.ip_frag.drop,
+	       lwip_stats.icmp.recv, lwip_stats.icmp.xmit, lwip_stats.udp.recv, lwip_stats.udp.drop,
+	       lwip_stats.udp.chkerr, lwip_stats.tcp.recv, lwip_stats.tcp.drop, lwip_stats.tcp.chkerr,
+	       lwip_stats.tcp.xmit, lwip_stats.etharp.recv, lwip_stats.etharp.drop,
+	       (unsigned)lwip_stats.memp[MEMP_PBUF_POOL]->used, (unsigned)lwip_stats.memp[MEMP_PBUF_POOL]->err,
+	       (unsigned long)lwip_stats.mem.used, (unsigned)lwip_stats.mem.err);
+#undef APPEND
+	return used;
+}
+
+void services_reset_counters(void)
+{
+	memset(&svc, 0, sizeof(svc));
+	for (unsigned i = 0; i < virtio_net_count; i++)
+		virtio_net_reset_stats(virtio_net_nics[i]);
+	for (unsigned i = 0; i < net_netif_count; i++)
+		memset(&net_netifs[i]->stats, 0, sizeof(net_netifs[i]->stats));
+}
+
+static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	char cmd[16] = { 0 };
+	(void)arg;
+
+	pbuf_copy_partial(p, cmd, sizeof(cmd) - 1, 0);
+	pbuf_free(p);
+	svc.status_queries++;
+	if (!strncmp(cmd, "reset", 5))
+		services_reset_counters();
+	size_t n = services_format_status(status_buf, sizeof(status_buf));
+	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
+	if (!r)
+		return;
+	pbuf_take(r, status_buf, (u16_t)n);
+	udp_sendto(pcb, r, addr, port);
+	pbuf_free(r);
+}
+
+/* ---- start ---- */
+
+static int services_enabled(const char *names, const char *name)
+{
+	size_t n = strlen(name);
+	if (!strcmp(names, "all") || !*names)
+		return 1;
+	for (const char *p = names; (p = strstr(p, name)); p += n)
+		if ((p == names || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+static int services_udp(u16_t port, udp_recv_fn fn)
+{
+	struct udp_pcb *pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
+	if (!pcb || udp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK) {
+		printf("services: cannot bind UDP port %u\n", port);
+		return -1;
+	}
+	udp_recv(pcb, fn, NULL);
+	return 0;
+}
+
+static int services_tcp(u16_t port, tcp_accept_fn fn)
+{
+	struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY), *l;
+	if (!pcb || tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK || !(l = tcp_listen(pcb))) {
+		printf("services: cannot listen on TCP port %u\n", port);
+		return -1;
+	}
+	tcp_accept(l, fn);
+	return 0;
+}
+
+int services_start(const char *names)
+{
+	int rc = 0;
+	char list[96] = "";
+
+	if (!strcmp(names, "none")) {
+		printf("services: none\n");
+		return 0;
+	}
+	if (services_enabled(names, "echo")) {
+		rc |= services_udp(SERVICE_ECHO_PORT, echo_udp_recv) | services_tcp(SERVICE_ECHO_PORT, echo_tcp_accept);
+		strcat(list, " echo/7");
+	}
+	if (services_enabled(names, "discard")) {
+		rc |= services_udp(SERVICE_DISCARD_PORT, discard_udp_recv) |
+		      services_tcp(SERVICE_DISCARD_PORT, discard_tcp_accept);
+		strcat(list, " discard/9");
+	}
+	if (services_enabled(names, "iperf")) {
+		if (!lwiperf_start_tcp_server_default(iperf_report, NULL))
+			rc = -1;
+		strcat(list, " iperf/5001");
+	}
+	if (services_enabled(names, "status")) {
+		rc |= services_udp(SERVICE_STATUS_PORT, status_udp_recv);
+		strcat(list, " status/udp7007");
+	}
+	printf("services:%s\n", list);
+	return rc;
+}

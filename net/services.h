@@ -1,0 +1,21 @@
+/* Network services on lwIP's raw API: echo (RFC 862, UDP+TCP port 7), discard (RFC 863, port 9), an iperf2
+ * server (lwiperf, TCP 5001) and a status service (UDP 7007) returning every counter as text. */
+#ifndef SERVICES_H
+#define SERVICES_H
+
+#include <stddef.h>
+
+#define SERVICE_ECHO_PORT 7
+#define SERVICE_DISCARD_PORT 9
+#define SERVICE_IPERF_PORT 5001
+#define SERVICE_STATUS_PORT 7007
+
+/* names: comma-separated subset of "echo,discard,iperf,status", "all" or "none". */
+int services_start(const char *names);
+
+/* Fills buf with every counter (drivers, netifs, lwIP, services); the status service and the console's
+ * "stats" use it. Returns the length written (truncated to len-1). */
+size_t services_format_status(char *buf, size_t len);
+void services_reset_counters(void);
+
+#endif
