@@ -57,7 +57,8 @@ def guest(request):
 
     def run(*args, timeout=60):
         log = _next_log(request)
-        cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *args]
+        net = [] if "--net" in args else ["--net", "none"]  # no NIC unless the test asks for one
+        cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *net, *args]
         t0 = time.monotonic()
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            cwd=ROOT, timeout=timeout + 30)
@@ -262,22 +263,28 @@ _STATS_LINE = re.compile(r"^(net\d+): (.*)$", re.M)
 
 
 def parse_stats(text):
+    """The driver's `netN: key=value ...` lines -> {"net0": {key: int, ..., "ethertypes": {0x88b6: n, ...},
+    "ethertype_other": n}, ...}. Values that are not numbers stay strings; `netN:` lines that are not all
+    key=value (e.g. "net0: IPv6 fe80::...") are not counters and are left out."""
     nics = {}
     for m in _STATS_LINE.finditer(text):
         nic, rest = m.group(1), m.group(2).split()
-        d = nics.setdefault(nic, {"ethertypes": {}})
         if rest and rest[0] == "ethertypes":
+            d = nics.setdefault(nic, {"ethertypes": {}})
             for tok in rest[1:]:
-                key, _, val = tok.partition("=")
+                key, eq, val = tok.partition("=")
+                assert eq and val.isdigit(), f"unparsable ethertype count {tok!r} in {m.group(0)!r}"
                 if key == "other":
                     d["ethertype_other"] = int(val)
                 else:
                     d["ethertypes"][int(key, 16)] = int(val)
             continue
-        for tok in rest:
-            key, eq, val = tok.partition("=")
-            assert eq and val.isdigit(), f"unparsable counter {tok!r} in {m.group(0)!r}"
-            d[key] = int(val)
+        pairs = [tok.partition("=") for tok in rest]
+        if not pairs or not all(eq and key for key, eq, _ in pairs):
+            continue
+        d = nics.setdefault(nic, {"ethertypes": {}})
+        for key, _, val in pairs:
+            d[key] = int(val) if val.isdigit() else val
     return nics
 
 

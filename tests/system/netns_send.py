@@ -26,7 +26,6 @@ Everything is bounded: --count and --duration have hard upper limits.
 import argparse
 import errno
 import json
-import os
 import signal
 import socket
 import struct

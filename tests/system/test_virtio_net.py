@@ -7,6 +7,7 @@ ethertype histogram must hold the test's frames and nothing else."""
 import json
 import pathlib
 import re
+import signal
 import subprocess
 import time
 
@@ -148,11 +149,10 @@ def test_high_rate_burst_is_counted_and_guest_survives(tap_guest):
     assert g.close() == STATUS_PASS, g.log
 
 
-def test_guest_transmits_txtest_frames_in_order_once_each(tap_guest):
-    g = boot(tap_guest)
-    n = 1000
+def txtest_round(g, n):
+    """`txtest n` with a listener on the tap: returns (listener's result, net0's counters after `reset`)."""
     recv = subprocess.Popen(["ip", "netns", "exec", g.netns, PY, str(TOOL), "recv", "--iface", "tap0",
-                             "--ethertype", hex(ET_TX), "--expect", str(n), "--duration", "30", "--linger", "0.5"],
+                             "--ethertype", hex(ET_TX), "--expect", str(n), "--duration", "40", "--linger", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert recv.stdout.readline().strip() == "ready", recv.stderr.read()
@@ -161,31 +161,43 @@ def test_guest_transmits_txtest_frames_in_order_once_each(tap_guest):
         out = g.command(f"txtest {n}")
         assert "usage" not in out, out
         g.wait_for(rf"^txtest: sent {n} frames\n", 30, start)
-        stdout, stderr = recv.communicate(timeout=40)
+        # Completions are reclaimed from the poll loop (no TX interrupt): give it a few ticks.
+        deadline = time.monotonic() + 5
+        while True:
+            st = g.stats()["net0"]
+            if st["tx_completions"] >= st["tx_frames"] >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        # Every frame counted above has been completed, so it is in the listener's queue by now: stop it.
+        recv.send_signal(signal.SIGTERM)
+        stdout, stderr = recv.communicate(timeout=30)
     finally:
         if recv.poll() is None:
             recv.kill()
             recv.wait()
     assert recv.returncode == 0, stderr
     r = json.loads(stdout.strip().splitlines()[-1])
-    g.note(f"received: {json.dumps(r)}")
-    assert r["socket_drops"] == 0, r
-    assert r["short"] == 0, r
-    assert r["count"] == n, r
-    assert r["seq_unique"] == n and r["seq_dups"] == 0 and r["seq_missing"] == 0, r
-    assert (r["seq_min"], r["seq_max"], r["seq_out_of_range"]) == (0, n - 1, 0), r
+    g.note(f"txtest {n}: listener {json.dumps(r)}; guest {json.dumps(st)}")
+    return r, st
 
-    # Completions are reclaimed from the poll loop (no TX interrupt): give it a few ticks.
-    deadline = time.monotonic() + 5
-    while True:
-        st = g.stats()["net0"]
-        if st["tx_completions"] >= n or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert st["tx_completions"] == n, st
-    assert st["tx_frames"] == n and st["tx_bytes"] == 60 * n, st
-    assert st["tx_bad_used"] == 0, st
-    assert st["tx_kicks"] > 0, st
+
+def test_guest_transmits_txtest_frames_once_each(tap_guest):
+    g = boot(tap_guest)
+    for n in (1000, 300):  # a second round: txtest can be repeated
+        r, st = txtest_round(g, n)
+        assert r["socket_drops"] == 0 and r["short"] == 0, r
+        assert r["count"] == n, r
+        assert r["seq_unique"] == n and r["seq_dups"] == 0 and r["seq_missing"] == 0, r
+        assert (r["seq_min"], r["seq_max"], r["seq_out_of_range"]) == (0, n - 1, 0), r
+        # The guest's own other traffic (if any: the host sees it too) is the only thing besides txtest.
+        other = sum(r["others"].values())
+        assert st["tx_completions"] == st["tx_frames"], st
+        assert n <= st["tx_frames"] <= n + other, (st, r["others"])
+        assert st["tx_bytes"] >= 60 * n, st
+        if not other:
+            assert st["tx_bytes"] == 60 * n, st
+        assert st["tx_bad_used"] == 0, st
+        assert st["tx_kicks"] > 0, st
     assert g.close() == STATUS_PASS, g.log
 
 
@@ -233,7 +245,7 @@ def test_no_nic_boots_and_console_works(live_guest):
     g.expect(r"^virtio-net: no network device found$")
     assert not re.search(r"^virtio-net0:", g.output, re.M), g.log
     out = g.command("stats")
-    assert out.strip() == "", out
+    assert not re.search(r"^net\d+:", out, re.M), out
     assert g.stats() == {}
     assert "usage: txtest COUNT (needs a NIC)" in g.command("txtest 5")
     assert "help" in g.command("help")
