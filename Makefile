@@ -40,7 +40,7 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi test unit-test system-test size clean distclean
+.PHONY: all kernel efi test unit-test fuzz-test system-test soak size clean distclean
 all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
@@ -104,10 +104,31 @@ $(BUILD)/unit/test_%: tests/unit/test_%.c $$(UNIT_SRCS_$$*) | $(DEPS_STAMP)
 unit-test: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# A hostile device against the real used-ring consumer and virtio-net header handling (libFuzzer, ASan,
+# UBSan). `make test` runs a bounded number of executions, `make soak` ten million.
+FUZZ_BIN := $(BUILD)/fuzz/fuzz_virtio_rx
+FUZZ_RUNS ?= 300000
+$(FUZZ_BIN): tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c drivers/virtq.h drivers/virtio_net_rx.h | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	$(Q)clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I drivers \
+		tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c -o $@
+
+fuzz-test: $(FUZZ_BIN)
+	@mkdir -p $(BUILD)/fuzz/corpus
+	@if $(FUZZ_BIN) -runs=$(FUZZ_RUNS) -max_len=1024 -seed=1 $(BUILD)/fuzz/corpus >$(BUILD)/fuzz/log 2>&1; then \
+		tail -n 1 $(BUILD)/fuzz/log; \
+	else \
+		tail -n 40 $(BUILD)/fuzz/log; echo "fuzz-test: FAILED (crash input and log in $(BUILD)/fuzz/)"; exit 1; \
+	fi
+
+soak: $(FUZZ_BIN)
+	$(MAKE) fuzz-test FUZZ_RUNS=10000000
+
 system-test: all
 	$(PYTHON) -m pytest -ra tests/system $(PYTEST_ARGS)
 
-test: unit-test system-test
+test: unit-test fuzz-test system-test
 
 clean:
 	rm -rf $(BUILD)

@@ -104,8 +104,11 @@ def netns():
     reason = _tap_skip_reason()
     if reason:
         pytest.skip(reason)
-    name = f"vnt-{os.getpid()}-{next(_netns_seq)}"
-    assert name not in _netns_list(), f"namespace {name} exists already"
+    existing = _netns_list()
+    for _ in range(1000):
+        name = f"vnt-{os.getpid()}-{next(_netns_seq)}"
+        if name not in existing:  # a leftover of a killed run with the same pid is not ours to reuse
+            break
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
     try:
         for key in ("net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):

@@ -1,9 +1,11 @@
 """The virtio-net driver against QEMU's device (PVH, TCG), fed and read from a tap in a namespace of each test's
 own (fixtures `netns` / `tap_guest` in conftest.py; host side: netns_send.py run inside that namespace).
 
-Test frames: ethertype 0x88b6 (IEEE local experimental) towards the guest; the guest's `txtest` sends 0x88b5.
-The namespace has IPv6 off before the tap exists, so the host itself sends nothing on the tap: the guest's
-ethertype histogram must hold the test's frames and nothing else."""
+Test frames: ethertype 0x88b6 (IEEE local experimental) towards the guest, sizes swept over 60..1514; the
+guest's `txtest` sends 0x88b5. The namespace has IPv6 off before the tap exists, so the host sends nothing of its
+own on the tap: the guest's ethertype histogram must hold exactly the test frames (ARP/IP from the host would be
+tolerated, nothing else). Loss is accounted on the host: the sender's ENOBUFS and the tap's tx_dropped; whatever
+left the tap, QEMU holds until the guest posts buffers, so the guest must count exactly that many."""
 import json
 import pathlib
 import re
@@ -68,14 +70,24 @@ def settle(g, want, timeout=20.0, stuck=5.0):
     return g.stats()["net0"]
 
 
+# What the host itself might send on the tap (the namespace has IPv6 off and sends no IPv4 on its own, so
+# normally nothing): tolerated next to the test frames, but nothing else is.
+HOST_NOISE = {0x0800, 0x0806, 0x86DD}
+
+
 def assert_rx_exact(st, frames, nbytes=None):
-    """The guest counted exactly `frames` test frames, nothing else, and no errors."""
-    assert st["ethertypes"] == {ET_RX: frames}, st
+    """The guest counted exactly `frames` test frames, no errors, and nothing but (possible) host noise."""
+    hist = st["ethertypes"]
+    assert hist.get(ET_RX, 0) == frames, st
+    noise = {t: c for t, c in hist.items() if t != ET_RX}
+    assert set(noise) <= HOST_NOISE, st
     assert st["ethertype_other"] == 0, st
-    assert st["rx_frames"] == frames, st
-    assert st["rx_buffers"] == frames, st  # 2 KiB buffers: every frame fits in one, merged or not
+    assert st["rx_frames"] == frames + sum(noise.values()), st
+    assert st["rx_buffers"] == st["rx_frames"], st  # 2 KiB buffers: every frame fits in one, merged or not
     if nbytes is not None:
-        assert st["rx_bytes"] == nbytes, st
+        assert st["rx_bytes"] >= nbytes, st
+        if not noise:
+            assert st["rx_bytes"] == nbytes, st
     for k in RX_BAD:
         assert st[k] == 0, (k, st)
     assert st["refill_failures"] == 0, st
@@ -112,7 +124,7 @@ def test_receives_exactly_n_frames(tap_guest):
     assert 0 < st["irq_rx"] <= n, st
     assert st["polls"] >= st["irq_rx"], st
     # Used buffers go back to the device: after a poll the ring is never more than half empty.
-    assert n + 256 // 2 < st["posted"] <= n + 256, st
+    assert st["rx_buffers"] + 256 // 2 < st["posted"] <= st["rx_buffers"] + 256, st
     # Broadcast test frames are counted the same way.
     r = send(g, 30, rate=2000, dst="broadcast")
     assert r["delivered"] == 30, r
@@ -181,24 +193,63 @@ def txtest_round(g, n):
     return r, st
 
 
+GUEST_IP = "192.168.77.2"  # run-qemu.sh's host side is 192.168.77.1/24
+
+
+def ping_guest(g, count=1):
+    """ICMP echo from the namespace to the guest (lwIP answers: ARP and ICMP go out through the driver's TX
+    path with lwIP's own completion handler). Returns how many replies came back."""
+    p = subprocess.run(["ip", "netns", "exec", g.netns, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "3",
+                        GUEST_IP], capture_output=True, text=True, timeout=30)
+    g.note(f"ping: {p.stdout.strip().splitlines()[-2:] if p.stdout.strip() else p.stderr.strip()}")
+    m = re.search(r"(\d+) received", p.stdout)
+    return int(m.group(1)) if m else 0
+
+
+def check_txtest(r, st, n):
+    assert r["socket_drops"] == 0 and r["short"] == 0, r
+    assert r["count"] == n, r
+    assert r["seq_unique"] == n and r["seq_dups"] == 0 and r["seq_missing"] == 0, r
+    assert (r["seq_min"], r["seq_max"], r["seq_out_of_range"]) == (0, n - 1, 0), r
+    # Besides txtest, only the guest's own other traffic, which the host sees too (usually none).
+    other = sum(r["others"].values())
+    assert st["tx_completions"] == st["tx_frames"], st
+    assert n <= st["tx_frames"] <= n + other, (st, r["others"])
+    assert st["tx_bytes"] >= 60 * n, st
+    if not other:
+        assert st["tx_bytes"] == 60 * n, st
+    assert st["tx_bad_used"] == 0, st
+    assert st["tx_kicks"] > 0, st
+
+
 def test_guest_transmits_txtest_frames_once_each(tap_guest):
-    g = boot(tap_guest)
-    for n in (1000, 300):  # a second round: txtest can be repeated
-        r, st = txtest_round(g, n)
-        assert r["socket_drops"] == 0 and r["short"] == 0, r
-        assert r["count"] == n, r
-        assert r["seq_unique"] == n and r["seq_dups"] == 0 and r["seq_missing"] == 0, r
-        assert (r["seq_min"], r["seq_max"], r["seq_out_of_range"]) == (0, n - 1, 0), r
-        # The guest's own other traffic (if any: the host sees it too) is the only thing besides txtest.
-        other = sum(r["others"].values())
-        assert st["tx_completions"] == st["tx_frames"], st
-        assert n <= st["tx_frames"] <= n + other, (st, r["others"])
-        assert st["tx_bytes"] >= 60 * n, st
-        if not other:
-            assert st["tx_bytes"] == 60 * n, st
-        assert st["tx_bad_used"] == 0, st
-        assert st["tx_kicks"] > 0, st
+    g = boot(tap_guest, cmdline=f"ip={GUEST_IP}/24")
+    r, st = txtest_round(g, 1000)
+    check_txtest(r, st, 1000)
+    # lwIP's own frames still complete after a txtest (its completion handler is chained, not replaced).
+    assert ping_guest(g, 3) == 3, g.log
+    # A second round (no lwIP traffic after it: see the xfail test below).
+    r, st = txtest_round(g, 300)
+    check_txtest(r, st, 300)
     assert g.close() == STATUS_PASS, g.log
+
+
+@pytest.mark.xfail(strict=True, reason="net/net.c net_cmd_txtest saves consumer.tx_done on every call: the second "
+                   "txtest saves net_tx_done itself, so the next lwIP TX completion makes net_tx_done call itself "
+                   "forever (a tail call: the guest spins at net.c:64, console dead)")
+def test_txtest_twice_then_lwip_traffic(tap_guest):
+    g = boot(tap_guest, cmdline=f"ip={GUEST_IP}/24")
+    try:
+        for _ in range(2):
+            start = g.mark()
+            g.command("txtest 10")
+            g.wait_for(r"^txtest: sent 10 frames\n", 10, start)
+        replies = ping_guest(g, 1)
+        g.command("stats", timeout=3)  # the console still answers
+        assert replies == 1, g.log
+    finally:
+        status = g.close(timeout=3)  # a hung guest is killed after 3 s
+    assert status == STATUS_PASS, g.log
 
 
 VARIANTS = [

@@ -1,0 +1,151 @@
+/* libFuzzer harness: a hostile device against the real receive path (drivers/virtq.c and
+ * drivers/virtio_net_rx.c). The input is a script of device actions — used entries with any id and length,
+ * used->idx jumps, arbitrary bytes in the virtio-net header (num_buffers included), garbage anywhere in the
+ * shared ring memory — interleaved with driver polls, refills, interrupt enable/disable and resets. Under
+ * ASan and UBSan every out-of-bounds access or undefined behaviour is a crash; the harness also checks that
+ * buffers are conserved (none lost, none returned twice) and that accepted frames respect the bounds. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "virtio_net_rx.h"
+#include "virtq.h"
+
+#define QSIZE 16
+#define NBUF 40
+#define BUF_SIZE 256
+#define HDR 12
+
+static uint8_t bufs[NBUF][BUF_SIZE];
+static int owner[NBUF]; /* 0 free in pool, 1 posted or delivered-and-freed */
+static void *pool[NBUF];
+static unsigned npool;
+static unsigned delivered_frames;
+
+static int buf_index(void *b)
+{
+	uintptr_t off = (uintptr_t)b - (uintptr_t)bufs;
+	if ((uintptr_t)b < (uintptr_t)bufs || off >= sizeof(bufs) || off % BUF_SIZE)
+		abort(); /* the driver returned a pointer that was never a buffer */
+	return (int)(off / BUF_SIZE);
+}
+
+static void *f_alloc(void *ctx)
+{
+	(void)ctx;
+	if (!npool)
+		return NULL;
+	void *b = pool[--npool];
+	owner[buf_index(b)] = 1;
+	return b;
+}
+
+static void f_free(void *ctx, void *b)
+{
+	(void)ctx;
+	int i = buf_index(b);
+	if (!owner[i])
+		abort(); /* returned twice */
+	owner[i] = 0;
+	pool[npool++] = b;
+}
+
+static void f_deliver(void *ctx, struct vnet_rx_frame *f)
+{
+	uint32_t total = 0;
+	if (f->nseg == 0 || f->nseg > VNET_RX_MAX_SEGS)
+		abort();
+	for (unsigned i = 0; i < f->nseg; i++) {
+		int k = buf_index(f->seg[i].buf);
+		/* Every byte the consumer may read lies inside the posted buffer. */
+		if (f->seg[i].data < bufs[k] || f->seg[i].data + f->seg[i].len > bufs[k] + BUF_SIZE)
+			abort();
+		total += f->seg[i].len;
+		volatile uint8_t sink = f->seg[i].len ? f->seg[i].data[f->seg[i].len - 1] : 0;
+		(void)sink;
+	}
+	if (total != f->total_len)
+		abort();
+	delivered_frames++;
+	for (unsigned i = 0; i < f->nseg; i++)
+		f_free(ctx, f->seg[i].buf);
+}
+
+static const struct vnet_rx_ops ops = { f_alloc, f_free, f_deliver };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t *mem;
+	static size_t mem_size;
+	struct virtq vq;
+	struct vnet_rx rx;
+	int kick;
+
+	if (!mem) {
+		mem_size = (virtq_mem_size(QSIZE) + 4095) & ~(size_t)4095;
+		mem = aligned_alloc(4096, mem_size);
+	}
+	memset(mem, 0, mem_size);
+	npool = 0;
+	for (int i = 0; i < NBUF; i++) {
+		owner[i] = 0;
+		pool[npool++] = bufs[i];
+	}
+	if (size < 2)
+		return 0;
+	if (virtq_init(&vq, 0, QSIZE, mem, data[0] & 1))
+		abort();
+	vnet_rx_init(&rx, &vq, BUF_SIZE, HDR, (data[0] >> 1) & 1, &ops, NULL);
+	vnet_rx_refill(&rx, &kick);
+
+	uint16_t dev_used = 0;
+	struct virtq_used *used = vq.used;
+	for (size_t i = 1; i + 3 < size; i += 4) {
+		uint8_t op = data[i], a = data[i + 1], b = data[i + 2], c = data[i + 3];
+		switch (op % 8) {
+		case 0: { /* device completes something: an avail entry (maybe), or any id */
+			uint16_t id = (op & 0x80) ? le16_to_cpu(vq.avail->ring[a % QSIZE]) : (uint16_t)(a | (op & 0x40 ? 0x100 : 0));
+			used->ring[dev_used % QSIZE].id = cpu_to_le32(id);
+			used->ring[dev_used % QSIZE].len = cpu_to_le32((uint32_t)b * 2 + (c & 1));
+			dev_used++;
+			break;
+		}
+		case 1: /* publish used->idx, sometimes garbage */
+			used->idx = cpu_to_le16((op & 0x80) ? (uint16_t)(a | b << 8) : dev_used);
+			break;
+		case 2: /* write header bytes into a posted buffer (num_buffers included) */
+			bufs[a % NBUF][b % HDR] = c;
+			break;
+		case 3: /* garbage anywhere in the shared ring memory */
+			mem[((size_t)a << 8 | b) % mem_size] = c;
+			break;
+		case 4:
+			vnet_rx_poll(&rx, 1 + a % 32);
+			break;
+		case 5:
+			if (vnet_rx_needs_refill(&rx) || (a & 1))
+				vnet_rx_refill(&rx, &kick);
+			break;
+		case 6:
+			if (a & 1)
+				virtq_disable_cb(&vq);
+			else
+				virtq_enable_cb_delayed(&vq, (uint16_t)(b % 8));
+			break;
+		case 7: /* device reset */
+			if (a == 0x5a) {
+				vnet_rx_drain(&rx);
+				dev_used = 0;
+				vnet_rx_refill(&rx, &kick);
+			}
+			break;
+		}
+	}
+	vnet_rx_poll(&rx, 64);
+	/* Conservation: after a drain every buffer is back in the pool exactly once. */
+	vnet_rx_drain(&rx);
+	if (npool != NBUF)
+		abort();
+	virtq_destroy(&vq);
+	return 0;
+}

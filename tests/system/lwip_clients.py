@@ -1,0 +1,296 @@
+#!/usr/bin/python3
+"""Host-side clients for the lwIP service tests (tests/system/test_lwip.py).
+
+Meant to run inside a test's own network namespace (`ip netns exec NS /usr/bin/python3 lwip_clients.py ...`)
+or against 127.0.0.1 port forwards of QEMU's user network. Every mode prints one JSON object on stdout when
+it finishes. Everything is bounded: counts, sizes and durations have hard upper limits.
+
+    udp-echo --host H --port 7 --count 1000 --max-size 1472 [--timeout 1.0] [--retries 3] [--seed S]
+        Stop-and-wait: one datagram of random bytes at a time, sizes spread over 1..max-size (both ends
+        included) in a shuffled order; the reply must equal the request byte for byte. A datagram without
+        a reply within --timeout is sent again (at most --retries times); late replies to an earlier
+        attempt are recognised and counted as "stale", anything else received as "mismatched".
+    tcp-echo --host H --port 7 --bytes N [--conns C] [--timeout 120] [--seed S]
+        C connections at once, each sending N random bytes from a sender thread while the main thread of
+        the connection reads the echo; then a half-close, and the peer's close is awaited (EOF).
+    status --host H --port 7007 [--reset]
+        One query to the status service; its reply text.
+    arp --iface tap0 --target IP [--timeout 2]
+        An ARP who-has from the interface's own MAC/IPv4 address (scapy srp); the replies' sender MACs.
+"""
+import argparse
+import hashlib
+import json
+import os
+import random
+import socket
+import sys
+import threading
+import time
+
+MAX_COUNT = 100000
+MAX_BYTES = 64 << 20
+MAX_CONNS = 64
+MAX_SECONDS = 300
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100.0 * (len(s) - 1))))]
+
+
+# ---- UDP echo ----
+
+def udp_sizes(count, max_size, rng):
+    """`count` sizes spread evenly over 1..max_size (1 and max_size always included), shuffled."""
+    if count == 1:
+        return [max_size]
+    sizes = [1 + (i * (max_size - 1)) // (count - 1) for i in range(count)]
+    rng.shuffle(sizes)
+    return sizes
+
+
+def udp_echo(a):
+    rng = random.Random(a.seed)
+    sizes = udp_sizes(a.count, a.max_size, rng)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((a.host, a.port))
+    sent_before = set()  # every payload sent so far (to recognise late replies to earlier attempts)
+    rtts, retries, stale, mismatched, failed, mismatch_examples = [], 0, 0, 0, [], []
+    deadline = time.monotonic() + a.deadline
+    for i, size in enumerate(sizes):
+        payload = rng.randbytes(size)
+        ok = False
+        for attempt in range(a.retries + 1):
+            if time.monotonic() > deadline:
+                break
+            if attempt:
+                retries += 1
+            t0 = time.monotonic()
+            s.send(payload)
+            end = t0 + a.timeout
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                s.settimeout(left)
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    break
+                except ConnectionRefusedError:  # ICMP port unreachable from an earlier datagram
+                    mismatched += 1
+                    mismatch_examples.append({"index": i, "error": "connection refused"})
+                    continue
+                if data == payload:
+                    rtts.append(time.monotonic() - t0)
+                    ok = True
+                    break
+                if data in sent_before:
+                    stale += 1
+                else:
+                    mismatched += 1
+                    if len(mismatch_examples) < 5:
+                        mismatch_examples.append({"index": i, "sent_len": size, "got_len": len(data),
+                                                  "sent_head": payload[:16].hex(), "got_head": data[:16].hex()})
+            if ok:
+                break
+        sent_before.add(payload)
+        if not ok:
+            failed.append({"index": i, "size": size})
+    # Replies still in flight (to retried datagrams) count as stale; anything else arriving now is wrong.
+    s.settimeout(0.2)
+    try:
+        while True:
+            data = s.recv(65536)
+            if data in sent_before:
+                stale += 1
+            else:
+                mismatched += 1
+    except (socket.timeout, ConnectionRefusedError):
+        pass
+    s.close()
+    us = [r * 1e6 for r in rtts]
+    return {"count": a.count, "echoed": len(rtts), "failed": len(failed), "failed_examples": failed[:10],
+            "retries": retries, "stale": stale, "mismatched": mismatched, "mismatch_examples": mismatch_examples,
+            "min_size": min(sizes), "max_size": max(sizes), "distinct_sizes": len(set(sizes)),
+            "rtt_us_p50": percentile(us, 50), "rtt_us_p99": percentile(us, 99),
+            "rtt_us_min": min(us) if us else None, "rtt_us_max": max(us) if us else None}
+
+
+# ---- TCP echo ----
+
+def tcp_conn(a, index, data, result):
+    r = result
+    r.update(index=index, bytes=len(data), sent=0, received=0, eof=False, error=None,
+             sha256_sent=hashlib.sha256(data).hexdigest(), sha256_received=None, first_diff=None)
+    deadline = time.monotonic() + a.timeout
+    t0 = time.monotonic()
+    try:
+        s = socket.create_connection((a.host, a.port), timeout=10)
+    except OSError as e:
+        r["error"] = f"connect: {e!r}"
+        return
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    send_err = []
+
+    def sender():
+        try:
+            view = memoryview(data)
+            off = 0
+            while off < len(view):
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                n = s.send(view[off:off + 65536])
+                off += n
+                r["sent"] = off
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            send_err.append(repr(e))
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    h = hashlib.sha256()
+    got = bytearray() if a.keep else None
+    received = 0
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                r["error"] = f"timeout after {a.timeout} s ({received} of {len(data)} bytes back)"
+                break
+            s.settimeout(min(left, 5.0))
+            try:
+                chunk = s.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not chunk:
+                r["eof"] = True
+                break
+            if got is not None:
+                got += chunk
+            elif r["first_diff"] is None and chunk != data[received:received + len(chunk)]:
+                for k, b in enumerate(chunk):
+                    if received + k >= len(data) or data[received + k] != b:
+                        r["first_diff"] = received + k
+                        break
+            h.update(chunk)
+            received += len(chunk)
+            r["received"] = received
+    except OSError as e:
+        r["error"] = f"recv: {e!r}"
+    th.join(max(0.1, deadline - time.monotonic()))
+    if send_err and not r["error"]:
+        r["error"] = f"send: {send_err[0]}"
+    s.close()
+    r["seconds"] = round(time.monotonic() - t0, 3)
+    r["sha256_received"] = h.hexdigest()
+    if got is not None and got != data:
+        r["first_diff"] = next((k for k in range(min(len(got), len(data))) if got[k] != data[k]),
+                               min(len(got), len(data)))
+    r["equal"] = r["sha256_received"] == r["sha256_sent"] and received == len(data)
+    r["mbit_s"] = round(8 * received / max(r["seconds"], 1e-6) / 1e6, 2)
+
+
+def tcp_echo(a):
+    rng = random.Random(a.seed)
+    datas = [rng.randbytes(a.bytes) for _ in range(a.conns)]
+    results = [{} for _ in range(a.conns)]
+    threads = [threading.Thread(target=tcp_conn, args=(a, i, datas[i], results[i]), daemon=True)
+               for i in range(a.conns)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.timeout + 15)
+    secs = time.monotonic() - t0
+    for r in results:
+        r.setdefault("error", "thread did not finish")
+        r.setdefault("equal", False)
+    return {"conns": a.conns, "bytes_each": a.bytes, "seconds": round(secs, 3),
+            "all_equal": all(r["equal"] for r in results), "all_eof": all(r.get("eof") for r in results),
+            "total_mbit_s": round(8 * sum(r.get("received", 0) for r in results) / max(secs, 1e-6) / 1e6, 2),
+            "results": results}
+
+
+# ---- status ----
+
+def status(a):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(a.timeout)
+    text, tries = None, 0
+    for tries in range(1, 4):
+        s.sendto(b"reset" if a.reset else b"status", (a.host, a.port))
+        try:
+            data, _ = s.recvfrom(65536)
+            text = data.decode("utf-8", "replace")
+            break
+        except socket.timeout:
+            continue
+    s.close()
+    return {"text": text, "tries": tries}
+
+
+# ---- ARP ----
+
+def arp(a):
+    import logging
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    from scapy.all import ARP, Ether, conf, get_if_addr, get_if_hwaddr, srp
+    conf.verb = 0
+    mac, ip = get_if_hwaddr(a.iface), get_if_addr(a.iface)
+    req = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=a.target)
+    ans, _ = srp(req, iface=a.iface, timeout=a.timeout, retry=0, multi=True)
+    replies = [{"hwsrc": r[ARP].hwsrc, "psrc": r[ARP].psrc, "op": int(r[ARP].op), "eth_dst": r[Ether].dst}
+               for _, r in ans if ARP in r]
+    return {"iface": a.iface, "iface_mac": mac, "iface_ip": ip, "target": a.target, "replies": replies}
+
+
+def bounded(kind, lo, hi):
+    def conv(s):
+        v = kind(s)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} not in {lo}..{hi}")
+        return v
+    return conv
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    u = sub.add_parser("udp-echo")
+    u.add_argument("--host", required=True)
+    u.add_argument("--port", type=int, default=7)
+    u.add_argument("--count", type=bounded(int, 1, MAX_COUNT), default=1000)
+    u.add_argument("--max-size", type=bounded(int, 1, 65507), default=1472)
+    u.add_argument("--timeout", type=bounded(float, 0.01, 10), default=1.0)
+    u.add_argument("--retries", type=bounded(int, 0, 10), default=3)
+    u.add_argument("--deadline", type=bounded(float, 1, MAX_SECONDS), default=120)
+    u.add_argument("--seed", type=int, default=1)
+    t = sub.add_parser("tcp-echo")
+    t.add_argument("--host", required=True)
+    t.add_argument("--port", type=int, default=7)
+    t.add_argument("--bytes", type=bounded(int, 1, MAX_BYTES), required=True)
+    t.add_argument("--conns", type=bounded(int, 1, MAX_CONNS), default=1)
+    t.add_argument("--timeout", type=bounded(float, 1, MAX_SECONDS), default=120)
+    t.add_argument("--keep", action="store_true", help="keep the received bytes to locate a difference")
+    t.add_argument("--seed", type=int, default=1)
+    st = sub.add_parser("status")
+    st.add_argument("--host", required=True)
+    st.add_argument("--port", type=int, default=7007)
+    st.add_argument("--reset", action="store_true")
+    st.add_argument("--timeout", type=bounded(float, 0.1, 10), default=2.0)
+    ar = sub.add_parser("arp")
+    ar.add_argument("--iface", required=True)
+    ar.add_argument("--target", required=True)
+    ar.add_argument("--timeout", type=bounded(float, 0.1, 10), default=2.0)
+    a = ap.parse_args()
+    fn = {"udp-echo": udp_echo, "tcp-echo": tcp_echo, "status": status, "arp": arp}[a.mode]
+    res = fn(a)
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
