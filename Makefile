@@ -79,7 +79,8 @@ size: $(KERNEL_ELF)
 
 # ---- tests ----
 # Each unit test is compiled for the host with the real kernel/driver sources it exercises.
-UNIT_TESTS := cmdline memmap pmm
+UNIT_TESTS := cmdline memmap pmm hist
+UNIT_SRCS_hist := kernel/hist.c
 UNIT_SRCS_cmdline := kernel/cmdline.c
 UNIT_SRCS_memmap := kernel/memmap.c
 UNIT_SRCS_pmm := kernel/pmm.c

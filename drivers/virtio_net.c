@@ -10,6 +10,7 @@
 #include "cpu.h"
 #include "ioapic.h"
 #include "loop.h"
+#include "time.h"
 #include "mm.h"
 #include "trap.h"
 
@@ -34,6 +35,8 @@ static int vnet_intx_vector = -1;
 static const struct virtio_net_hdr vnet_tx_hdr;
 
 /* ---- default buffer pool and frame consumer ---- */
+
+static void vnet_consume(struct virtio_net *n, struct vnet_rx_frame *f);
 
 void *virtio_net_pool_alloc(void *ctx)
 {
@@ -69,7 +72,17 @@ static void vnet_count_ethertype(struct virtio_net *n, uint16_t type)
 static void vnet_deliver(void *ctx, struct vnet_rx_frame *f)
 {
 	struct virtio_net *n = ctx;
+	uint64_t t_deq = rdtsc();
 
+	hist_record(&n->hist[VNET_H_POLL_TO_DEQ], tsc_to_ns(t_deq - n->cur_poll_tsc));
+	n->in_rx = 1;
+	vnet_consume(n, f);
+	n->in_rx = 0;
+	hist_record(&n->hist[VNET_H_INPUT], tsc_to_ns(rdtsc() - t_deq));
+}
+
+static void vnet_consume(struct virtio_net *n, struct vnet_rx_frame *f)
+{
 	if (f->total_len < VNET_ETH_HLEN || f->seg[0].len < VNET_ETH_HLEN) {
 		n->stats.rx_malformed++;
 	} else {
@@ -343,7 +356,13 @@ static int vnet_probe(struct pci_dev *d, unsigned budget, enum vnet_mode mode)
 	if (rc)
 		goto err_failed;
 	vnet_read_config(n);
-	rc = vnet_pool_init(n);
+	static const char *const hist_names[VNET_H_COUNT] = { "irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns",
+							      "irq_to_txkick_ns", "tx_complete_ns" };
+	for (int i = 0; i < VNET_H_COUNT; i++)
+		hist_init(&n->hist[i], hist_names[i]);
+	n->tx_tsc = calloc(n->txq.size, sizeof(uint64_t));
+	virtio_net_set_coalesce(n, 8, 200);
+	rc = n->tx_tsc ? vnet_pool_init(n) : -ENOMEM;
 	if (rc) {
 		printf("virtio-net%u: no memory for %u receive buffers\n", n->id, 2u * n->rxq.size);
 		goto err_failed;
@@ -418,6 +437,10 @@ unsigned virtio_net_tx_reclaim(struct virtio_net *n)
 			n->stats.tx_bad_used++; /* a length on a read-only chain: still ours to free */
 		n->stats.tx_completions++;
 		done++;
+		if (n->tx_tsc_tail != n->tx_tsc_head) {
+			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ % n->txq.size];
+			hist_record(&n->hist[VNET_H_TX_COMPLETE], tsc_to_ns(rdtsc() - t0));
+		}
 		if (n->consumer.tx_done)
 			n->consumer.tx_done(n, token, n->consumer.ctx);
 	}
@@ -451,6 +474,11 @@ int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned
 		return rc;
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += bytes;
+	uint64_t t = rdtsc();
+	if (n->in_rx)
+		hist_record(&n->hist[VNET_H_IRQ_TO_TXKICK], tsc_to_ns(t - n->cur_irq_tsc));
+	if (n->tx_tsc_head - n->tx_tsc_tail < n->txq.size)
+		n->tx_tsc[n->tx_tsc_head++ % n->txq.size] = t;
 	if (virtq_publish(&n->txq))
 		n->vd.ops->notify(&n->vd, &n->txq);
 	return 0;
@@ -483,10 +511,26 @@ static int vnet_poll(void *ctx)
 	if (n->cfg_pending)
 		vnet_config_change(n);
 	virtio_net_tx_reclaim(n);
+	if (!n->rx_pending && n->mode == VNET_MODE_COALESCE && n->coalesce_deadline &&
+	    rdtsc() >= n->coalesce_deadline && virtq_has_used(&n->rxq)) {
+		/* The coalescing bound: frames waited long enough without reaching the interrupt threshold. */
+		virtq_disable_cb(&n->rxq);
+		n->rx_pending = 1;
+		n->stats.coalesce_timeouts++;
+	}
 	if (!n->rx_pending && n->mode != VNET_MODE_POLL)
 		return 0;
 
 	n->stats.polls++;
+	n->cur_poll_tsc = rdtsc();
+	if (n->rx_irq_tsc) {
+		hist_record(&n->hist[VNET_H_IRQ_TO_POLL], tsc_to_ns(n->cur_poll_tsc - n->rx_irq_tsc));
+		n->cur_irq_tsc = n->rx_irq_tsc;
+		n->rx_irq_tsc = 0;
+	} else {
+		n->cur_irq_tsc = n->cur_poll_tsc; /* polled without an interrupt: the poll is the first stamp */
+	}
+	n->coalesce_deadline = 0;
 	unsigned budget = n->mode == VNET_MODE_IRQ ? 1 : n->budget;
 	unsigned done = vnet_rx_poll(&n->rx, budget);
 	if (vnet_rx_needs_refill(&n->rx)) {
@@ -498,12 +542,25 @@ static int vnet_poll(void *ctx)
 		if (rc < 0)
 			more = 1;
 	}
-	if (done >= budget) {
+	if (done >= budget && n->mode != VNET_MODE_IRQ) {
 		n->stats.budget_exhausted++;
 		more = 1;
 	}
 	if (n->mode == VNET_MODE_POLL || more)
 		return 1;
+	if (n->mode == VNET_MODE_COALESCE) {
+		/* Interrupt only after coalesce_frames more frames (EVENT_IDX used_event set ahead), with a time
+		 * bound so a lone frame is not stranded. */
+		n->rx_pending = 0;
+		n->coalesce_deadline = rdtsc() + n->coalesce_tsc;
+		if (virtq_enable_cb_delayed(&n->rxq, (uint16_t)n->coalesce_frames)) {
+			virtq_disable_cb(&n->rxq);
+			n->rx_pending = 1;
+			n->stats.race_rechecks++;
+			return 1;
+		}
+		return 0;
+	}
 
 	/* Under budget: re-enable the interrupt, then look again. An entry that arrived after our last look
 	 * but before the device saw the re-enable raised no interrupt; without this check it would wait for
@@ -566,6 +623,59 @@ size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);
 	vnet_append(buf, len, &used, " other=%llu\n", (unsigned long long)s->ethertype_other);
 	return used;
+}
+
+const char *virtio_net_mode_name(enum vnet_mode mode)
+{
+	static const char *const names[] = { "irq", "napi", "poll", "coalesce" };
+	return mode <= VNET_MODE_COALESCE ? names[mode] : "?";
+}
+
+int virtio_net_mode_parse(const char *s, enum vnet_mode *mode)
+{
+	for (int m = VNET_MODE_IRQ; m <= VNET_MODE_COALESCE; m++) {
+		if (!strcmp(s, virtio_net_mode_name((enum vnet_mode)m))) {
+			*mode = (enum vnet_mode)m;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec)
+{
+	n->coalesce_frames = frames ? frames : 1;
+	n->coalesce_tsc = ns_to_tsc((uint64_t)usec * 1000);
+}
+
+void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget)
+{
+	uint64_t flags = irq_save();
+	n->mode = mode;
+	if (budget)
+		n->budget = budget;
+	/* Hand the queue to the poller once: it leaves interrupts the way the new mode wants them. */
+	virtq_disable_cb(&n->rxq);
+	n->rx_pending = 1;
+	irq_restore(flags);
+	loop_kick();
+}
+
+size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets)
+{
+	size_t used = 0;
+	for (int i = 0; i < VNET_H_COUNT && used + 1 < len; i++) {
+		used += (size_t)snprintf(buf + used, len - used, "net%u.", n->id);
+		if (used + 1 < len)
+			used += hist_format(&n->hist[i], buf + used, len - used, with_buckets);
+	}
+	return used < len ? used : len - 1;
+}
+
+void virtio_net_reset_hist(struct virtio_net *n)
+{
+	for (int i = 0; i < VNET_H_COUNT; i++)
+		hist_reset(&n->hist[i]);
 }
 
 void virtio_net_reset_stats(struct virtio_net *n)

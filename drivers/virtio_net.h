@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "pci.h"
 #include "virtio_net_rx.h"
 #include "virtio_pci.h"
@@ -29,6 +30,16 @@
 
 enum vnet_mode { VNET_MODE_IRQ, VNET_MODE_NAPI, VNET_MODE_POLL, VNET_MODE_COALESCE };
 
+/* Receive-path stage latencies (ns), measured with the TSC on every frame. */
+enum vnet_stage {
+	VNET_H_IRQ_TO_POLL,    /* MSI-X handler entry -> poll start */
+	VNET_H_POLL_TO_DEQ,    /* poll start -> frame taken from the used ring */
+	VNET_H_INPUT,          /* frame taken -> netif->input (lwIP, reply included) returned */
+	VNET_H_IRQ_TO_TXKICK,  /* handler entry -> a reply queued on the TX ring during that frame */
+	VNET_H_TX_COMPLETE,    /* TX queued -> its completion reclaimed */
+	VNET_H_COUNT
+};
+
 struct virtio_net_stats {
 	uint64_t irq_rx, irq_tx, irq_config, irq_intx_spurious;
 	uint64_t polls, budget_exhausted, race_rechecks;
@@ -36,6 +47,7 @@ struct virtio_net_stats {
 	uint64_t rx_malformed; /* shorter than an Ethernet header */
 	uint64_t link_changes;
 	uint64_t pool_overflow;
+	uint64_t coalesce_timeouts;
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -68,7 +80,15 @@ struct virtio_net {
 	enum vnet_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
 	volatile int cfg_pending;
-	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt */
+	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt not yet polled (0: none) */
+	uint64_t cur_irq_tsc, cur_poll_tsc; /* stamps of the poll in progress */
+	int in_rx;                /* delivering a frame: transmits now are replies */
+	uint64_t *tx_tsc;         /* FIFO of transmit stamps (completions come back in order) */
+	unsigned tx_tsc_head, tx_tsc_tail;
+	unsigned coalesce_frames; /* coalesce mode: interrupt after this many frames ... */
+	uint64_t coalesce_tsc;    /* ... or when the oldest waits this long (checked every main-loop round) */
+	uint64_t coalesce_deadline;
+	struct hist hist[VNET_H_COUNT];
 	struct virtio_net_consumer consumer;
 	/* Buffer pool used when the consumer does not provide RX buffers. */
 	void **pool;
@@ -86,6 +106,16 @@ int virtio_net_init_all(unsigned budget, enum vnet_mode mode);
  * comes back through consumer.tx_done once the device has read the frame. -ENOSPC: ring full (the caller
  * keeps the frame); -EIO: device broken. */
 int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned nfrags, void *token);
+
+/* Switches the delivery mode (and budget, if nonzero) at run time. */
+void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget);
+const char *virtio_net_mode_name(enum vnet_mode mode);
+int virtio_net_mode_parse(const char *s, enum vnet_mode *mode);
+void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec);
+
+/* Stage histograms as text (with buckets if asked), and their reset. */
+size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets);
+void virtio_net_reset_hist(struct virtio_net *n);
 
 /* Frees completed transmit chains; returns how many. */
 unsigned virtio_net_tx_reclaim(struct virtio_net *n);

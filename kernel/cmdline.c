@@ -19,6 +19,7 @@ struct cmdline_opt {
 
 const char *const cmdline_tests[] = { "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", NULL };
 static const char *const cmdline_modes[] = { "irq", "napi", "poll", "coalesce", NULL };
+static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
 
 #define OPT(field, kind, lo, hi, ch) \
 	{ #field, kind, offsetof(struct kernel_config, field), sizeof(((struct kernel_config *)0)->field), lo, hi, ch }
@@ -36,6 +37,9 @@ static const struct cmdline_opt cmdline_opts[] = {
 	OPT(gw1, OPT_STR, 0, 0, NULL),
 	OPT(ipv6, OPT_BOOL, 0, 1, NULL),
 	OPT(services, OPT_STR, 0, 0, NULL),
+	OPT(coalesce, OPT_UINT, 1, 256, NULL),
+	OPT(coalesce_us, OPT_UINT, 1, 1000000, NULL),
+	OPT(consumer, OPT_ENUM, 0, 0, cmdline_consumers),
 };
 
 void cmdline_defaults(struct kernel_config *cfg)
@@ -47,6 +51,9 @@ void cmdline_defaults(struct kernel_config *cfg)
 	cfg->heartbeat = 10;
 	cfg->ipv6 = 1;
 	strcpy(cfg->services, "all");
+	cfg->coalesce = 8;
+	cfg->coalesce_us = 200;
+	strcpy(cfg->consumer, "lwip");
 }
 
 static void cmdline_report(cmdline_report_fn report, void *ctx, const char *fmt, const char *a, const char *b,

@@ -18,6 +18,9 @@ struct kernel_config {
 	char gw1[48];
 	int ipv6;          /* ipv6=0|1: link-local + SLAAC (default on) */
 	char services[64]; /* services=all|none|echo,discard,iperf,status */
+	unsigned coalesce; /* coalesce=FRAMES: coalesce mode's interrupt threshold (1..256) */
+	unsigned coalesce_us; /* coalesce_us=USEC: ... and its time bound */
+	char consumer[8];  /* consumer=lwip|noop */
 	int quiet;         /* quiet: fewer boot messages */
 };
 

@@ -6,6 +6,7 @@
 
 #include "cmdline.h"
 #include "console.h"
+#include "control.h"
 #include "ioapic.h"
 #include "loop.h"
 #include "lwip/init.h"
@@ -39,21 +40,17 @@ static int net_timers_poll(void *ctx)
 	return 0;
 }
 
-static char net_stats_buf[4096];
+static char net_control_buf[4096];
 
-static void net_cmd_stats(int argc, char **argv)
+/* Console commands share the status service's control language (net/control.c). */
+static void net_cmd_control(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	services_format_status(net_stats_buf, sizeof(net_stats_buf));
-	fputs(net_stats_buf, stdout);
-}
-
-static void net_cmd_reset(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	services_reset_counters();
+	char cmd[96];
+	size_t used = 0;
+	for (int i = 0; i < argc && used < sizeof(cmd); i++)
+		used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, "%s%s", i ? " " : "", argv[i]);
+	net_control(cmd, net_control_buf, sizeof(net_control_buf));
+	fputs(net_control_buf, stdout);
 }
 
 static void net_tx_done(struct virtio_net *n, void *token, void *ctx)
@@ -133,10 +130,19 @@ int net_init(const struct kernel_config *cfg)
 		if (nv)
 			net_netifs[net_netif_count++] = nv;
 	}
-	if (net_netif_count)
+	for (unsigned i = 0; i < virtio_net_count; i++)
+		virtio_net_set_coalesce(virtio_net_nics[i], cfg->coalesce, cfg->coalesce_us);
+	if (net_netif_count) {
 		services_start(cfg->services);
-	console_register("stats", net_cmd_stats, "print driver counters");
-	console_register("reset", net_cmd_reset, "zero driver counters");
+		if (!strcmp(cfg->consumer, "noop"))
+			netif_virtio_set_noop(net_netifs[0], 1);
+	}
+	console_register("stats", net_cmd_control, "print all counters");
+	console_register("reset", net_cmd_control, "zero the counters and histograms");
+	console_register("hist", net_cmd_control, "hist [buckets|reset]: receive-path stage latencies");
+	console_register("mode", net_cmd_control, "mode irq|napi|poll|coalesce [BUDGET]");
+	console_register("coalesce", net_cmd_control, "coalesce FRAMES USEC: coalesce-mode threshold and bound");
+	console_register("consumer", net_cmd_control, "consumer lwip|noop: noop recycles frames without lwIP");
 	console_register("txtest", net_cmd_txtest, "txtest COUNT: send COUNT broadcast frames (ethertype 88b5)");
 	loop_add_poller("txtest", net_txtest_poll, NULL);
 	return loop_add_poller("lwip-timers", net_timers_poll, NULL);

@@ -256,6 +256,12 @@ struct netif_virtio *netif_virtio_add(struct virtio_net *nic, const char *ip, co
 	return nv;
 }
 
+void netif_virtio_set_noop(struct netif_virtio *nv, int noop)
+{
+	nv->nic->consumer.rx = noop ? NULL : netif_virtio_rx;
+	printf("net%u: consumer %s\n", nv->nic->id, noop ? "noop" : "lwip");
+}
+
 size_t netif_virtio_format_stats(struct netif_virtio *nv, char *buf, size_t len)
 {
 	const struct netif_virtio_stats *s = &nv->stats;

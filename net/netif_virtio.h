@@ -34,4 +34,8 @@ struct netif_virtio *netif_virtio_add(struct virtio_net *nic, const char *ip, co
 
 size_t netif_virtio_format_stats(struct netif_virtio *nv, char *buf, size_t len);
 
+/* noop: frames are counted by the driver and their buffers recycled at once, without lwIP (the receive
+ * ceiling of device and driver alone). */
+void netif_virtio_set_noop(struct netif_virtio *nv, int noop);
+
 #endif

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control.h"
+#include "loop.h"
 #include "lwip/pbuf.h"
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
@@ -10,6 +12,7 @@
 #include "lwip/apps/lwiperf.h"
 #include "mm.h"
 #include "netif_virtio.h"
+#include "cpu.h"
 #include "time.h"
 #include "virtio_net.h"
 
@@ -206,6 +209,15 @@ size_t services_format_status(char *buf, size_t len)
 	APPEND("uptime_ms=%llu ticks=%llu heap_used=%zu heap_size=%zu free_pages=%llu\n",
 	       (unsigned long long)(time_ns() / 1000000), (unsigned long long)timer_ticks, heap_used(), heap_size(),
 	       (unsigned long long)kernel_pmm.free_pages);
+	uint64_t elapsed = rdtsc() - loop_start_tsc;
+	APPEND("idle_pct=%.1f\n", elapsed ? 100.0 * (double)loop_idle_tsc / (double)elapsed : 0.0);
+	for (unsigned i = 0; i < virtio_net_count; i++) {
+		struct virtio_net *n = virtio_net_nics[i];
+		APPEND("net%u: mode=%s budget=%u coalesce_frames=%u irq_per_frame=%.3f coalesce_timeouts=%llu\n", n->id,
+		       virtio_net_mode_name(n->mode), n->budget, n->coalesce_frames,
+		       n->rx.stats.frames ? (double)n->stats.irq_rx / (double)n->rx.stats.frames : 0.0,
+		       (unsigned long long)n->stats.coalesce_timeouts);
+	}
 	for (unsigned i = 0; i < virtio_net_count && used < len - 1; i++)
 		used += virtio_net_format_stats(virtio_net_nics[i], buf + used, len - used);
 	if (used >= len)
@@ -246,15 +258,13 @@ void services_reset_counters(void)
 
 static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
 {
-	char cmd[16] = { 0 };
+	char cmd[96] = { 0 };
 	(void)arg;
 
 	pbuf_copy_partial(p, cmd, sizeof(cmd) - 1, 0);
 	pbuf_free(p);
 	svc.status_queries++;
-	if (!strncmp(cmd, "reset", 5))
-		services_reset_counters();
-	size_t n = services_format_status(status_buf, sizeof(status_buf));
+	size_t n = net_control(cmd, status_buf, sizeof(status_buf));
 	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!r)
 		return;

@@ -7,7 +7,9 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -125,10 +127,13 @@ class LiveGuest:
     A reader thread collects everything the guest prints (and copies it to the log as it arrives, so a hang
     still leaves the log). wait_for() and command() look only at output that arrived after their start."""
 
-    def __init__(self, args, log, timeout):
+    def __init__(self, args, log, timeout, monitor=False):
         self.log = log
         self.timeout = timeout
-        self.cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *args]
+        self.monitor_dir = tempfile.mkdtemp(prefix="vnt-mon-") if monitor else None
+        self.monitor_path = os.path.join(self.monitor_dir, "hmp.sock") if monitor else None
+        mon = ["--monitor", self.monitor_path] if monitor else []
+        self.cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *mon, *args]
         self.status = None
         self._buf = ""
         self._cond = threading.Condition()
@@ -200,6 +205,38 @@ class LiveGuest:
         assert m, f"pattern {pattern!r} not in guest output (log: {self.log})\n{self.output[-3000:]}"
         return m
 
+    def hmp(self, cmd, timeout=5.0):
+        """One QEMU human-monitor command (the guest must be started with monitor=True), e.g. "stop" / "cont";
+        returns the monitor's answer."""
+        assert self.monitor_path, "start the guest with monitor=True"
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            while True:  # QEMU creates the socket early, but be patient right after the start
+                try:
+                    s.connect(self.monitor_path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+            def until_prompt():
+                data = b""
+                while not data.endswith(b"(qemu) "):
+                    s.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.decode("utf-8", "replace")
+
+            until_prompt()  # the banner
+            s.sendall(cmd.encode() + b"\n")
+            out = until_prompt()
+        self.note(f"monitor: {cmd}")
+        # The monitor echoes the command line (with terminal escapes); keep what follows it.
+        return out.rsplit("\r\n", 1)[0].split("\r\n", 1)[-1] if "\r\n" in out else ""
+
     def note(self, text):
         """A line from the test in the guest's log, marked so it cannot be taken for guest output."""
         with self._cond:
@@ -247,6 +284,8 @@ class LiveGuest:
         self.proc.stdout.close()
         self._logf.write(f"\n[exit status {self.status}, {time.monotonic() - self.t0:.2f} s]\n")
         self._logf.close()
+        if self.monitor_dir:
+            shutil.rmtree(self.monitor_dir, ignore_errors=True)
         return self.status
 
     def _kill(self):
@@ -293,13 +332,14 @@ def parse_stats(text):
 
 @pytest.fixture
 def live_guest(request):
-    """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in .*\\n") -> LiveGuest, started and past its boot
-    (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART FIFO).
+    """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in .*\\n", monitor=False) -> LiveGuest, started and
+    past its boot (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART
+    FIFO). monitor=True adds a QEMU monitor socket for LiveGuest.hmp() (e.g. "stop" / "cont").
     Every guest still running at teardown is closed; logs go to tests/out/<test>-N.log."""
     guests = []
 
-    def start(*args, timeout=60, ready=r"^ready in .*\n", boot_timeout=30):
-        g = LiveGuest(args, _next_log(request), timeout)
+    def start(*args, timeout=60, ready=r"^ready in .*\n", boot_timeout=30, monitor=False):
+        g = LiveGuest(args, _next_log(request), timeout, monitor)
         guests.append(g)
         if ready:
             g.wait_for(ready, boot_timeout)

@@ -11,8 +11,12 @@ it finishes. Everything is bounded: counts, sizes and durations have hard upper 
         a reply within --timeout is sent again (at most --retries times); late replies to an earlier
         attempt are recognised and counted as "stale", anything else received as "mismatched".
     tcp-echo --host H --port 7 --bytes N [--conns C] [--timeout 120] [--seed S]
-        C connections at once, each sending N random bytes from a sender thread while the main thread of
-        the connection reads the echo; then a half-close, and the peer's close is awaited (EOF).
+             [--early-shutdown] [--read-after-send] [--rcvbuf BYTES]
+        C connections at once, each sending N random bytes from a sender thread while the thread of the
+        connection reads the echo. By default the client half-closes (SHUT_WR) once all N bytes are back
+        and then awaits the peer's close (EOF). --early-shutdown half-closes right after the last byte is
+        sent instead (an echo server must still return everything, then close); --read-after-send starts
+        reading only once everything is sent; --rcvbuf sets SO_RCVBUF before connecting.
     status --host H --port 7007 [--reset]
         One query to the status service; its reply text.
     arp --iface tap0 --target IP [--timeout 2]
@@ -129,7 +133,11 @@ def tcp_conn(a, index, data, result):
     deadline = time.monotonic() + a.timeout
     t0 = time.monotonic()
     try:
-        s = socket.create_connection((a.host, a.port), timeout=10)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if a.rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
+        s.settimeout(10)
+        s.connect((a.host, a.port))
     except OSError as e:
         r["error"] = f"connect: {e!r}"
         return
@@ -145,12 +153,16 @@ def tcp_conn(a, index, data, result):
                 n = s.send(view[off:off + 65536])
                 off += n
                 r["sent"] = off
-            s.shutdown(socket.SHUT_WR)
+            if a.early_shutdown:
+                s.shutdown(socket.SHUT_WR)
         except OSError as e:
             send_err.append(repr(e))
 
     th = threading.Thread(target=sender, daemon=True)
     th.start()
+    if a.read_after_send:
+        th.join(max(0.1, deadline - time.monotonic()))
+    shut = a.early_shutdown
     h = hashlib.sha256()
     got = bytearray() if a.keep else None
     received = 0
@@ -178,6 +190,11 @@ def tcp_conn(a, index, data, result):
             h.update(chunk)
             received += len(chunk)
             r["received"] = received
+            if received >= len(data) and not shut:
+                # Everything is back: now the half-close, and the peer should close its side too.
+                th.join(max(0.1, deadline - time.monotonic()))
+                s.shutdown(socket.SHUT_WR)
+                shut = True
     except OSError as e:
         r["error"] = f"recv: {e!r}"
     th.join(max(0.1, deadline - time.monotonic()))
@@ -275,6 +292,9 @@ def main():
     t.add_argument("--conns", type=bounded(int, 1, MAX_CONNS), default=1)
     t.add_argument("--timeout", type=bounded(float, 1, MAX_SECONDS), default=120)
     t.add_argument("--keep", action="store_true", help="keep the received bytes to locate a difference")
+    t.add_argument("--early-shutdown", action="store_true")
+    t.add_argument("--read-after-send", action="store_true")
+    t.add_argument("--rcvbuf", type=bounded(int, 0, 16 << 20), default=0)
     t.add_argument("--seed", type=int, default=1)
     st = sub.add_parser("status")
     st.add_argument("--host", required=True)
