@@ -511,12 +511,21 @@ static int vnet_poll(void *ctx)
 	if (n->cfg_pending)
 		vnet_config_change(n);
 	virtio_net_tx_reclaim(n);
-	if (!n->rx_pending && n->mode == VNET_MODE_COALESCE && n->coalesce_deadline &&
-	    rdtsc() >= n->coalesce_deadline && virtq_has_used(&n->rxq)) {
-		/* The coalescing bound: frames waited long enough without reaching the interrupt threshold. */
-		virtq_disable_cb(&n->rxq);
-		n->rx_pending = 1;
-		n->stats.coalesce_timeouts++;
+	if (!n->rx_pending && n->mode == VNET_MODE_COALESCE && n->coalesce_deadline) {
+		/* The coalescing bound. The wake-up timer may fire a little early (count rounding): within 1/8 of
+		 * the bound counts as due, otherwise it is armed again. When due, frames that did not reach the
+		 * threshold are polled now; with none waiting, the burst is over and the next frame interrupts at
+		 * once. */
+		if (rdtsc() + n->coalesce_tsc / 8 < n->coalesce_deadline) {
+			timer_wake_at(n->coalesce_deadline);
+		} else {
+			n->coalesce_deadline = 0;
+			if (virtq_has_used(&n->rxq) || virtq_enable_cb(&n->rxq)) {
+				virtq_disable_cb(&n->rxq);
+				n->rx_pending = 1;
+				n->stats.coalesce_timeouts++;
+			}
+		}
 	}
 	if (!n->rx_pending && n->mode != VNET_MODE_POLL)
 		return 0;
@@ -548,11 +557,13 @@ static int vnet_poll(void *ctx)
 	}
 	if (n->mode == VNET_MODE_POLL || more)
 		return 1;
-	if (n->mode == VNET_MODE_COALESCE) {
-		/* Interrupt only after coalesce_frames more frames (EVENT_IDX used_event set ahead), with a time
-		 * bound so a lone frame is not stranded. */
+	if (n->mode == VNET_MODE_COALESCE && done * 2 >= n->coalesce_frames) {
+		/* Frames are coming in bursts: interrupt only after coalesce_frames more (EVENT_IDX used_event set
+		 * ahead), with a time bound so the tail of a burst is not stranded. A poll that found fewer
+		 * re-arms the ordinary per-frame interrupt below, so a lone frame never waits for the bound. */
 		n->rx_pending = 0;
 		n->coalesce_deadline = rdtsc() + n->coalesce_tsc;
+		timer_wake_at(n->coalesce_deadline);
 		if (virtq_enable_cb_delayed(&n->rxq, (uint16_t)n->coalesce_frames)) {
 			virtq_disable_cb(&n->rxq);
 			n->rx_pending = 1;

@@ -33,6 +33,17 @@
 
 volatile uint64_t timer_ticks;
 unsigned timer_hz;
+
+/* The timer runs periodic at timer_hz; a wake-up earlier than the next tick (timer_wake_at) switches it to
+ * one-shot for the wake-up, then one-shot for the rest of the tick period, then back to periodic, so ticks
+ * keep their count and cadence. */
+enum lapic_timer_state { TIMER_PERIODIC, TIMER_WAKE, TIMER_TICK_ONESHOT };
+static enum lapic_timer_state lapic_timer_state;
+static uint32_t lapic_period_count;  /* initial count of one tick period */
+static uint64_t lapic_timer_rate;    /* timer counts per second (after the divider) */
+static uint64_t lapic_tick_tsc;      /* one tick period in TSC ticks */
+static uint64_t lapic_next_tick_tsc; /* when the next tick is due */
+uint64_t timer_wakeups;
 static uintptr_t lapic_mmio;
 static int lapic_x2;
 
@@ -79,12 +90,66 @@ int lapic_init(uint64_t mmio_base)
 	return 0;
 }
 
+static uint32_t lapic_tsc_to_count(uint64_t tsc)
+{
+	uint64_t c = (uint64_t)(((unsigned __int128)tsc * lapic_timer_rate) / tsc_hz);
+	return c == 0 ? 1 : c > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)c;
+}
+
+static void lapic_timer_periodic(uint64_t now)
+{
+	lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | VECTOR_TIMER);
+	lapic_write(LAPIC_TIMER_INIT, lapic_period_count);
+	lapic_next_tick_tsc = now + lapic_tick_tsc;
+	lapic_timer_state = TIMER_PERIODIC;
+}
+
+static void lapic_timer_oneshot(uint64_t delta_tsc, enum lapic_timer_state state)
+{
+	lapic_write(LAPIC_LVT_TIMER, VECTOR_TIMER);
+	lapic_write(LAPIC_TIMER_INIT, lapic_tsc_to_count(delta_tsc));
+	lapic_timer_state = state;
+}
+
 static void lapic_timer_irq(struct trap_frame *f, void *ctx)
 {
+	uint64_t now = rdtsc();
 	(void)f;
 	(void)ctx;
-	timer_ticks++;
+
+	switch (lapic_timer_state) {
+	case TIMER_PERIODIC:
+		timer_ticks++;
+		lapic_next_tick_tsc += lapic_tick_tsc;
+		if (lapic_next_tick_tsc < now)
+			lapic_next_tick_tsc = now + lapic_tick_tsc; /* ticks were lost (host did not run us) */
+		break;
+	case TIMER_WAKE:
+		timer_wakeups++;
+		if (now + lapic_tick_tsc / 64 >= lapic_next_tick_tsc) {
+			timer_ticks++;
+			lapic_timer_periodic(now);
+		} else {
+			lapic_timer_oneshot(lapic_next_tick_tsc - now, TIMER_TICK_ONESHOT);
+		}
+		break;
+	case TIMER_TICK_ONESHOT:
+		timer_ticks++;
+		lapic_timer_periodic(now);
+		break;
+	}
 	loop_kick();
+}
+
+void timer_wake_at(uint64_t tsc)
+{
+	uint64_t flags = irq_save(), now = rdtsc();
+
+	/* Only if it comes before the next tick (which wakes the loop anyway) and before a pending wake-up. */
+	if (lapic_timer_rate && tsc < lapic_next_tick_tsc && lapic_timer_state != TIMER_TICK_ONESHOT) {
+		lapic_timer_oneshot(tsc > now ? tsc - now : 1, TIMER_WAKE);
+	}
+	irq_restore(flags);
 }
 
 int lapic_timer_start(unsigned hz)
@@ -111,8 +176,10 @@ int lapic_timer_start(unsigned hz)
 		return -ERANGE;
 	}
 	timer_hz = hz;
-	lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | VECTOR_TIMER);
-	lapic_write(LAPIC_TIMER_INIT, (uint32_t)initial);
+	lapic_timer_rate = timer_rate;
+	lapic_period_count = (uint32_t)initial;
+	lapic_tick_tsc = tsc_hz / hz;
+	lapic_timer_periodic(rdtsc());
 	printf("lapic: %s id %u, timer %llu Hz (div 16), ticking at %u Hz\n", lapic_x2 ? "x2APIC" : "xAPIC",
 	       lapic_id(), (unsigned long long)timer_rate * 16, hz);
 	return 0;

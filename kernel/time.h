@@ -22,5 +22,9 @@ void tsc_delay_ns(uint64_t ns);
 /* Periodic ticks from the LAPIC timer. */
 extern volatile uint64_t timer_ticks;
 extern unsigned timer_hz;
+extern uint64_t timer_wakeups;
+
+/* Interrupts the CPU (waking the main loop) at TSC time tsc, if that is before the next tick. */
+void timer_wake_at(uint64_t tsc);
 
 #endif

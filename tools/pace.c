@@ -92,6 +92,11 @@ uint64_t pace_next(struct pace *p)
 	return t;
 }
 
+void pace_delay(struct pace *p, uint64_t delay_ns)
+{
+	p->start_ns += delay_ns;
+}
+
 static const char *const pace_names[] = { [PACE_FIXED] = "fixed", [PACE_POISSON] = "poisson", [PACE_BURST] = "burst" };
 
 int pace_parse_pattern(const char *s, enum pace_pattern *out)

@@ -48,6 +48,9 @@ int pace_init(struct pace *p, enum pace_pattern pattern, double rate_pps, unsign
 	      uint64_t start_ns);
 /* The send time of the next packet; advances the schedule by one packet. */
 uint64_t pace_next(struct pace *p);
+/* Moves the rest of the schedule later by delay_ns: after the sender has been held up (descheduled) it
+ * resumes the pattern from now instead of sending the missed packets back to back. */
+void pace_delay(struct pace *p, uint64_t delay_ns);
 
 /* "fixed", "poisson" or "burst"; -EINVAL otherwise. */
 int pace_parse_pattern(const char *s, enum pace_pattern *out);

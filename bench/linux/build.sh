@@ -88,6 +88,8 @@ kernel_pkg_name() {
 	apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 		sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-cloud-amd64\)$/\1/p' | head -1
 }
+# -o APT::Sandbox::User=root: apt's _apt user may not be able to write into the work tree.
+download() { (cd "$debdir" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root download "$1=$2" >&2); }
 candidate_version() { apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | head -1; }
 
 ensure_tools
@@ -114,9 +116,16 @@ if [ -n "$ver" ] && [ "$ver" != "(none)" ]; then
 	want="$debdir/${pkg}_${ver//:/%3a}_amd64.deb"
 	if [ ! -s "$want" ]; then
 		log "downloading $pkg=$ver"
-		# -o APT::Sandbox::User=root: apt's _apt user may not be able to write into the work tree.
-		(cd "$debdir" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root download "$pkg=$ver" >&2) ||
-			die "apt-get download $pkg=$ver failed"
+		if ! download "$pkg" "$ver"; then
+			# Stale package lists: the mirror may have replaced this version. Update once and try again.
+			[ "$(id -u)" = 0 ] || die "apt-get download $pkg=$ver failed: run 'apt-get update' as root and retry"
+			log "apt-get download failed: apt-get update, then again"
+			apt-get "${apt_opts[@]}" update >&2
+			[ -n "${LINUX_GUEST_PKG:-}" ] || pkg=$(kernel_pkg_name)
+			ver=$(candidate_version "$pkg")
+			want="$debdir/${pkg}_${ver//:/%3a}_amd64.deb"
+			[ -s "$want" ] || download "$pkg" "$ver" || die "apt-get download $pkg=$ver failed (also after apt-get update)"
+		fi
 	fi
 	deb=$want
 fi
@@ -125,6 +134,12 @@ deb_pkg=$(dpkg-deb -f "$deb" Package) deb_ver=$(dpkg-deb -f "$deb" Version)
 [ "$deb_pkg" = "$pkg" ] || die "$deb holds $deb_pkg, not $pkg"
 
 unpacked=$cache/$pkg-$deb_ver
+# Keep the cache to one kernel: drop other versions' .debs and trees.
+for f in "$debdir"/linux-image-*.deb "$cache"/linux-image-*; do
+	[ -e "$f" ] && [ "$f" != "$deb" ] && [ "$f" != "$unpacked" ] || continue
+	log "removing stale $(basename "$f")"
+	rm -rf "$f"
+done
 if [ "$force" = 1 ] || [ ! -f "$unpacked/.unpacked" ]; then
 	log "unpacking $(basename "$deb")"
 	rm -rf "$unpacked"

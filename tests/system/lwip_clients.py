@@ -18,7 +18,7 @@ it finishes. Everything is bounded: counts, sizes and durations have hard upper 
         sent instead (an echo server must still return everything, then close); --read-after-send starts
         reading only once everything is sent; --rcvbuf sets SO_RCVBUF before connecting.
     status --host H --port 7007 [--reset]
-        One query to the status service; its reply text.
+        One query to the status service ("stats", or "reset": counters zeroed first); its reply text.
     arp --iface tap0 --target IP [--timeout 2]
         An ARP who-has from the interface's own MAC/IPv4 address (scapy srp); the replies' sender MACs.
 """
@@ -238,7 +238,7 @@ def status(a):
     s.settimeout(a.timeout)
     text, tries = None, 0
     for tries in range(1, 4):
-        s.sendto(b"reset" if a.reset else b"status", (a.host, a.port))
+        s.sendto(b"reset" if a.reset else b"stats", (a.host, a.port))
         try:
             data, _ = s.recvfrom(65536)
             text = data.decode("utf-8", "replace")

@@ -1,0 +1,366 @@
+/* load: paced UDP load generator for receive-rate (MLFRR) measurements, aimed at the guest's discard service
+ * (port 9) or echo service (port 7).
+ *
+ * Datagrams go out in sendmmsg() batches of --batch. With --rate, batch k is due at start + k * batch / rate
+ * on CLOCK_MONOTONIC; the sender sleeps (clock_nanosleep) until 50 us before that and busy-waits the rest.
+ * If it is held up by more than 1 ms (descheduled), the rest of the schedule moves later rather than the
+ * missed batches going out back to back, so the offered rate falls short instead of turning into a burst;
+ * the summary line reports the rate actually offered. With --flat it sends as fast as it can.
+ *
+ * Each datagram's first 8 bytes (if --size allows) are a little-endian sequence number, so that a receiver
+ * can count loss and reordering.
+ *
+ * Send errors (ENOBUFS, ECONNREFUSED after an ICMP port unreachable, ...) are counted, not fatal: the failing
+ * datagram is skipped. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could not start. */
+#define _GNU_SOURCE
+#include <endian.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pace.h"
+
+#define LOAD_DEFAULT_SIZE 18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
+#define LOAD_MAX_SIZE 65507
+#define LOAD_MAX_BATCH 1024 /* UIO_MAXIOV, the kernel's limit on one sendmmsg() */
+#define LOAD_FLAT_BATCH 64
+#define LOAD_MIN_BATCH_INTERVAL_NS 10000.0 /* automatic --batch: at most one sendmmsg() per 10 us */
+#define LOAD_SPIN_NS 50000ull
+#define LOAD_SLIP_NS 1000000ull
+#define LOAD_EXIT_OK 0
+#define LOAD_EXIT_USAGE 2
+#define LOAD_EXIT_FAILED 3
+
+struct load_opts {
+	const char *dst;
+	unsigned port;
+	double rate;
+	int flat;
+	double duration_s;
+	unsigned size;
+	unsigned batch; /* 0: automatic */
+	int quiet;
+	int have_port, have_rate;
+};
+
+static volatile sig_atomic_t load_stop;
+
+static void load_on_signal(int sig)
+{
+	(void)sig;
+	load_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: load --dst ADDR --port N (--rate PPS | --flat) --duration S [--size BYTES] [--batch N]\n"
+		"            [--quiet]\n"
+		"  --rate PPS      datagrams per second, paced on CLOCK_MONOTONIC\n"
+		"  --flat          no pacing: as fast as sendmmsg() goes\n"
+		"  --duration S    seconds to send for\n"
+		"  --size BYTES    UDP payload bytes, 0..65507 (default 18: a 64-byte Ethernet frame with FCS)\n"
+		"  --batch N       datagrams per sendmmsg(), 1..1024 (default: the smallest batch that keeps\n"
+		"                  sendmmsg() calls at least 10 us apart; 64 with --flat)\n"
+		"  --quiet         print nothing but the summary line\n"
+		"exit: 0 done, 2 bad arguments, 3 run failed\n");
+}
+
+static int load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int load_parse_double(const char *s, double min, double max, double *out)
+{
+	if (!s || !*s || *s == ' ')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void bad(int *errors, const char *opt, const char *val, const char *why)
+{
+	if (val)
+		fprintf(stderr, "load: %s: '%s' %s\n", opt, val, why);
+	else
+		fprintf(stderr, "load: %s: %s\n", opt, why);
+	(*errors)++;
+}
+
+enum { OPT_DST = 1, OPT_PORT, OPT_RATE, OPT_FLAT, OPT_DURATION, OPT_SIZE, OPT_BATCH, OPT_QUIET, OPT_HELP };
+
+static const struct option load_longopts[] = {
+	{ "dst", required_argument, NULL, OPT_DST },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "flat", no_argument, NULL, OPT_FLAT },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns the number of bad arguments (each reported by name), or -1 after --help. */
+static int load_parse_args(int argc, char **argv, struct load_opts *o)
+{
+	int errors = 0;
+	uint64_t u;
+	memset(o, 0, sizeof(*o));
+	o->size = LOAD_DEFAULT_SIZE;
+
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":", load_longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DST:
+			o->dst = optarg;
+			break;
+		case OPT_PORT:
+			if (load_parse_u64(optarg, 1, 65535, &u))
+				bad(&errors, "--port", optarg, "is not a port number (1..65535)");
+			o->port = (unsigned)u;
+			o->have_port = 1;
+			break;
+		case OPT_RATE:
+			if (load_parse_double(optarg, 1, 1e8, &o->rate))
+				bad(&errors, "--rate", optarg, "is not a rate in packets/s (1..100000000)");
+			o->have_rate = 1;
+			break;
+		case OPT_FLAT:
+			o->flat = 1;
+			break;
+		case OPT_DURATION:
+			if (load_parse_double(optarg, 1e-3, 86400, &o->duration_s))
+				bad(&errors, "--duration", optarg, "is not a number of seconds (0.001..86400)");
+			break;
+		case OPT_SIZE:
+			if (load_parse_u64(optarg, 0, LOAD_MAX_SIZE, &u))
+				bad(&errors, "--size", optarg, "is not a payload size (0..65507 bytes)");
+			o->size = (unsigned)u;
+			break;
+		case OPT_BATCH:
+			if (load_parse_u64(optarg, 1, LOAD_MAX_BATCH, &u))
+				bad(&errors, "--batch", optarg, "is not a batch size (1..1024)");
+			o->batch = (unsigned)u;
+			break;
+		case OPT_QUIET:
+			o->quiet = 1;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return -1;
+		case ':':
+			bad(&errors, argv[optind - 1], NULL, "needs a value");
+			break;
+		default:
+			bad(&errors, argv[optind - 1], NULL, "unknown option");
+			break;
+		}
+	}
+	for (int i = optind; i < argc; i++)
+		bad(&errors, argv[i], NULL, "unexpected argument");
+	if (!o->dst)
+		bad(&errors, "--dst", NULL, "is required");
+	if (!o->have_port)
+		bad(&errors, "--port", NULL, "is required");
+	if (o->duration_s == 0)
+		bad(&errors, "--duration", NULL, "is required");
+	if (o->have_rate && o->flat)
+		bad(&errors, "--flat", NULL, "cannot be combined with --rate");
+	else if (!o->have_rate && !o->flat)
+		bad(&errors, "--rate", NULL, "is required (or --flat)");
+	return errors;
+}
+
+/* A connected socket: the route is looked up once, not per datagram. The price is that an ICMP port
+ * unreachable fails the next send with ECONNREFUSED (that datagram is not sent), which is counted. */
+static int load_open(const struct load_opts *o, int *fd_out)
+{
+	char port[8];
+	snprintf(port, sizeof(port), "%u", o->port);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *ai;
+	int rc = getaddrinfo(o->dst, port, &hints, &ai);
+	if (rc) {
+		fprintf(stderr, "load: --dst: '%s' is not a numeric IPv4 or IPv6 address (%s)\n", o->dst,
+			gai_strerror(rc));
+		return LOAD_EXIT_USAGE;
+	}
+	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("load: socket");
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return LOAD_EXIT_FAILED;
+	}
+	freeaddrinfo(ai);
+	/* Best effort (capped by net.core.wmem_max): room for whole batches in the socket's send buffer. */
+	int sndbuf = 4 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	*fd_out = fd;
+	return LOAD_EXIT_OK;
+}
+
+struct load_stats {
+	uint64_t sent;
+	uint64_t errors;
+	uint64_t slips;
+	uint64_t lost_ns; /* schedule time given up after slips */
+	uint64_t max_lag_ns;
+	int last_errno;
+};
+
+/* Sends msgs[0..n) with sequence numbers from *seq on; a datagram that fails is counted and skipped. */
+static void load_send_batch(int fd, struct mmsghdr *msgs, unsigned n, unsigned size, uint64_t *seq,
+			    struct load_stats *st)
+{
+	if (size >= 8) {
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t le = htole64(*seq + i);
+			memcpy(msgs[i].msg_hdr.msg_iov->iov_base, &le, 8);
+		}
+	}
+	*seq += n;
+	unsigned off = 0;
+	while (off < n) {
+		int r = sendmmsg(fd, msgs + off, n - off, 0);
+		if (r > 0) {
+			st->sent += (unsigned)r;
+			off += (unsigned)r;
+		} else if (r < 0 && errno == EINTR) {
+			continue;
+		} else {
+			st->errors++;
+			st->last_errno = r < 0 ? errno : EIO;
+			off++;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct load_opts o;
+	int errors = load_parse_args(argc, argv, &o);
+	if (errors < 0)
+		return LOAD_EXIT_OK;
+	if (errors) {
+		fprintf(stderr, "load: %d bad argument%s; see load --help\n", errors, errors > 1 ? "s" : "");
+		return LOAD_EXIT_USAGE;
+	}
+	int fd;
+	int rc = load_open(&o, &fd);
+	if (rc) {
+		if (rc == LOAD_EXIT_USAGE)
+			fprintf(stderr, "load: 1 bad argument; see load --help\n");
+		return rc;
+	}
+
+	unsigned batch = o.batch;
+	if (!batch) {
+		if (o.flat) {
+			batch = LOAD_FLAT_BATCH;
+		} else {
+			double b = ceil(LOAD_MIN_BATCH_INTERVAL_NS * o.rate / 1e9);
+			batch = b > LOAD_FLAT_BATCH ? LOAD_FLAT_BATCH : (unsigned)b;
+		}
+	}
+	size_t bufsz = o.size ? o.size : 1;
+	uint8_t *bufs = calloc(batch, bufsz);
+	struct iovec *iov = calloc(batch, sizeof(*iov));
+	struct mmsghdr *msgs = calloc(batch, sizeof(*msgs));
+	if (!bufs || !iov || !msgs) {
+		fprintf(stderr, "load: out of memory\n");
+		return LOAD_EXIT_FAILED;
+	}
+	for (unsigned i = 0; i < batch; i++) {
+		iov[i].iov_base = bufs + (size_t)i * bufsz;
+		iov[i].iov_len = o.size;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+
+	struct sigaction sa = { .sa_handler = load_on_signal, .sa_flags = SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	pace_tight_timers();
+	if (!o.quiet) {
+		fprintf(stderr, "load: %s port %u ", o.dst, o.port);
+		if (o.flat)
+			fprintf(stderr, "flat");
+		else
+			fprintf(stderr, "rate=%g", o.rate);
+		fprintf(stderr, " duration=%gs size=%u batch=%u\n", o.duration_s, o.size, batch);
+	}
+
+	struct load_stats st = { 0 };
+	uint64_t seq = 0;
+	uint64_t t0 = pace_now(CLOCK_MONOTONIC);
+	uint64_t end = t0 + (uint64_t)(o.duration_s * 1e9);
+	uint64_t now = t0;
+	if (o.flat) {
+		while (!load_stop && now < end) {
+			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
+			now = pace_now(CLOCK_MONOTONIC);
+		}
+	} else {
+		/* Batches of `batch` datagrams at a fixed interval: the fixed pattern at rate / batch. */
+		struct pace pace;
+		pace_init(&pace, PACE_FIXED, o.rate / batch, 1, 0, t0);
+		for (;;) {
+			uint64_t due = pace_next(&pace);
+			if (load_stop || due >= end)
+				break;
+			now = pace_wait_until(due, LOAD_SPIN_NS);
+			if (now - due > LOAD_SLIP_NS) {
+				pace_delay(&pace, now - due);
+				st.slips++;
+				st.lost_ns += now - due;
+				if (now - due > st.max_lag_ns)
+					st.max_lag_ns = now - due;
+			}
+			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
+		}
+		/* The run lasts its full duration even though the last batch left before the end. */
+		now = load_stop ? pace_now(CLOCK_MONOTONIC) : pace_wait_until(end, LOAD_SPIN_NS);
+	}
+	double duration = (double)(now - t0) / 1e9;
+	printf("load: sent=%" PRIu64 " duration_s=%.3f offered_pps=%.0f errors=%" PRIu64 "\n", st.sent, duration,
+	       duration > 0 ? (double)st.sent / duration : 0.0, st.errors);
+	fflush(stdout);
+	if (!o.quiet && (st.errors || st.slips))
+		fprintf(stderr, "load: last_error=%s schedule_slips=%" PRIu64 " slipped_ms=%.1f max_lag_us=%.1f\n",
+			st.errors ? strerror(st.last_errno) : "none", st.slips, st.lost_ns / 1e6, st.max_lag_ns / 1e3);
+	close(fd);
+	free(bufs);
+	free(iov);
+	free(msgs);
+	return LOAD_EXIT_OK;
+}
