@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,38 @@ struct load_opts {
 	int quiet;
 	int have_port, have_rate;
 };
+
+#if defined(__x86_64__) || defined(__i386__)
+#define load_cpu_relax() __builtin_ia32_pause()
+#else
+#define load_cpu_relax() do { } while (0)
+#endif
+
+static uint64_t load_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits until CLOCK_MONOTONIC reaches deadline_ns: clock_nanosleep() until LOAD_SPIN_NS before it, then a
+ * busy wait, since a sleep's wake-up comes tens of microseconds late. Returns the time it returned at. */
+static uint64_t load_wait_until(uint64_t deadline_ns)
+{
+	uint64_t now = load_now();
+	if (now + LOAD_SPIN_NS < deadline_ns) {
+		uint64_t wake = deadline_ns - LOAD_SPIN_NS;
+		struct timespec ts = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) };
+		/* A signal (EINTR) only ends the sleep early; the busy wait covers the rest. */
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		now = load_now();
+	}
+	while (now < deadline_ns) {
+		load_cpu_relax();
+		now = load_now();
+	}
+	return now;
+}
 
 static volatile sig_atomic_t load_stop;
 
@@ -129,7 +162,7 @@ static const struct option load_longopts[] = {
 static int load_parse_args(int argc, char **argv, struct load_opts *o)
 {
 	int errors = 0;
-	uint64_t u;
+	uint64_t u = 0;
 	memset(o, 0, sizeof(*o));
 	o->size = LOAD_DEFAULT_SIZE;
 
@@ -310,7 +343,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	pace_tight_timers();
+	/* 1 ns of timer slack instead of 50 us, so that sleeps end on time. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	if (!o.quiet) {
 		fprintf(stderr, "load: %s port %u ", o.dst, o.port);
 		if (o.flat)
@@ -322,13 +356,13 @@ int main(int argc, char **argv)
 
 	struct load_stats st = { 0 };
 	uint64_t seq = 0;
-	uint64_t t0 = pace_now(CLOCK_MONOTONIC);
+	uint64_t t0 = load_now();
 	uint64_t end = t0 + (uint64_t)(o.duration_s * 1e9);
 	uint64_t now = t0;
 	if (o.flat) {
 		while (!load_stop && now < end) {
 			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
-			now = pace_now(CLOCK_MONOTONIC);
+			now = load_now();
 		}
 	} else {
 		/* Batches of `batch` datagrams at a fixed interval: the fixed pattern at rate / batch. */
@@ -338,7 +372,7 @@ int main(int argc, char **argv)
 			uint64_t due = pace_next(&pace);
 			if (load_stop || due >= end)
 				break;
-			now = pace_wait_until(due, LOAD_SPIN_NS);
+			now = load_wait_until(due);
 			if (now - due > LOAD_SLIP_NS) {
 				pace_delay(&pace, now - due);
 				st.slips++;
@@ -349,7 +383,7 @@ int main(int argc, char **argv)
 			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
 		}
 		/* The run lasts its full duration even though the last batch left before the end. */
-		now = load_stop ? pace_now(CLOCK_MONOTONIC) : pace_wait_until(end, LOAD_SPIN_NS);
+		now = load_stop ? load_now() : load_wait_until(end);
 	}
 	double duration = (double)(now - t0) / 1e9;
 	printf("load: sent=%" PRIu64 " duration_s=%.3f offered_pps=%.0f errors=%" PRIu64 "\n", st.sent, duration,

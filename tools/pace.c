@@ -1,16 +1,9 @@
-/* Send-time schedules, a seeded random number generator and precise waits; see pace.h. */
+/* Send-time schedules and a seeded random number generator; see pace.h. */
 #include "pace.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/prctl.h>
-
-#if defined(__x86_64__) || defined(__i386__)
-#define pace_cpu_relax() __builtin_ia32_pause()
-#else
-#define pace_cpu_relax() do { } while (0)
-#endif
 
 static uint64_t pace_splitmix64(uint64_t *x)
 {
@@ -75,18 +68,17 @@ int pace_init(struct pace *p, enum pace_pattern pattern, double rate_pps, unsign
 uint64_t pace_next(struct pace *p)
 {
 	uint64_t t = p->start_ns + (uint64_t)p->offset_ns;
+	p->n++;
 	switch (p->pattern) {
 	case PACE_FIXED:
-		p->offset_ns += p->interval_ns;
+		/* From the packet count, not by adding up intervals, so that rounding errors do not accumulate. */
+		p->offset_ns = (double)p->n * p->interval_ns;
 		break;
 	case PACE_POISSON:
 		p->offset_ns += pace_rng_exp(&p->rng, p->interval_ns);
 		break;
 	case PACE_BURST:
-		if (++p->in_burst == p->burst) {
-			p->in_burst = 0;
-			p->offset_ns += p->interval_ns * p->burst;
-		}
+		p->offset_ns = (double)(p->n / p->burst) * p->burst * p->interval_ns;
 		break;
 	}
 	return t;
@@ -113,33 +105,4 @@ int pace_parse_pattern(const char *s, enum pace_pattern *out)
 const char *pace_pattern_name(enum pace_pattern pattern)
 {
 	return (unsigned)pattern < sizeof(pace_names) / sizeof(pace_names[0]) ? pace_names[pattern] : "?";
-}
-
-uint64_t pace_now(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t pace_wait_until(uint64_t deadline_ns, uint64_t spin_ns)
-{
-	uint64_t now = pace_now(CLOCK_MONOTONIC);
-	if (now + spin_ns < deadline_ns) {
-		uint64_t wake = deadline_ns - spin_ns;
-		struct timespec ts = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) };
-		/* EINTR (a signal) just ends the sleep early; the busy wait below covers the rest. */
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-		now = pace_now(CLOCK_MONOTONIC);
-	}
-	while (now < deadline_ns) {
-		pace_cpu_relax();
-		now = pace_now(CLOCK_MONOTONIC);
-	}
-	return now;
-}
-
-void pace_tight_timers(void)
-{
-	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 }

@@ -9,13 +9,15 @@
  *   burst    K packets back to back (the same send time) every K/rate s, so that the mean rate is still
  *            `rate` and runs with different K offer the same load.
  *
- * Times are accumulated as a double offset from the start, which stays exact to well under a nanosecond
- * for runs of days. */
+ * Fixed and burst times are computed from the packet count (no accumulated rounding); Poisson times add up
+ * the draws in a double, which keeps them to well under a nanosecond for runs of days.
+ *
+ * Nothing here reads a clock or includes <time.h>: the unit tests are built with -I kernel, where the
+ * kernel's own time.h would stand in for the C library's. The tools read their clocks themselves. */
 #ifndef PACE_H
 #define PACE_H
 
 #include <stdint.h>
-#include <time.h>
 
 enum pace_pattern { PACE_FIXED, PACE_POISSON, PACE_BURST };
 
@@ -37,7 +39,7 @@ struct pace {
 	uint64_t start_ns;
 	double interval_ns; /* mean time between packets */
 	unsigned burst;     /* packets per burst (PACE_BURST only) */
-	unsigned in_burst;  /* packets of the current burst handed out so far */
+	uint64_t n;         /* packets handed out so far */
 	double offset_ns;   /* the next packet's send time, relative to start_ns */
 	struct pace_rng rng;
 };
@@ -55,16 +57,5 @@ void pace_delay(struct pace *p, uint64_t delay_ns);
 /* "fixed", "poisson" or "burst"; -EINVAL otherwise. */
 int pace_parse_pattern(const char *s, enum pace_pattern *out);
 const char *pace_pattern_name(enum pace_pattern pattern);
-
-/* clock_gettime() in nanoseconds. */
-uint64_t pace_now(clockid_t clock);
-
-/* Waits until CLOCK_MONOTONIC reaches deadline_ns: clock_nanosleep() up to spin_ns before the deadline, then
- * a busy wait for the rest, since a sleep's wake-up is late by tens of microseconds. Returns the time at which
- * it returned. */
-uint64_t pace_wait_until(uint64_t deadline_ns, uint64_t spin_ns);
-
-/* Asks for 1 ns of timer slack (the default is 50 us), so that sleeps and poll timeouts end on time. */
-void pace_tight_timers(void);
 
 #endif

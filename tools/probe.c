@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +99,14 @@ struct probe_run {
 	uint64_t slips, max_lag_ns;
 	int last_send_errno;
 };
+
+/* clock_gettime() in nanoseconds. */
+static uint64_t probe_now(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static volatile sig_atomic_t probe_stop;
 
@@ -193,7 +202,7 @@ static void bad(int *errors, const char *opt, const char *val, const char *why)
 static int probe_parse_args(int argc, char **argv, struct probe_opts *o)
 {
 	int errors = 0;
-	uint64_t u;
+	uint64_t u = 0;
 	memset(o, 0, sizeof(*o));
 	o->count = 100;
 	o->rate = 100;
@@ -393,8 +402,8 @@ static int probe_send(struct probe_run *r)
 	uint32_t w32;
 	uint64_t w64;
 
-	p->tx_real = pace_now(CLOCK_REALTIME);
-	p->tx_user = pace_now(CLOCK_MONOTONIC_RAW);
+	p->tx_real = probe_now(CLOCK_REALTIME);
+	p->tx_user = probe_now(CLOCK_MONOTONIC_RAW);
 	w32 = htole32(r->tag);
 	memcpy(r->buf, &w32, 4);
 	w32 = htole32(seq);
@@ -462,7 +471,7 @@ static void probe_drain_rx(struct probe_run *r)
 		struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
 				      .msg_control = control, .msg_controllen = sizeof(control) };
 		ssize_t n = recvmsg(r->fd, &msg, MSG_DONTWAIT);
-		uint64_t rx_user = pace_now(CLOCK_MONOTONIC_RAW);
+		uint64_t rx_user = probe_now(CLOCK_MONOTONIC_RAW);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -501,7 +510,7 @@ static int probe_loop(struct probe_run *r)
 {
 	const struct probe_opts *o = r->o;
 	struct pace pace;
-	uint64_t now = pace_now(CLOCK_MONOTONIC_RAW);
+	uint64_t now = probe_now(CLOCK_MONOTONIC_RAW);
 	pace_init(&pace, o->pattern, o->rate, o->burst, o->seed, now);
 	uint64_t next = pace_next(&pace);
 	uint64_t end = UINT64_MAX; /* duration mode: no measured probe is scheduled at or after this */
@@ -510,7 +519,7 @@ static int probe_loop(struct probe_run *r)
 	size_t oldest = 0; /* every probe before this one is settled (received, timed out, failed) */
 
 	for (;;) {
-		now = pace_now(CLOCK_MONOTONIC_RAW);
+		now = probe_now(CLOCK_MONOTONIC_RAW);
 		if (sending && (probe_stop || r->nrecs >= total || next >= end)) {
 			sending = 0;
 		} else if (sending && now >= next) {
@@ -534,7 +543,7 @@ static int probe_loop(struct probe_run *r)
 			probe_drain_errqueue(r);
 		probe_drain_rx(r);
 
-		now = pace_now(CLOCK_MONOTONIC_RAW);
+		now = probe_now(CLOCK_MONOTONIC_RAW);
 		while (oldest < r->nrecs && (r->recs[oldest].state != PROBE_PENDING ||
 					     now - r->recs[oldest].tx_user > r->timeout_ns)) {
 			if (r->recs[oldest].state == PROBE_PENDING)
@@ -555,14 +564,14 @@ static int probe_loop(struct probe_run *r)
 
 	/* The last TX timestamps may still be on their way (a qdisc can send after sendto() returned). */
 	if (r->kernel_ts) {
-		uint64_t give_up = pace_now(CLOCK_MONOTONIC_RAW) + PROBE_TX_TS_GRACE_NS;
+		uint64_t give_up = probe_now(CLOCK_MONOTONIC_RAW) + PROBE_TX_TS_GRACE_NS;
 		for (;;) {
 			probe_drain_errqueue(r);
 			size_t missing = 0;
 			for (size_t i = 0; i < r->nrecs; i++)
 				if (r->recs[i].state == PROBE_RECEIVED && !r->recs[i].tx_kern)
 					missing++;
-			if (!missing || pace_now(CLOCK_MONOTONIC_RAW) >= give_up)
+			if (!missing || probe_now(CLOCK_MONOTONIC_RAW) >= give_up)
 				break;
 			struct pollfd pfd = { .fd = r->fd, .events = 0 };
 			poll(&pfd, 1, 1);
@@ -733,13 +742,14 @@ int main(int argc, char **argv)
 		return PROBE_EXIT_FAILED;
 	}
 	/* A tag per run, so that echoes of an earlier run's probes are not taken for this run's. */
-	r.tag = (uint32_t)(pace_now(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 16));
+	r.tag = (uint32_t)(probe_now(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 16));
 
 	struct sigaction sa = { .sa_handler = probe_on_signal, .sa_flags = SA_RESETHAND };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	pace_tight_timers();
+	/* 1 ns of timer slack instead of 50 us, so that poll timeouts end on time. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
 	if (!o.quiet) {
 		char what[64];

@@ -28,7 +28,7 @@ log() { echo "$prog: $*" >&2; }
 case "${1:-}" in
 "") ;;
 --force) force=1 ;;
--h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 *) die "unknown option '$1' (try --help)" ;;
 esac
 

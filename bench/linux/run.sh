@@ -10,7 +10,7 @@ prog=bench/linux/run.sh
 
 accel=auto mem=256 netns=vlinux tap=tap0 host_ip=192.168.77.1/24 timeout_s="" cmdline="" nic_opts=""
 kernel=$root/build/linux-guest/vmlinuz initrd=$root/build/linux-guest/initramfs.cpio.gz
-pcap="" trace_file="" monitor="" dry_run=0
+pcap="" trace_file="" monitor="" dry_run=0 quiet=quiet
 traces=() qemu_args=()
 
 usage() {
@@ -26,6 +26,7 @@ Usage: bench/linux/run.sh [options]
   --accel kvm|tcg|auto   accelerator; auto (default) uses KVM only where it really works (as run-qemu.sh)
   --mem MiB              guest memory (default 256)
   --cmdline "K=V ..."    appended to the kernel command line (e.g. "vg_rcvbuf=4194304 vg_shell=0")
+  --no-quiet             boot without 'quiet' (all kernel messages on the console)
   --nic-opts OPTS        extra virtio-net-pci properties, e.g. 'rx_queue_size=1024'
   --trace EVENTS         QEMU trace events, comma-separated or repeated
   --trace-file FILE      write QEMU's trace/log output to FILE instead of stderr
@@ -64,6 +65,7 @@ while [ $# -gt 0 ]; do
 	--monitor) need_arg "$@"; monitor=$2; shift ;;
 	--kernel) need_arg "$@"; kernel=$2; shift ;;
 	--initrd) need_arg "$@"; initrd=$2; shift ;;
+	--no-quiet) quiet="" ;;
 	--dry-run) dry_run=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option '$1'" ;;
@@ -100,7 +102,7 @@ if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
 
 IFS=./ read -r o1 o2 o3 o4 plen <<<"$host_ip"
 guest_ip="$o1.$o2.$o3.$((o4 + 1))"
-append="console=ttyS0 quiet panic=-1 vg_ip=$guest_ip/$plen${cmdline:+ $cmdline}"
+append="console=ttyS0${quiet:+ $quiet} panic=-1 vg_ip=$guest_ip/$plen${cmdline:+ $cmdline}"
 
 nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
 [ -z "$nic_opts" ] || nic="$nic,$nic_opts"

@@ -9,14 +9,16 @@ it finishes. Everything is bounded: counts, sizes and durations have hard upper 
         Stop-and-wait: one datagram of random bytes at a time, sizes spread over 1..max-size (both ends
         included) in a shuffled order; the reply must equal the request byte for byte. A datagram without
         a reply within --timeout is sent again (at most --retries times); late replies to an earlier
-        attempt are recognised and counted as "stale", anything else received as "mismatched".
+        attempt are recognised and counted as "stale", anything else received as "mismatched". After
+        --max-failures datagrams without any reply (default 5) it stops early ("attempted" < count).
     tcp-echo --host H --port 7 --bytes N [--conns C] [--timeout 120] [--seed S]
              [--early-shutdown] [--read-after-send] [--rcvbuf BYTES]
         C connections at once, each sending N random bytes from a sender thread while the thread of the
         connection reads the echo. By default the client half-closes (SHUT_WR) once all N bytes are back
         and then awaits the peer's close (EOF). --early-shutdown half-closes right after the last byte is
         sent instead (an echo server must still return everything, then close); --read-after-send starts
-        reading only once everything is sent; --rcvbuf sets SO_RCVBUF before connecting.
+        reading only once everything is sent; --rcvbuf sets SO_RCVBUF before connecting. A connection that
+        receives nothing for --idle-timeout seconds (default 15) gives up.
     status --host H --port 7007 [--reset]
         One query to the status service ("stats", or "reset": counters zeroed first); its reply text.
     arp --iface tap0 --target IP [--timeout 2]
@@ -25,7 +27,6 @@ it finishes. Everything is bounded: counts, sizes and durations have hard upper 
 import argparse
 import hashlib
 import json
-import os
 import random
 import socket
 import sys
@@ -104,6 +105,8 @@ def udp_echo(a):
         sent_before.add(payload)
         if not ok:
             failed.append({"index": i, "size": size})
+            if len(failed) >= a.max_failures:
+                break  # the peer is gone: do not wait out every remaining datagram
     # Replies still in flight (to retried datagrams) count as stale; anything else arriving now is wrong.
     s.settimeout(0.2)
     try:
@@ -117,7 +120,8 @@ def udp_echo(a):
         pass
     s.close()
     us = [r * 1e6 for r in rtts]
-    return {"count": a.count, "echoed": len(rtts), "failed": len(failed), "failed_examples": failed[:10],
+    return {"count": a.count, "attempted": i + 1, "echoed": len(rtts), "failed": len(failed),
+            "failed_examples": failed[:10],
             "retries": retries, "stale": stale, "mismatched": mismatched, "mismatch_examples": mismatch_examples,
             "min_size": min(sizes), "max_size": max(sizes), "distinct_sizes": len(set(sizes)),
             "rtt_us_p50": percentile(us, 50), "rtt_us_p99": percentile(us, 99),
@@ -166,17 +170,24 @@ def tcp_conn(a, index, data, result):
     h = hashlib.sha256()
     got = bytearray() if a.keep else None
     received = 0
+    last_progress = time.monotonic()
     try:
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 r["error"] = f"timeout after {a.timeout} s ({received} of {len(data)} bytes back)"
                 break
-            s.settimeout(min(left, 5.0))
+            if now - last_progress > a.idle_timeout:
+                r["error"] = (f"no data for {a.idle_timeout} s ({received} of {len(data)} bytes back, "
+                              f"{r['sent']} sent)")
+                break
+            s.settimeout(min(left, 1.0))
             try:
                 chunk = s.recv(1 << 20)
             except socket.timeout:
                 continue
+            last_progress = time.monotonic()
             if not chunk:
                 r["eof"] = True
                 break
@@ -284,6 +295,8 @@ def main():
     u.add_argument("--timeout", type=bounded(float, 0.01, 10), default=1.0)
     u.add_argument("--retries", type=bounded(int, 0, 10), default=3)
     u.add_argument("--deadline", type=bounded(float, 1, MAX_SECONDS), default=120)
+    u.add_argument("--max-failures", type=bounded(int, 1, MAX_COUNT), default=5,
+                   help="stop after this many datagrams without a reply")
     u.add_argument("--seed", type=int, default=1)
     t = sub.add_parser("tcp-echo")
     t.add_argument("--host", required=True)
@@ -292,6 +305,8 @@ def main():
     t.add_argument("--conns", type=bounded(int, 1, MAX_CONNS), default=1)
     t.add_argument("--timeout", type=bounded(float, 1, MAX_SECONDS), default=120)
     t.add_argument("--keep", action="store_true", help="keep the received bytes to locate a difference")
+    t.add_argument("--idle-timeout", type=bounded(float, 1, MAX_SECONDS), default=15,
+                   help="give up when nothing arrives for this long")
     t.add_argument("--early-shutdown", action="store_true")
     t.add_argument("--read-after-send", action="store_true")
     t.add_argument("--rcvbuf", type=bounded(int, 0, 16 << 20), default=0)
