@@ -503,6 +503,30 @@ static void vnet_config_change(struct virtio_net *n)
 
 /* NAPI-style: the interrupt only marked the queue; here at most `budget` buffers are taken per call, so
  * other pollers (timers, other NICs) get a turn between calls however fast frames arrive. */
+/* Once per tick: a queue the driver has published to but the device has not touched since the last tick
+ * gets another notification. It costs one notification per stalled tick and recovers from a lost one (a
+ * VMM that reorders our index store with its event-index check, or a device that ignored a kick), which
+ * would otherwise stop that queue for good. */
+static void vnet_watchdog(struct virtio_net *n)
+{
+	uint16_t tx_used = le16_read(&n->txq.used->idx), rx_used = le16_read(&n->rxq.used->idx);
+
+	if (timer_ticks == n->wd_tick)
+		return;
+	n->wd_tick = timer_ticks;
+	if (n->txq.num_free < n->txq.size && tx_used == n->wd_tx_used && n->txq.avail_idx != tx_used) {
+		n->stats.tx_rekicks++;
+		n->vd.ops->notify(&n->vd, &n->txq);
+	}
+	if (n->rxq.avail_idx != n->wd_rx_avail && rx_used == n->wd_rx_used) {
+		n->stats.rx_rekicks++;
+		n->vd.ops->notify(&n->vd, &n->rxq);
+	}
+	n->wd_tx_used = tx_used;
+	n->wd_rx_used = rx_used;
+	n->wd_rx_avail = n->rxq.avail_idx;
+}
+
 static int vnet_poll(void *ctx)
 {
 	struct virtio_net *n = ctx;
@@ -511,6 +535,7 @@ static int vnet_poll(void *ctx)
 	if (n->cfg_pending)
 		vnet_config_change(n);
 	virtio_net_tx_reclaim(n);
+	vnet_watchdog(n);
 	if (!n->rx_pending && n->mode == VNET_MODE_COALESCE && n->coalesce_deadline) {
 		/* The coalescing bound. The wake-up timer may fire a little early (count rounding): within 1/8 of
 		 * the bound counts as due, otherwise it is armed again. When due, frames that did not reach the
@@ -624,11 +649,12 @@ size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
 		    n->pool_size);
 	vnet_append(buf, len, &used,
 		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
-		    "tx_kicks=%llu link_changes=%llu\n",
+		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu\n",
 		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
 		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
 		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
-		    (unsigned long long)s->link_changes);
+		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
+		    (unsigned long long)s->rx_rekicks);
 	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);

@@ -48,6 +48,7 @@ struct virtio_net_stats {
 	uint64_t link_changes;
 	uint64_t pool_overflow;
 	uint64_t coalesce_timeouts;
+	uint64_t tx_rekicks, rx_rekicks; /* notifications repeated by the stall watchdog */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -89,6 +90,8 @@ struct virtio_net {
 	uint64_t coalesce_tsc;    /* ... or when the oldest waits this long (checked every main-loop round) */
 	uint64_t coalesce_deadline;
 	struct hist hist[VNET_H_COUNT];
+	uint64_t wd_tick; /* watchdog: tick of the last check and the indices seen then */
+	uint16_t wd_tx_used, wd_rx_used, wd_rx_avail;
 	struct virtio_net_consumer consumer;
 	/* Buffer pool used when the consumer does not provide RX buffers. */
 	void **pool;

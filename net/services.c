@@ -40,9 +40,12 @@ static void echo_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
 	pbuf_free(p);
 }
 
-/* TCP echo: what could not be queued for sending yet waits in `pending` until the peer acknowledges data. */
+/* TCP echo: what could not be queued for sending yet waits in `pending` until the peer acknowledges data.
+ * When the peer half-closes, the connection is closed only once everything received has been echoed: lwIP
+ * answers a close with unconsumed received data with a reset, which would lose the tail. */
 struct echo_conn {
 	struct pbuf *pending;
+	int closing;
 };
 
 static void echo_tcp_close(struct tcp_pcb *pcb, struct echo_conn *c)
@@ -79,6 +82,8 @@ static void echo_tcp_flush(struct tcp_pcb *pcb, struct echo_conn *c)
 		pbuf_free(p);
 	}
 	tcp_output(pcb);
+	if (c->closing && !c->pending)
+		echo_tcp_close(pcb, c);
 }
 
 static err_t echo_tcp_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
@@ -93,10 +98,16 @@ static err_t echo_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t
 {
 	struct echo_conn *c = arg;
 
-	if (!p || err != ERR_OK) {
+	if (err != ERR_OK) {
 		if (p)
 			pbuf_free(p);
 		echo_tcp_close(pcb, c);
+		return ERR_OK;
+	}
+	if (!p) {
+		/* The peer is done sending: finish echoing, then close (echo_tcp_flush). */
+		c->closing = 1;
+		echo_tcp_flush(pcb, c);
 		return ERR_OK;
 	}
 	if (c->pending)
@@ -273,6 +284,44 @@ static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, cons
 	pbuf_free(r);
 }
 
+/* The same over TCP (for QEMU's user network, whose restricted mode drops the guest's UDP replies): the
+ * client sends one command line, gets the answer, and the guest closes. */
+static err_t status_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	char cmd[96] = { 0 };
+	(void)arg;
+
+	if (!p || err != ERR_OK) {
+		if (p)
+			pbuf_free(p);
+		tcp_recv(pcb, NULL);
+		if (tcp_close(pcb) != ERR_OK)
+			tcp_abort(pcb);
+		return ERR_OK;
+	}
+	pbuf_copy_partial(p, cmd, sizeof(cmd) - 1, 0);
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	svc.status_queries++;
+	size_t n = net_control(cmd, status_buf, sizeof(status_buf));
+	if (n > tcp_sndbuf(pcb))
+		n = tcp_sndbuf(pcb);
+	tcp_write(pcb, status_buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
+	tcp_recv(pcb, NULL);
+	if (tcp_close(pcb) != ERR_OK)
+		tcp_abort(pcb);
+	return ERR_OK;
+}
+
+static err_t status_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	(void)arg;
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	tcp_recv(pcb, status_tcp_recv);
+	return ERR_OK;
+}
+
 /* ---- start ---- */
 
 static int services_enabled(const char *names, const char *name)
@@ -332,8 +381,8 @@ int services_start(const char *names)
 		strcat(list, " iperf/5001");
 	}
 	if (services_enabled(names, "status")) {
-		rc |= services_udp(SERVICE_STATUS_PORT, status_udp_recv);
-		strcat(list, " status/udp7007");
+		rc |= services_udp(SERVICE_STATUS_PORT, status_udp_recv) | services_tcp(SERVICE_STATUS_PORT, status_tcp_accept);
+		strcat(list, " status/7007");
 	}
 	printf("services:%s\n", list);
 	return rc;

@@ -1,5 +1,6 @@
 /* Network services on lwIP's raw API: echo (RFC 862, UDP+TCP port 7), discard (RFC 863, port 9), an iperf2
- * server (lwiperf, TCP 5001) and a status service (UDP 7007) returning every counter as text. */
+ * server (lwiperf, TCP 5001) and a status/control service (UDP and TCP 7007, the language of net/control.h)
+ * returning every counter as text. */
 #ifndef SERVICES_H
 #define SERVICES_H
 

@@ -10,8 +10,12 @@
  * Each datagram's first 8 bytes (if --size allows) are a little-endian sequence number, so that a receiver
  * can count loss and reordering.
  *
- * Send errors (ENOBUFS, ECONNREFUSED after an ICMP port unreachable, ...) are counted, not fatal: the failing
- * datagram is skipped. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could not start. */
+ * Send errors (ENOBUFS, EAGAIN, ...) are counted, not fatal: the failing datagram is skipped. The socket is
+ * not connected and IP_RECVERR is off, so an ICMP port unreachable from the target is ignored instead of
+ * failing the next send with ECONNREFUSED (which would turn every other datagram into an error). The flip
+ * side: a datagram dropped by the qdisc or the tap device after sendmmsg() accepted it is not seen here;
+ * `ip -s link` on the tap shows those. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could
+ * not start. */
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
@@ -30,16 +34,16 @@
 
 #include "pace.h"
 
-#define LOAD_DEFAULT_SIZE 18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
-#define LOAD_MAX_SIZE 65507
-#define LOAD_MAX_BATCH 1024 /* UIO_MAXIOV, the kernel's limit on one sendmmsg() */
-#define LOAD_FLAT_BATCH 64
+#define LOAD_DEFAULT_SIZE          18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
+#define LOAD_MAX_SIZE              65507
+#define LOAD_MAX_BATCH             1024 /* UIO_MAXIOV, the kernel's limit on one sendmmsg() */
+#define LOAD_FLAT_BATCH            64
 #define LOAD_MIN_BATCH_INTERVAL_NS 10000.0 /* automatic --batch: at most one sendmmsg() per 10 us */
-#define LOAD_SPIN_NS 50000ull
-#define LOAD_SLIP_NS 1000000ull
-#define LOAD_EXIT_OK 0
-#define LOAD_EXIT_USAGE 2
-#define LOAD_EXIT_FAILED 3
+#define LOAD_SPIN_NS               50000ull
+#define LOAD_SLIP_NS               1000000ull
+#define LOAD_EXIT_OK               0
+#define LOAD_EXIT_USAGE            2
+#define LOAD_EXIT_FAILED           3
 
 struct load_opts {
 	const char *dst;
@@ -50,13 +54,17 @@ struct load_opts {
 	unsigned size;
 	unsigned batch; /* 0: automatic */
 	int quiet;
-	int have_port, have_rate;
+	int have_port, have_rate, have_duration;
 };
+
+static volatile sig_atomic_t load_stop;
 
 #if defined(__x86_64__) || defined(__i386__)
 #define load_cpu_relax() __builtin_ia32_pause()
 #else
-#define load_cpu_relax() do { } while (0)
+#define load_cpu_relax()                                                                                               \
+	do {                                                                                                           \
+	} while (0)
 #endif
 
 static uint64_t load_now(void)
@@ -67,25 +75,25 @@ static uint64_t load_now(void)
 }
 
 /* Waits until CLOCK_MONOTONIC reaches deadline_ns: clock_nanosleep() until LOAD_SPIN_NS before it, then a
- * busy wait, since a sleep's wake-up comes tens of microseconds late. Returns the time it returned at. */
+ * busy wait, since a sleep's wake-up comes tens of microseconds late. Returns early once load_stop is set
+ * (SIGINT, SIGTERM). Returns the time it returned at. */
 static uint64_t load_wait_until(uint64_t deadline_ns)
 {
 	uint64_t now = load_now();
 	if (now + LOAD_SPIN_NS < deadline_ns) {
 		uint64_t wake = deadline_ns - LOAD_SPIN_NS;
-		struct timespec ts = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) };
-		/* A signal (EINTR) only ends the sleep early; the busy wait covers the rest. */
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		struct timespec ts = {.tv_sec = (time_t)(wake / 1000000000ull),
+		                      .tv_nsec = (long)(wake % 1000000000ull)};
+		while (!load_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
 		now = load_now();
 	}
-	while (now < deadline_ns) {
+	while (now < deadline_ns && !load_stop) {
 		load_cpu_relax();
 		now = load_now();
 	}
 	return now;
 }
-
-static volatile sig_atomic_t load_stop;
 
 static void load_on_signal(int sig)
 {
@@ -95,17 +103,16 @@ static void load_on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: load --dst ADDR --port N (--rate PPS | --flat) --duration S [--size BYTES] [--batch N]\n"
-		"            [--quiet]\n"
-		"  --rate PPS      datagrams per second, paced on CLOCK_MONOTONIC\n"
-		"  --flat          no pacing: as fast as sendmmsg() goes\n"
-		"  --duration S    seconds to send for\n"
-		"  --size BYTES    UDP payload bytes, 0..65507 (default 18: a 64-byte Ethernet frame with FCS)\n"
-		"  --batch N       datagrams per sendmmsg(), 1..1024 (default: the smallest batch that keeps\n"
-		"                  sendmmsg() calls at least 10 us apart; 64 with --flat)\n"
-		"  --quiet         print nothing but the summary line\n"
-		"exit: 0 done, 2 bad arguments, 3 run failed\n");
+	fprintf(f, "usage: load --dst ADDR --port N (--rate PPS | --flat) --duration S [--size BYTES] [--batch N]\n"
+	           "            [--quiet]\n"
+	           "  --rate PPS      datagrams per second, paced on CLOCK_MONOTONIC\n"
+	           "  --flat          no pacing: as fast as sendmmsg() goes\n"
+	           "  --duration S    seconds to send for\n"
+	           "  --size BYTES    UDP payload bytes, 0..65507 (default 18: a 64-byte Ethernet frame with FCS)\n"
+	           "  --batch N       datagrams per sendmmsg(), 1..1024 (default: the smallest batch that keeps\n"
+	           "                  sendmmsg() calls at least 10 us apart; 64 with --flat)\n"
+	           "  --quiet         print nothing but the summary line\n"
+	           "exit: 0 done, 2 bad arguments, 3 run failed\n");
 }
 
 static int load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -146,16 +153,16 @@ static void bad(int *errors, const char *opt, const char *val, const char *why)
 enum { OPT_DST = 1, OPT_PORT, OPT_RATE, OPT_FLAT, OPT_DURATION, OPT_SIZE, OPT_BATCH, OPT_QUIET, OPT_HELP };
 
 static const struct option load_longopts[] = {
-	{ "dst", required_argument, NULL, OPT_DST },
-	{ "port", required_argument, NULL, OPT_PORT },
-	{ "rate", required_argument, NULL, OPT_RATE },
-	{ "flat", no_argument, NULL, OPT_FLAT },
-	{ "duration", required_argument, NULL, OPT_DURATION },
-	{ "size", required_argument, NULL, OPT_SIZE },
-	{ "batch", required_argument, NULL, OPT_BATCH },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ NULL, 0, NULL, 0 },
+    {"dst", required_argument, NULL, OPT_DST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"flat", no_argument, NULL, OPT_FLAT},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"size", required_argument, NULL, OPT_SIZE},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 /* Returns the number of bad arguments (each reported by name), or -1 after --help. */
@@ -190,6 +197,7 @@ static int load_parse_args(int argc, char **argv, struct load_opts *o)
 		case OPT_DURATION:
 			if (load_parse_double(optarg, 1e-3, 86400, &o->duration_s))
 				bad(&errors, "--duration", optarg, "is not a number of seconds (0.001..86400)");
+			o->have_duration = 1;
 			break;
 		case OPT_SIZE:
 			if (load_parse_u64(optarg, 0, LOAD_MAX_SIZE, &u))
@@ -221,7 +229,7 @@ static int load_parse_args(int argc, char **argv, struct load_opts *o)
 		bad(&errors, "--dst", NULL, "is required");
 	if (!o->have_port)
 		bad(&errors, "--port", NULL, "is required");
-	if (o->duration_s == 0)
+	if (!o->have_duration)
 		bad(&errors, "--duration", NULL, "is required");
 	if (o->have_rate && o->flat)
 		bad(&errors, "--flat", NULL, "cannot be combined with --rate");
@@ -230,30 +238,28 @@ static int load_parse_args(int argc, char **argv, struct load_opts *o)
 	return errors;
 }
 
-/* A connected socket: the route is looked up once, not per datagram. The price is that an ICMP port
- * unreachable fails the next send with ECONNREFUSED (that datagram is not sent), which is counted. */
-static int load_open(const struct load_opts *o, int *fd_out)
+/* Resolves --dst (numeric only: no DNS traffic) into *dst and opens the (unconnected) socket. */
+static int load_open(const struct load_opts *o, int *fd_out, struct sockaddr_storage *dst, socklen_t *dst_len)
 {
 	char port[8];
 	snprintf(port, sizeof(port), "%u", o->port);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
-				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	int rc = getaddrinfo(o->dst, port, &hints, &ai);
 	if (rc) {
 		fprintf(stderr, "load: --dst: '%s' is not a numeric IPv4 or IPv6 address (%s)\n", o->dst,
-			gai_strerror(rc));
+		        gai_strerror(rc));
 		return LOAD_EXIT_USAGE;
 	}
+	memcpy(dst, ai->ai_addr, ai->ai_addrlen);
+	*dst_len = ai->ai_addrlen;
 	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+	freeaddrinfo(ai);
+	if (fd < 0) {
 		perror("load: socket");
-		freeaddrinfo(ai);
-		if (fd >= 0)
-			close(fd);
 		return LOAD_EXIT_FAILED;
 	}
-	freeaddrinfo(ai);
 	/* Best effort (capped by net.core.wmem_max): room for whole batches in the socket's send buffer. */
 	int sndbuf = 4 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
@@ -272,7 +278,7 @@ struct load_stats {
 
 /* Sends msgs[0..n) with sequence numbers from *seq on; a datagram that fails is counted and skipped. */
 static void load_send_batch(int fd, struct mmsghdr *msgs, unsigned n, unsigned size, uint64_t *seq,
-			    struct load_stats *st)
+                            struct load_stats *st)
 {
 	if (size >= 8) {
 		for (unsigned i = 0; i < n; i++) {
@@ -308,7 +314,9 @@ int main(int argc, char **argv)
 		return LOAD_EXIT_USAGE;
 	}
 	int fd;
-	int rc = load_open(&o, &fd);
+	struct sockaddr_storage dst;
+	socklen_t dst_len;
+	int rc = load_open(&o, &fd, &dst, &dst_len);
 	if (rc) {
 		if (rc == LOAD_EXIT_USAGE)
 			fprintf(stderr, "load: 1 bad argument; see load --help\n");
@@ -337,9 +345,11 @@ int main(int argc, char **argv)
 		iov[i].iov_len = o.size;
 		msgs[i].msg_hdr.msg_iov = &iov[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &dst;
+		msgs[i].msg_hdr.msg_namelen = dst_len;
 	}
 
-	struct sigaction sa = { .sa_handler = load_on_signal, .sa_flags = SA_RESETHAND };
+	struct sigaction sa = {.sa_handler = load_on_signal, .sa_flags = SA_RESETHAND};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -354,7 +364,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, " duration=%gs size=%u batch=%u\n", o.duration_s, o.size, batch);
 	}
 
-	struct load_stats st = { 0 };
+	struct load_stats st = {0};
 	uint64_t seq = 0;
 	uint64_t t0 = load_now();
 	uint64_t end = t0 + (uint64_t)(o.duration_s * 1e9);
@@ -373,6 +383,8 @@ int main(int argc, char **argv)
 			if (load_stop || due >= end)
 				break;
 			now = load_wait_until(due);
+			if (load_stop)
+				break;
 			if (now - due > LOAD_SLIP_NS) {
 				pace_delay(&pace, now - due);
 				st.slips++;
@@ -383,7 +395,7 @@ int main(int argc, char **argv)
 			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
 		}
 		/* The run lasts its full duration even though the last batch left before the end. */
-		now = load_stop ? load_now() : load_wait_until(end);
+		now = load_wait_until(end);
 	}
 	double duration = (double)(now - t0) / 1e9;
 	printf("load: sent=%" PRIu64 " duration_s=%.3f offered_pps=%.0f errors=%" PRIu64 "\n", st.sent, duration,
@@ -391,7 +403,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (!o.quiet && (st.errors || st.slips))
 		fprintf(stderr, "load: last_error=%s schedule_slips=%" PRIu64 " slipped_ms=%.1f max_lag_us=%.1f\n",
-			st.errors ? strerror(st.last_errno) : "none", st.slips, st.lost_ns / 1e6, st.max_lag_ns / 1e3);
+		        st.errors ? strerror(st.last_errno) : "none", st.slips, st.lost_ns / 1e6, st.max_lag_ns / 1e3);
 	close(fd);
 	free(bufs);
 	free(iov);

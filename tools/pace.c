@@ -50,7 +50,7 @@ double pace_rng_exp(struct pace_rng *r, double mean)
 }
 
 int pace_init(struct pace *p, enum pace_pattern pattern, double rate_pps, unsigned burst, uint64_t seed,
-	      uint64_t start_ns)
+              uint64_t start_ns)
 {
 	memset(p, 0, sizeof(*p));
 	if (!(rate_pps > 0.0) || !isfinite(rate_pps) || burst == 0)
@@ -89,7 +89,7 @@ void pace_delay(struct pace *p, uint64_t delay_ns)
 	p->start_ns += delay_ns;
 }
 
-static const char *const pace_names[] = { [PACE_FIXED] = "fixed", [PACE_POISSON] = "poisson", [PACE_BURST] = "burst" };
+static const char *const pace_names[] = {[PACE_FIXED] = "fixed", [PACE_POISSON] = "poisson", [PACE_BURST] = "burst"};
 
 int pace_parse_pattern(const char *s, enum pace_pattern *out)
 {

@@ -47,7 +47,7 @@ struct pace {
 /* -EINVAL unless rate_pps > 0 and finite, and burst >= 1 (burst is ignored by the other patterns). The first
  * packet is due at start_ns. */
 int pace_init(struct pace *p, enum pace_pattern pattern, double rate_pps, unsigned burst, uint64_t seed,
-	      uint64_t start_ns);
+              uint64_t start_ns);
 /* The send time of the next packet; advances the schedule by one packet. */
 uint64_t pace_next(struct pace *p);
 /* Moves the rest of the schedule later by delay_ns: after the sender has been held up (descheduled) it

@@ -39,16 +39,16 @@
 #include "pace.h"
 #include "stats.h"
 
-#define PROBE_HDR_SIZE 16
-#define PROBE_MAX_SIZE 65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
-#define PROBE_MAX_PROBES 100000000ull
-#define PROBE_SPIN_NS 50000ull /* busy-wait (polling the socket) for the last 50 us before a send */
-#define PROBE_SLIP_NS 1000000ull /* a send this late moves the rest of the schedule (see pace_delay) */
+#define PROBE_HDR_SIZE       16
+#define PROBE_MAX_SIZE       65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
+#define PROBE_MAX_PROBES     100000000ull
+#define PROBE_SPIN_NS        50000ull   /* busy-wait (polling the socket) for the last 50 us before a send */
+#define PROBE_SLIP_NS        1000000ull /* a send this late moves the rest of the schedule (see pace_delay) */
 #define PROBE_TX_TS_GRACE_NS 20000000ull
-#define PROBE_EXIT_OK 0
-#define PROBE_EXIT_NO_ECHO 1
-#define PROBE_EXIT_USAGE 2
-#define PROBE_EXIT_FAILED 3
+#define PROBE_EXIT_OK        0
+#define PROBE_EXIT_NO_ECHO   1
+#define PROBE_EXIT_USAGE     2
+#define PROBE_EXIT_FAILED    3
 
 enum probe_state { PROBE_UNSENT, PROBE_PENDING, PROBE_RECEIVED, PROBE_TIMED_OUT, PROBE_LATE, PROBE_SEND_FAILED };
 
@@ -94,7 +94,8 @@ struct probe_run {
 	size_t nrecs, cap;
 	uint32_t *key_seq; /* OPT_ID key (index among successful sends) -> sequence number */
 	size_t nkeys, key_cap;
-	uint8_t *buf;
+	uint8_t *buf;   /* receive buffer */
+	uint8_t *txbuf; /* the probe being sent: 16 header bytes, then zeros */
 	uint64_t duplicates, stray, send_errors, tx_ts_rejected;
 	uint64_t slips, max_lag_ns;
 	int last_send_errno;
@@ -118,22 +119,23 @@ static void probe_on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: probe --dst ADDR --port N [--count N | --duration S] [--rate PPS]\n"
-		"             [--pattern fixed|poisson|burst] [--burst K] [--seed N] [--size BYTES]\n"
-		"             [--timeout-ms MS] [--warmup N] [--csv FILE] [--hist US] [--user-ts] [--quiet]\n"
-		"  --count N         probes to measure (default 100)       --duration S   measure for S seconds instead\n"
-		"  --rate PPS        mean probe rate (default 100)         --pattern P    fixed (default), poisson, burst\n"
-		"  --burst K         probes per burst (pattern burst; default 8); bursts come every K/rate s\n"
-		"  --seed N          seed of the poisson schedule (default 1)\n"
-		"  --size BYTES      UDP payload bytes, 16..65507 (default 64)\n"
-		"  --timeout-ms MS   an echo later than this is late, not received (default 1000)\n"
-		"  --warmup N        probes sent first and left out of every count (default 0)\n"
-		"  --csv FILE        seq,send_ns,recv_ns,rtt_ns per measured probe\n"
-		"  --hist US         also print an RTT histogram with bins US microseconds wide\n"
-		"  --user-ts         do not ask for kernel timestamps (method=user)\n"
-		"  --quiet           print nothing but the summary line\n"
-		"exit: 0 echoes received, 1 none received, 2 bad arguments, 3 run failed\n");
+	fprintf(f, "usage: probe --dst ADDR --port N [--count N | --duration S] [--rate PPS]\n"
+	           "             [--pattern fixed|poisson|burst] [--burst K] [--seed N] [--size BYTES]\n"
+	           "             [--timeout-ms MS] [--warmup N] [--csv FILE] [--hist US] [--user-ts] [--quiet]\n"
+	           "  --count N         probes to measure (default 100)\n"
+	           "  --duration S      measure for S seconds instead of a count\n"
+	           "  --rate PPS        mean probe rate (default 100)\n"
+	           "  --pattern P       fixed (default), poisson or burst\n"
+	           "  --burst K         probes per burst (pattern burst; default 8); bursts come every K/rate s\n"
+	           "  --seed N          seed of the poisson schedule (default 1)\n"
+	           "  --size BYTES      UDP payload bytes, 16..65507 (default 64)\n"
+	           "  --timeout-ms MS   an echo later than this is late, not received (default 1000)\n"
+	           "  --warmup N        probes sent first and left out of every count (default 0)\n"
+	           "  --csv FILE        seq,send_ns,recv_ns,rtt_ns per measured probe\n"
+	           "  --hist US         also print an RTT histogram with bins US microseconds wide\n"
+	           "  --user-ts         do not ask for kernel timestamps (method=user)\n"
+	           "  --quiet           print nothing but the summary line\n"
+	           "exit: 0 echoes received, 1 none received, 2 bad arguments, 3 run failed\n");
 }
 
 /* Strict unsigned parse: digits only (decimal, or 0x hex), no sign, no trailing text. */
@@ -164,28 +166,42 @@ static int probe_parse_double(const char *s, double min, double max, double *out
 }
 
 enum {
-	OPT_DST = 1, OPT_PORT, OPT_COUNT, OPT_DURATION, OPT_RATE, OPT_PATTERN, OPT_BURST, OPT_SIZE, OPT_CSV,
-	OPT_TIMEOUT, OPT_WARMUP, OPT_QUIET, OPT_SEED, OPT_HIST, OPT_USER_TS, OPT_HELP,
+	OPT_DST = 1,
+	OPT_PORT,
+	OPT_COUNT,
+	OPT_DURATION,
+	OPT_RATE,
+	OPT_PATTERN,
+	OPT_BURST,
+	OPT_SIZE,
+	OPT_CSV,
+	OPT_TIMEOUT,
+	OPT_WARMUP,
+	OPT_QUIET,
+	OPT_SEED,
+	OPT_HIST,
+	OPT_USER_TS,
+	OPT_HELP,
 };
 
 static const struct option probe_longopts[] = {
-	{ "dst", required_argument, NULL, OPT_DST },
-	{ "port", required_argument, NULL, OPT_PORT },
-	{ "count", required_argument, NULL, OPT_COUNT },
-	{ "duration", required_argument, NULL, OPT_DURATION },
-	{ "rate", required_argument, NULL, OPT_RATE },
-	{ "pattern", required_argument, NULL, OPT_PATTERN },
-	{ "burst", required_argument, NULL, OPT_BURST },
-	{ "size", required_argument, NULL, OPT_SIZE },
-	{ "csv", required_argument, NULL, OPT_CSV },
-	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
-	{ "warmup", required_argument, NULL, OPT_WARMUP },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "hist", required_argument, NULL, OPT_HIST },
-	{ "user-ts", no_argument, NULL, OPT_USER_TS },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ NULL, 0, NULL, 0 },
+    {"dst", required_argument, NULL, OPT_DST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"count", required_argument, NULL, OPT_COUNT},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"pattern", required_argument, NULL, OPT_PATTERN},
+    {"burst", required_argument, NULL, OPT_BURST},
+    {"size", required_argument, NULL, OPT_SIZE},
+    {"csv", required_argument, NULL, OPT_CSV},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"hist", required_argument, NULL, OPT_HIST},
+    {"user-ts", no_argument, NULL, OPT_USER_TS},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static void bad(int *errors, const char *opt, const char *val, const char *why)
@@ -316,13 +332,13 @@ static int probe_resolve(struct probe_run *r)
 	char port[8];
 	snprintf(port, sizeof(port), "%u", r->o->port);
 	/* Numeric addresses only: no name lookup, so no DNS traffic and no lookup delay in a measurement. */
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
-				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	int rc = getaddrinfo(r->o->dst, port, &hints, &ai);
 	if (rc) {
 		fprintf(stderr, "probe: --dst: '%s' is not a numeric IPv4 or IPv6 address (%s)\n", r->o->dst,
-			gai_strerror(rc));
+		        gai_strerror(rc));
 		return -1;
 	}
 	memcpy(&r->dst, ai->ai_addr, ai->ai_addrlen);
@@ -360,12 +376,12 @@ static int probe_open_socket(struct probe_run *r)
 	/* The socket is not connected, and IP_RECVERR stays off: ICMP port-unreachable replies then neither fail
 	 * later sends with ECONNREFUSED nor land in the error queue beside the TX timestamps. */
 	if (!r->o->user_ts) {
-		unsigned flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
-				 SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
+		unsigned flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
+		                 SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
 		r->kernel_ts = setsockopt(r->fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) == 0;
 		if (!r->kernel_ts && !r->o->quiet)
 			fprintf(stderr, "probe: SO_TIMESTAMPING unavailable (%s); using user-space timestamps\n",
-				strerror(errno));
+			        strerror(errno));
 	}
 	return 0;
 }
@@ -405,12 +421,12 @@ static int probe_send(struct probe_run *r)
 	p->tx_real = probe_now(CLOCK_REALTIME);
 	p->tx_user = probe_now(CLOCK_MONOTONIC_RAW);
 	w32 = htole32(r->tag);
-	memcpy(r->buf, &w32, 4);
+	memcpy(r->txbuf, &w32, 4);
 	w32 = htole32(seq);
-	memcpy(r->buf + 4, &w32, 4);
+	memcpy(r->txbuf + 4, &w32, 4);
 	w64 = htole64(p->tx_user);
-	memcpy(r->buf + 8, &w64, 8);
-	ssize_t n = sendto(r->fd, r->buf, r->o->size, 0, (const struct sockaddr *)&r->dst, r->dst_len);
+	memcpy(r->txbuf + 8, &w64, 8);
+	ssize_t n = sendto(r->fd, r->txbuf, r->o->size, 0, (const struct sockaddr *)&r->dst, r->dst_len);
 	if (n == (ssize_t)r->o->size) {
 		p->state = PROBE_PENDING;
 		/* With OPT_ID the kernel numbers successful sends from 0; the n-th TX timestamp is this probe's. */
@@ -432,9 +448,9 @@ static void probe_drain_errqueue(struct probe_run *r)
 	for (;;) {
 		char control[512];
 		char data[64];
-		struct iovec iov = { data, sizeof(data) };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-				      .msg_controllen = sizeof(control) };
+		struct iovec iov = {data, sizeof(data)};
+		struct msghdr msg = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
 		if (recvmsg(r->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
 			return;
 		const struct scm_timestamping *tss = NULL;
@@ -443,7 +459,7 @@ static void probe_drain_errqueue(struct probe_run *r)
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING)
 				tss = (const void *)CMSG_DATA(c);
 			else if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-				 (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
+			         (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
 				serr = (const void *)CMSG_DATA(c);
 		}
 		if (!tss || !serr || serr->ee_errno != ENOMSG || serr->ee_origin != SO_EE_ORIGIN_TIMESTAMPING ||
@@ -467,9 +483,13 @@ static void probe_drain_rx(struct probe_run *r)
 	for (;;) {
 		char control[256];
 		struct sockaddr_storage from;
-		struct iovec iov = { r->buf, PROBE_MAX_SIZE + 1 };
-		struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
-				      .msg_control = control, .msg_controllen = sizeof(control) };
+		struct iovec iov = {r->buf, PROBE_MAX_SIZE + 1};
+		struct msghdr msg = {.msg_name = &from,
+		                     .msg_namelen = sizeof(from),
+		                     .msg_iov = &iov,
+		                     .msg_iovlen = 1,
+		                     .msg_control = control,
+		                     .msg_controllen = sizeof(control)};
 		ssize_t n = recvmsg(r->fd, &msg, MSG_DONTWAIT);
 		uint64_t rx_user = probe_now(CLOCK_MONOTONIC_RAW);
 		if (n < 0) {
@@ -480,8 +500,8 @@ static void probe_drain_rx(struct probe_run *r)
 		uint32_t tag, seq;
 		memcpy(&tag, r->buf, 4);
 		memcpy(&seq, r->buf + 4, 4);
-		if (!probe_same_peer(r, &from, msg.msg_namelen) || n != (ssize_t)r->o->size ||
-		    le32toh(tag) != r->tag || le32toh(seq) >= r->nrecs) {
+		if (!probe_same_peer(r, &from, msg.msg_namelen) || n != (ssize_t)r->o->size || le32toh(tag) != r->tag ||
+		    le32toh(seq) >= r->nrecs) {
 			r->stray++;
 			continue;
 		}
@@ -544,8 +564,8 @@ static int probe_loop(struct probe_run *r)
 		probe_drain_rx(r);
 
 		now = probe_now(CLOCK_MONOTONIC_RAW);
-		while (oldest < r->nrecs && (r->recs[oldest].state != PROBE_PENDING ||
-					     now - r->recs[oldest].tx_user > r->timeout_ns)) {
+		while (oldest < r->nrecs &&
+		       (r->recs[oldest].state != PROBE_PENDING || now - r->recs[oldest].tx_user > r->timeout_ns)) {
 			if (r->recs[oldest].state == PROBE_PENDING)
 				r->recs[oldest].state = PROBE_TIMED_OUT;
 			oldest++;
@@ -556,8 +576,9 @@ static int probe_loop(struct probe_run *r)
 		uint64_t wake = sending ? next : r->recs[oldest].tx_user + r->timeout_ns + 1;
 		if (wake > now + PROBE_SPIN_NS) {
 			uint64_t d = wake - now - (sending ? PROBE_SPIN_NS : 0);
-			struct timespec ts = { .tv_sec = (time_t)(d / 1000000000ull), .tv_nsec = (long)(d % 1000000000ull) };
-			struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+			struct timespec ts = {.tv_sec = (time_t)(d / 1000000000ull),
+			                      .tv_nsec = (long)(d % 1000000000ull)};
+			struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
 			ppoll(&pfd, 1, &ts, NULL);
 		}
 	}
@@ -573,7 +594,7 @@ static int probe_loop(struct probe_run *r)
 					missing++;
 			if (!missing || probe_now(CLOCK_MONOTONIC_RAW) >= give_up)
 				break;
-			struct pollfd pfd = { .fd = r->fd, .events = 0 };
+			struct pollfd pfd = {.fd = r->fd, .events = 0};
 			poll(&pfd, 1, 1);
 		}
 	}
@@ -664,8 +685,10 @@ static int probe_report(struct probe_run *r, FILE *csv)
 	}
 	int kernel = r->kernel_ts && no_kernel == 0;
 	if (r->kernel_ts && no_kernel && !o->quiet)
-		fprintf(stderr, "probe: %" PRIu64 " of %" PRIu64 " echoes lack a kernel timestamp; all RTTs use "
-			"user-space timestamps\n", no_kernel, received);
+		fprintf(stderr,
+		        "probe: %" PRIu64 " of %" PRIu64 " echoes lack a kernel timestamp; all RTTs use "
+		        "user-space timestamps\n",
+		        no_kernel, received);
 
 	double *rtt = malloc((received ? received : 1) * sizeof(*rtt));
 	if (!rtt) {
@@ -678,9 +701,9 @@ static int probe_report(struct probe_run *r, FILE *csv)
 		if (p->state == PROBE_RECEIVED)
 			rtt[n++] = kernel ? (double)(p->rx_kern - p->tx_kern) : (double)(p->rx_user - p->tx_user);
 	}
-	static const double ps[] = { 50, 90, 99, 99.9 };
-	double pv[4] = { 0 };
-	struct stats_summary s = { 0 };
+	static const double ps[] = {50, 90, 99, 99.9};
+	double pv[4] = {0};
+	struct stats_summary s = {0};
 	int valid = n > 0 && stats_summarize(rtt, n, &s) == 0 && stats_percentiles(rtt, n, ps, 4, pv) == 0;
 	char f[7][32];
 	probe_fmt_us(f[0], sizeof(f[0]), s.min, valid);
@@ -698,11 +721,12 @@ static int probe_report(struct probe_run *r, FILE *csv)
 	free(rtt);
 
 	if (!o->quiet && (r->duplicates || r->stray || r->send_errors || r->tx_ts_rejected || r->slips))
-		fprintf(stderr, "probe: duplicates=%" PRIu64 " stray=%" PRIu64 " send_errors=%" PRIu64 "%s%s%s"
-			" tx_ts_rejected=%" PRIu64 " schedule_slips=%" PRIu64 " max_lag_us=%.1f\n", r->duplicates,
-			r->stray, r->send_errors, r->send_errors ? " (" : "",
-			r->send_errors ? strerror(r->last_send_errno) : "", r->send_errors ? ")" : "", r->tx_ts_rejected,
-			r->slips, r->max_lag_ns / 1000.0);
+		fprintf(stderr,
+		        "probe: duplicates=%" PRIu64 " stray=%" PRIu64 " send_errors=%" PRIu64 "%s%s%s"
+		        " tx_ts_rejected=%" PRIu64 " schedule_slips=%" PRIu64 " max_lag_us=%.1f\n",
+		        r->duplicates, r->stray, r->send_errors, r->send_errors ? " (" : "",
+		        r->send_errors ? strerror(r->last_send_errno) : "", r->send_errors ? ")" : "",
+		        r->tx_ts_rejected, r->slips, r->max_lag_ns / 1000.0);
 	if (csv) {
 		int bad_csv = probe_write_csv(r, csv, kernel);
 		if (fclose(csv) || bad_csv) {
@@ -719,7 +743,7 @@ int main(int argc, char **argv)
 	int errors = probe_parse_args(argc, argv, &o);
 	if (errors < 0)
 		return PROBE_EXIT_OK;
-	struct probe_run r = { .o = &o, .fd = -1, .timeout_ns = (uint64_t)o.timeout_ms * 1000000ull };
+	struct probe_run r = {.o = &o, .fd = -1, .timeout_ns = (uint64_t)o.timeout_ms * 1000000ull};
 	if (!errors && probe_resolve(&r))
 		errors++;
 	FILE *csv = NULL;
@@ -736,15 +760,17 @@ int main(int argc, char **argv)
 	}
 
 	r.buf = calloc(1, PROBE_MAX_SIZE + 1);
-	if (!r.buf || probe_open_socket(&r)) {
-		if (!r.buf)
-			fprintf(stderr, "probe: out of memory\n");
+	r.txbuf = calloc(1, o.size);
+	if (!r.buf || !r.txbuf) {
+		fprintf(stderr, "probe: out of memory\n");
 		return PROBE_EXIT_FAILED;
 	}
+	if (probe_open_socket(&r))
+		return PROBE_EXIT_FAILED;
 	/* A tag per run, so that echoes of an earlier run's probes are not taken for this run's. */
 	r.tag = (uint32_t)(probe_now(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 16));
 
-	struct sigaction sa = { .sa_handler = probe_on_signal, .sa_flags = SA_RESETHAND };
+	struct sigaction sa = {.sa_handler = probe_on_signal, .sa_flags = SA_RESETHAND};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -758,11 +784,11 @@ int main(int argc, char **argv)
 		else
 			snprintf(what, sizeof(what), "count=%" PRIu64, o.count);
 		fprintf(stderr, "probe: %s port %u %s warmup=%" PRIu64 " rate=%g pattern=%s", o.dst, o.port, what,
-			o.warmup, o.rate, pace_pattern_name(o.pattern));
+		        o.warmup, o.rate, pace_pattern_name(o.pattern));
 		if (o.pattern == PACE_BURST)
 			fprintf(stderr, " burst=%u", o.burst);
 		fprintf(stderr, " size=%u timeout_ms=%u timestamps=%s\n", o.size, o.timeout_ms,
-			r.kernel_ts ? "kernel" : "user");
+		        r.kernel_ts ? "kernel" : "user");
 	}
 	if (probe_loop(&r)) {
 		fprintf(stderr, "probe: out of memory after %zu probes\n", r.nrecs);
@@ -773,5 +799,6 @@ int main(int argc, char **argv)
 	free(r.recs);
 	free(r.key_seq);
 	free(r.buf);
+	free(r.txbuf);
 	return rc;
 }

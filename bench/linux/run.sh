@@ -99,6 +99,9 @@ auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
 kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
 esac
 if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
+# Same vCPU topology as run-qemu.sh (maxcpus=2 under TCG keeps QEMU 7.2 emitting guest memory barriers).
+smp=1
+[ "$accel" = kvm ] || smp=1,maxcpus=2
 
 IFS=./ read -r o1 o2 o3 o4 plen <<<"$host_ip"
 guest_ip="$o1.$o2.$o3.$((o4 + 1))"
@@ -107,7 +110,7 @@ append="console=ttyS0${quiet:+ $quiet} panic=-1 vg_ip=$guest_ip/$plen${cmdline:+
 nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
 [ -z "$nic_opts" ] || nic="$nic,$nic_opts"
 # The same machine as run-qemu.sh (isa-debug-exit included, unused by Linux).
-args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" -display none -vga none -no-reboot
+args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
 	-serial mon:stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-kernel "$kernel" -initrd "$initrd" -append "$append"
 	-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")

@@ -42,7 +42,7 @@ static void test_one_to_hundred(void **state)
 	assert_true(pct(v, 100, 1.5) == 2);
 	assert_true(pct(v, 100, 50.5) == 51);
 
-	static const double ps[] = { 50, 90, 99, 99.9 };
+	static const double ps[] = {50, 90, 99, 99.9};
 	double out[4];
 	assert_int_equal(stats_percentiles(v, 100, ps, 4, out), 0);
 	assert_true(out[0] == 50 && out[1] == 90 && out[2] == 99 && out[3] == 100);
@@ -56,7 +56,7 @@ static void test_one_to_hundred(void **state)
 static void test_single_element(void **state)
 {
 	(void)state;
-	double v[1] = { 42.5 };
+	double v[1] = {42.5};
 	assert_true(pct(v, 1, 0) == 42.5);
 	assert_true(pct(v, 1, 50) == 42.5);
 	assert_true(pct(v, 1, 99.9) == 42.5);
@@ -77,7 +77,7 @@ static void test_even_counts(void **state)
 	assert_true(pct(v, 10, 90) == 9);
 	assert_true(pct(v, 10, 91) == 10);
 	assert_true(pct(v, 10, 99) == 10);
-	double two[2] = { 7, 3 };
+	double two[2] = {7, 3};
 	assert_true(pct(two, 2, 50) == 3);
 	assert_true(pct(two, 2, 51) == 7);
 	struct stats_summary s;
@@ -129,11 +129,11 @@ static void test_unsorted_input_is_left_alone(void **state)
 	assert_int_equal(stats_summarize(v, 100, &s), 0);
 	assert_true(s.min == 1 && s.max == 100 && s.mean == 50.5);
 
-	double dup[] = { 5, 1, 5, 5, 2, 9, 5 }; /* sorted: 1 2 5 5 5 5 9 */
+	double dup[] = {5, 1, 5, 5, 2, 9, 5}; /* sorted: 1 2 5 5 5 5 9 */
 	assert_true(pct(dup, 7, 50) == 5);
 	assert_true(pct(dup, 7, 20) == 2);
 	assert_true(pct(dup, 7, 100) == 9);
-	double neg[] = { -3.5, 10, -7, 0 };
+	double neg[] = {-3.5, 10, -7, 0};
 	assert_true(pct(neg, 4, 25) == -7);
 	assert_int_equal(stats_summarize(neg, 4, &s), 0);
 	assert_true(s.min == -7 && s.max == 10 && s.mean == -0.125);
@@ -142,7 +142,7 @@ static void test_unsorted_input_is_left_alone(void **state)
 static void test_sorted_helpers(void **state)
 {
 	(void)state;
-	double v[] = { 3, 1, 2 };
+	double v[] = {3, 1, 2};
 	stats_sort(v, 3);
 	assert_true(v[0] == 1 && v[1] == 2 && v[2] == 3);
 	double out;
@@ -154,7 +154,7 @@ static void test_sorted_helpers(void **state)
 static void test_bad_input_is_an_error(void **state)
 {
 	(void)state;
-	double v[4] = { 1, 2, 3, 4 }, out = 17, p = 50;
+	double v[4] = {1, 2, 3, 4}, out = 17, p = 50;
 	struct stats_summary s;
 	assert_int_equal(stats_percentiles(v, 0, &p, 1, &out), -EINVAL);
 	assert_int_equal(stats_percentile_sorted(v, 0, 50, &out), -EINVAL);
@@ -177,7 +177,7 @@ static void test_histogram(void **state)
 	(void)state;
 	struct stats_hist h;
 	assert_int_equal(stats_hist_init(&h, 10, 5, 4), 0); /* [10,15) [15,20) [20,25) [25,30) */
-	static const double xs[] = { 9.99, 10, 14.99, 15, 24, 29.99, 30, 1e9, -1e9, NAN };
+	static const double xs[] = {9.99, 10, 14.99, 15, 24, 29.99, 30, 1e9, -1e9, NAN};
 	for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++)
 		stats_hist_add(&h, xs[i]);
 	assert_int_equal(h.under, 2);
@@ -224,7 +224,7 @@ static void test_rng_is_seeded(void **state)
 static void test_exponential_mean(void **state)
 {
 	(void)state;
-	static const uint64_t seeds[] = { 1, 2, 42, 0xdeadbeef };
+	static const uint64_t seeds[] = {1, 2, 42, 0xdeadbeef};
 	for (size_t k = 0; k < sizeof(seeds) / sizeof(seeds[0]); k++) {
 		struct pace_rng r;
 		pace_rng_seed(&r, seeds[k]);
@@ -320,20 +320,20 @@ static void test_delay_and_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_to_hundred),
-		cmocka_unit_test(test_single_element),
-		cmocka_unit_test(test_even_counts),
-		cmocka_unit_test(test_rank_rounding),
-		cmocka_unit_test(test_unsorted_input_is_left_alone),
-		cmocka_unit_test(test_sorted_helpers),
-		cmocka_unit_test(test_bad_input_is_an_error),
-		cmocka_unit_test(test_histogram),
-		cmocka_unit_test(test_rng_is_seeded),
-		cmocka_unit_test(test_exponential_mean),
-		cmocka_unit_test(test_fixed_schedule),
-		cmocka_unit_test(test_burst_schedule),
-		cmocka_unit_test(test_poisson_schedule),
-		cmocka_unit_test(test_delay_and_parse),
+	    cmocka_unit_test(test_one_to_hundred),
+	    cmocka_unit_test(test_single_element),
+	    cmocka_unit_test(test_even_counts),
+	    cmocka_unit_test(test_rank_rounding),
+	    cmocka_unit_test(test_unsorted_input_is_left_alone),
+	    cmocka_unit_test(test_sorted_helpers),
+	    cmocka_unit_test(test_bad_input_is_an_error),
+	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_rng_is_seeded),
+	    cmocka_unit_test(test_exponential_mean),
+	    cmocka_unit_test(test_fixed_schedule),
+	    cmocka_unit_test(test_burst_schedule),
+	    cmocka_unit_test(test_poisson_schedule),
+	    cmocka_unit_test(test_delay_and_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
