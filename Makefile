@@ -40,8 +40,8 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi test unit-test fuzz-test system-test soak size clean distclean
-all: $(KERNEL_ELF) $(EFI_APP)
+.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak size clean distclean
+all: $(KERNEL_ELF) $(EFI_APP) $(TOOLS_BINS)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
 
@@ -77,6 +77,17 @@ size: $(KERNEL_ELF)
 	@size $(KERNEL_ELF)
 	@echo "stripped kernel: $$(stat -c %s $(BUILD)/kernel.stripped.elf) bytes"
 
+# ---- host tools (tools/README.md): the latency workbench's probe and load generator ----
+TOOLS_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP
+TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load
+tools: $(TOOLS_BINS)
+$(BUILD)/tools/probe: tools/probe.c tools/stats.c tools/pace.c tools/stats.h tools/pace.h
+$(BUILD)/tools/load: tools/load.c tools/pace.c tools/pace.h
+$(TOOLS_BINS):
+	@mkdir -p $(@D)
+	@echo "  HOSTCC  $@"
+	$(Q)$(HOSTCC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lm
+
 # ---- tests ----
 # Each unit test is compiled for the host with the real kernel/driver sources it exercises.
 UNIT_TESTS := cmdline memmap pmm hist
@@ -92,6 +103,9 @@ ifneq ($(wildcard tests/unit/test_virtio_net_rx.c),)
 UNIT_TESTS += virtio_net_rx
 UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c tests/unit/virtq_sim.c
 endif
+UNIT_TESTS += stats
+UNIT_SRCS_stats := tools/stats.c tools/pace.c
+$(BUILD)/unit/test_stats: tools/stats.h tools/pace.h
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -I kernel -I drivers -I tests/unit
@@ -100,7 +114,7 @@ UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=addre
 $(BUILD)/unit/test_%: tests/unit/test_%.c $$(UNIT_SRCS_$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
-	$(Q)$(HOSTCC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
+	$(Q)$(HOSTCC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka -lm
 
 unit-test: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -137,4 +151,4 @@ clean:
 distclean: clean
 	rm -rf $(CACHE)
 
--include $(KERNEL_OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(KERNEL_OBJS:.o=.d) $(UNIT_BINS:=.d) $(TOOLS_BINS:=.d)
