@@ -40,8 +40,8 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak size clean distclean
-all: $(KERNEL_ELF) $(EFI_APP) $(TOOLS_BINS)
+.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak bench size clean distclean
+all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
 
@@ -81,6 +81,7 @@ size: $(KERNEL_ELF)
 TOOLS_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP
 TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load
 tools: $(TOOLS_BINS)
+all: $(TOOLS_BINS)
 $(BUILD)/tools/probe: tools/probe.c tools/stats.c tools/pace.c tools/stats.h tools/pace.h
 $(BUILD)/tools/load: tools/load.c tools/pace.c tools/pace.h
 $(TOOLS_BINS):
@@ -144,6 +145,12 @@ system-test: all
 	$(PYTHON) -m pytest -ra tests/system $(PYTEST_ARGS)
 
 test: unit-test fuzz-test system-test
+
+# Benchmarks against a stock Linux guest in the same run (bench/bench.py; needs root). Figures and ratios are
+# printed and written to build/bench/; nothing here is a pass/fail test.
+bench: all
+	bench/linux/build.sh
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

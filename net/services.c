@@ -19,7 +19,7 @@
 #define STATUS_MAX 4096
 
 static struct {
-	uint64_t udp_echo, udp_echo_fail, tcp_echo_conns, tcp_echo_bytes, discard_bytes, status_queries;
+	uint64_t udp_echo, udp_echo_fail, tcp_echo_conns, tcp_echo_bytes, discard_bytes, discard_datagrams, status_queries;
 	uint64_t iperf_reports;
 } svc;
 
@@ -156,6 +156,7 @@ static void discard_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
 	(void)addr;
 	(void)port;
 	svc.discard_bytes += p->tot_len;
+	svc.discard_datagrams++;
 	pbuf_free(p);
 }
 
@@ -238,10 +239,11 @@ size_t services_format_status(char *buf, size_t len)
 	if (used >= len)
 		used = len - 1;
 	APPEND("services: udp_echo=%llu udp_echo_fail=%llu tcp_echo_conns=%llu tcp_echo_bytes=%llu "
-	       "discard_bytes=%llu status_queries=%llu iperf_reports=%llu\n",
+	       "discard_bytes=%llu discard_datagrams=%llu status_queries=%llu iperf_reports=%llu\n",
 	       (unsigned long long)svc.udp_echo, (unsigned long long)svc.udp_echo_fail,
 	       (unsigned long long)svc.tcp_echo_conns, (unsigned long long)svc.tcp_echo_bytes,
-	       (unsigned long long)svc.discard_bytes, (unsigned long long)svc.status_queries,
+	       (unsigned long long)svc.discard_bytes, (unsigned long long)svc.discard_datagrams,
+	       (unsigned long long)svc.status_queries,
 	       (unsigned long long)svc.iperf_reports);
 	APPEND("lwip: link_recv=%u link_drop=%u ip_recv=%u ip_drop=%u ip_chkerr=%u ip_lenerr=%u ip_proterr=%u "
 	       "ipfrag_recv=%u ipfrag_drop=%u icmp_recv=%u icmp_xmit=%u udp_recv=%u udp_drop=%u udp_chkerr=%u "

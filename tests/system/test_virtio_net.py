@@ -63,6 +63,56 @@ def send(g, count, rate=0, size="60-1514", dst=None, ethertype=ET_RX):
     return r
 
 
+def _qemu_version():
+    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"version (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+QEMU_VERSION = _qemu_version()
+# QEMU before 8.1 drops the host barrier of a guest's fence under TCG with one vCPU (upstream "tcg: Do not elide
+# memory barriers for !CF_PARALLEL in system mode", June 2023: "even with a single cpu we have i/o threads running
+# in parallel"). The driver's re-arm (store used_event, mfence, load used->idx) and QEMU's check (store used->idx,
+# barrier, load used_event) can then both miss each other: no interrupt, and the guest idles with frames in the
+# ring -- for good once the ring is full, since the device then waits for buffers.
+QEMU_TCG_ELIDES_BARRIERS = QEMU_VERSION < (8, 1)
+
+
+def rx_ring(g):
+    """Receive queue 0 as the device sees it (QEMU monitor) plus the driver's suppression state from guest
+    memory: used_event (EVENT_IDX) and avail->flags."""
+    path = re.search(r"(/machine/\S+/virtio-backend)", g.hmp("info virtio")).group(1)
+    q = g.hmp(f"info virtio-queue-status {path} 0")
+    num = int(re.search(r"\bnum:\s+(\d+)", q).group(1))
+    avail = int(re.search(r"\bavail:\s+(0x[0-9a-f]+)", q).group(1), 16)
+    words = lambda addr, n: [int(w, 16) for w in g.hmp(f"xp /{n}hx {addr:#x}").split(":", 1)[1].split()]
+    flags, _ = words(avail, 2)
+    return {"used_idx": int(re.search(r"\bused_idx:\s+(\d+)", q).group(1)),
+            "signalled_used": int(re.search(r"\bsignalled_used:\s+(\d+)", q).group(1)),
+            "last_avail_idx": int(re.search(r"\blast_avail_idx:\s+(\d+)", q).group(1)),
+            "avail_flags": flags, "used_event": words(avail + 4 + 2 * num, 1)[0]}
+
+
+def check_lost_notification(g, st):
+    """Called when the guest stopped taking frames. If the ring shows the signature of a lost notification --
+    the driver re-armed the interrupt exactly at its consumer index, the device has gone past it, nothing is
+    being polled -- that is the QEMU barrier bug above: xfail on an affected QEMU, fail on any other."""
+    if not g.monitor_path:
+        return
+    r = rx_ring(g)
+    consumed = st["rx_buffers"] & 0xFFFF
+    pending = (r["used_idx"] - consumed) & 0xFFFF
+    armed = r["used_event"] == consumed if "EVENT_IDX" in g.features else not r["avail_flags"] & 1
+    g.note(f"stalled receive queue: {json.dumps(r)}; driver consumed {consumed}, {pending} used entries pending")
+    if pending and armed:
+        msg = (f"lost RX notification: interrupt armed at {consumed}, device at {r['used_idx']} "
+               f"({pending} frames waiting), no interrupt came (log: {g.log})")
+        if QEMU_TCG_ELIDES_BARRIERS:
+            pytest.xfail(f"QEMU {QEMU_VERSION[0]}.{QEMU_VERSION[1]} TCG elides guest memory barriers with one "
+                         f"vCPU: {msg}")
+        pytest.fail(msg)
+
+
 def drain(g, *sends, timeout=20.0):
     """Wait until every frame of these sends has left the tap, read by QEMU or dropped by the tap (QEMU reads
     only as the guest gives it buffers, so a guest that stops taking frames shows here). Returns how many were
@@ -76,9 +126,11 @@ def drain(g, *sends, timeout=20.0):
         dropped = now["dropped"] - before["dropped"]
         if passed + dropped >= sent:
             break
-        assert time.monotonic() < deadline, (
-            f"frames stuck in the tap: {sent} sent, {passed} read by QEMU, {dropped} dropped; guest "
-            f"{g.stats().get('net0')} (log: {g.log})")
+        if time.monotonic() > deadline:
+            st = g.stats()["net0"]
+            check_lost_notification(g, st)
+            pytest.fail(f"frames stuck in the tap: {sent} sent, {passed} read by QEMU, {dropped} dropped; guest "
+                        f"{st} (log: {g.log})")
         time.sleep(0.05)
     g.note(f"tap: {sent} sent, {passed} read by QEMU, {dropped} dropped by the tap")
     return sent - dropped
@@ -92,7 +144,10 @@ def settle(g, want, timeout=20.0, stuck=5.0):
     while True:
         st = g.stats()["net0"]
         got, now = st["ethertypes"].get(ET_RX, 0), time.monotonic()
-        if got >= want or now > deadline or now - changed > stuck:
+        if got >= want:
+            break
+        if now > deadline or now - changed > stuck:
+            check_lost_notification(g, st)
             break
         if got != last:
             last, changed = got, now
@@ -124,8 +179,9 @@ def assert_rx_exact(st, frames, nbytes=None):
     assert st["refill_failures"] == 0, st
 
 
-def boot(tap_guest, *args, cmdline="", monitor=False):
-    g = tap_guest("--cmdline", cmdline, *args, timeout=120, monitor=monitor)
+def boot(tap_guest, *args, cmdline=""):
+    # With a monitor socket: the tests stop/continue the guest and look at a stalled ring through it.
+    g = tap_guest("--cmdline", cmdline, *args, timeout=120, monitor=True)
     m = g.wait_for(BOOT_LINE, 5)
     g.transport, g.mac, g.link, g.rx_size, g.tx_size, g.irq = m.groups()
     g.features = g.wait_for(FEATURES_LINE, 5).group(1).split()
@@ -178,7 +234,7 @@ def burst(g, n, backlog):
 
 
 def test_high_rate_burst_is_counted_and_guest_survives(tap_guest):
-    g = boot(tap_guest, monitor=True)
+    g = boot(tap_guest)
     n = 20000
     sends = burst(g, n, backlog=1000)
     delivered = drain(g, *sends)
@@ -349,7 +405,7 @@ def test_no_nic_boots_and_console_works(live_guest):
 
 
 def test_small_budget_is_exhausted_and_counts_stay_exact(tap_guest):
-    g = boot(tap_guest, cmdline="budget=8", monitor=True)
+    g = boot(tap_guest, cmdline="budget=8")
     g.expect(r"^config: mode=napi budget=8 ")
     n = 5000
     sends = burst(g, n, backlog=1000)

@@ -1,0 +1,392 @@
+#!/usr/bin/python3
+"""make bench: this kernel against a stock Linux guest, booted with the same QEMU flags, NIC and namespace
+setup, measured in the same run. Prints one table (metric, ours, Linux, ratio, target) and writes it as CSV and
+Markdown under build/bench/, with the receive-rate curves for `make plot`.
+
+Every guest runs in a namespace of its own, on a tap inside it; every client runs inside that namespace and
+talks only to the guest (192.168.77.2). Durations are bounded; namespaces are removed at the end, also on
+failure. Needs root (namespaces, taps, raw ICMP).
+"""
+import argparse
+import csv
+import os
+import pathlib
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "bench"
+TOOLS = ROOT / "build" / "tools"
+GUEST, HOST_IP = "192.168.77.2", "192.168.77.1/24"
+RATES = [5000, 10000, 20000, 40000, 60000, 80000, 120000, 160000]
+LOSS_FREE = 0.995  # "loss-free": at least 99.5 % of the offered datagrams counted by the guest
+
+
+def sh(*args, timeout=60, check=True, ns=None):
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
+    if check and p.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout[-2000:]}")
+    return p.stdout
+
+
+# ---- inside the namespace: first ICMP echo reply after boot ----
+
+def inner_first_ping(t0, limit, tap):
+    """Sends an ICMP echo to the guest every 2 ms until one is answered; prints the monotonic time of the
+    reply minus t0 (the moment QEMU was started), in seconds."""
+    while not os.path.exists(f"/sys/class/net/{tap}"):
+        if time.monotonic() - t0 > limit:
+            print("nan")
+            return
+        time.sleep(0.002)
+    # Resolve the guest's MAC quickly once it exists: retry ARP every 10 ms, not every second.
+    subprocess.run(["sysctl", "-qw", f"net.ipv4.neigh.{tap}.retrans_time_ms=10"], check=False)
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident, seq = os.getpid() & 0xFFFF, 0
+    while time.monotonic() - t0 < limit:
+        seq = (seq + 1) & 0xFFFF
+        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"vnetk-bench!"  # even length for the checksum
+        csum = sum(struct.unpack("!%dH" % (len(hdr) // 2), hdr))
+        csum = (csum >> 16) + (csum & 0xFFFF)
+        csum = ~(csum + (csum >> 16)) & 0xFFFF
+        pkt = hdr[:2] + struct.pack("!H", csum) + hdr[4:]
+        try:
+            s.sendto(pkt, (GUEST, 0))
+        except OSError:
+            pass  # no route until the tap has its address
+        end = time.monotonic() + 0.002
+        while time.monotonic() < end:
+            r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                break
+            data, addr = s.recvfrom(2048)
+            ihl = (data[0] & 0xF) * 4
+            if addr[0] == GUEST and data[ihl] == 0 and struct.unpack("!H", data[ihl + 4:ihl + 6])[0] == ident:
+                print(f"{time.monotonic() - t0:.4f}")
+                return
+    print("nan")
+
+
+# ---- guests ----
+
+class Guest:
+    """One guest (ours or Linux) in its own namespace; its console output is collected in the background."""
+
+    def __init__(self, kind, ns, tap, extra=()):
+        self.kind, self.ns, self.tap = kind, ns, tap
+        self.lines, self.lock = [], threading.Lock()
+        sh("ip", "netns", "add", ns)
+        if kind == "ours":
+            cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", ns, "--tap", tap,
+                   "--timeout", "900", *extra]
+        else:
+            cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
+                   "--cmdline", "vg_shell=0", *extra]
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self.lock:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def text(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = re.search(pattern, self.text(), re.M)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.kind}: no {pattern!r} within {timeout} s:\n{self.text()[-3000:]}")
+
+    def console(self, cmd, timeout=15):
+        """Ours only: a serial-console command; returns its output."""
+        start = len(self.text())
+        self.proc.stdin.write((cmd + "\n").encode())
+        self.proc.stdin.flush()
+        name = cmd.split()[0]
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            t = self.text()[start:]
+            if f"console: done {name}" in t:
+                return t
+            time.sleep(0.02)
+        raise RuntimeError(f"console command {cmd!r} got no answer")
+
+    def qemu_pid(self):
+        out = subprocess.run(["pgrep", "-f", f"ifname={self.tap},"], capture_output=True, text=True).stdout.split()
+        return int(out[0]) if out else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        sh("ip", "netns", "del", self.ns, check=False)
+
+
+# ---- measurements ----
+
+def first_ping(g):
+    out = sh(sys.executable, __file__, "--inner-first-ping", g.t0, 60, g.tap, ns=g.ns, timeout=90).strip().splitlines()
+    return float(out[-1]) * 1000
+
+
+def ping_rtt(g, count=200):
+    out = sh("ping", "-c", count, "-i", "0.01", "-W", "1", "-n", GUEST, ns=g.ns, timeout=60,
+             check=False)
+    rtts = sorted(float(x) for x in re.findall(r"time=([\d.]+) ms", out))
+    if not rtts:
+        raise RuntimeError(f"{g.kind}: no ping replies\n{out[-500:]}")
+    return pct(rtts, 50), pct(rtts, 99), len(rtts) / count
+
+
+def pct(sorted_vals, p):
+    """Nearest rank, as tools/stats.c."""
+    k = max(1, min(len(sorted_vals), -(-len(sorted_vals) * p // 100)))
+    return sorted_vals[int(k) - 1]
+
+
+def udp_echo(g, count=2000, csv_path=None):
+    args = [TOOLS / "probe", "--dst", GUEST, "--port", 7, "--count", count, "--rate", 500, "--size", 64,
+            "--warmup", 20]
+    if csv_path:
+        args += ["--csv", csv_path]
+    out = sh(*args, ns=g.ns, timeout=60, check=False)
+    m = re.search(r"p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) p99\.9=([\d.]+) max=([\d.]+).*method=(\w+)", out)
+    loss = re.search(r"loss=([\d.]+)%", out)
+    if not m:
+        raise RuntimeError(f"{g.kind}: probe failed\n{out[-800:]}")
+    return float(m.group(1)), float(m.group(3)), float(m.group(4)), float(loss.group(1)), m.group(6)
+
+
+class Counter:
+    """Datagrams the guest received on the UDP discard port (ours: console; Linux: echod's UDP 9999)."""
+
+    def __init__(self, g, noop=False):
+        self.g, self.noop = g, noop
+
+    def reset(self):
+        if self.g.kind == "ours":
+            self.g.console("reset")
+        else:
+            self._linux("reset")
+
+    def read(self):
+        if self.g.kind == "ours":
+            t = self.g.console("stats")
+            if self.noop:
+                # Without lwIP, the driver's ethertype histogram counts the IPv4 frames.
+                return int(re.findall(r"^net0: ethertypes.* 0800=(\d+)", t, re.M)[-1])
+            return int(re.findall(r"discard_datagrams=(\d+)", t)[-1])
+        return int(self._linux("count").split()[0])
+
+    def _linux(self, cmd):
+        code = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
+                f"s.sendto(b'{cmd}',('{GUEST}',9999));sys.stdout.write(s.recv(65536).decode())")
+        return sh(sys.executable, "-c", code, ns=self.g.ns, timeout=20)
+
+
+def rx_curve(g, counter, rates, seconds):
+    """Offered vs delivered 64-byte UDP rate (Mogul & Ramakrishnan): one step per rate."""
+    rows = []
+    for rate in rates:
+        counter.reset()
+        out = sh(TOOLS / "load", "--dst", GUEST, "--port", 9, "--rate", rate, "--duration", seconds,
+                 "--batch", 4, ns=g.ns, timeout=seconds + 30, check=False)
+        m = re.search(r"sent=(\d+) duration_s=([\d.]+) offered_pps=([\d.]+)", out)
+        if not m:
+            raise RuntimeError(f"load failed\n{out[-500:]}")
+        time.sleep(0.3)  # let the guest drain its ring
+        sent, dur, offered = int(m.group(1)), float(m.group(2)), float(m.group(3))
+        got = counter.read()
+        rows.append({"rate": rate, "offered_pps": offered, "sent": sent, "received": got,
+                     "delivered_pps": got / dur, "ratio": got / sent if sent else 0.0})
+    return rows
+
+
+def loss_free(rows):
+    ok = [r["offered_pps"] for r in rows if r["ratio"] >= LOSS_FREE]
+    return max(ok) if ok else 0.0
+
+
+def iperf_tcp(g, seconds=5):
+    out = sh("iperf", "-c", GUEST, "-t", seconds, "-f", "m", ns=g.ns, timeout=seconds + 40, check=False)
+    m = re.findall(r"([\d.]+) Mbits/sec", out)
+    return float(m[-1]) if m else 0.0
+
+
+def idle_cpu(g, seconds=5):
+    pid = g.qemu_pid()
+    if not pid:
+        return float("nan")
+
+    def ticks():
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+
+    a, t = ticks(), time.monotonic()
+    time.sleep(seconds)
+    b, t2 = ticks(), time.monotonic()
+    return 100.0 * (b - a) / os.sysconf("SC_CLK_TCK") / (t2 - t)
+
+
+def accel_used():
+    out = subprocess.run([str(ROOT / "run-qemu.sh"), "--dry-run", "--no-build", "--net", "none"],
+                         capture_output=True, text=True).stdout
+    return "kvm" if "-accel kvm" in out else "tcg"
+
+
+# ---- the run ----
+
+def measure(kind, args, tag):
+    ns, tap = f"vbench-{kind}-{os.getpid()}", f"tb{kind[0]}{os.getpid() % 10000}"
+    g = Guest(kind, ns, tap)
+    r = {}
+    try:
+        r["first_ping_ms"] = first_ping(g)
+        print(f"  first ping reply {r['first_ping_ms']:.0f} ms after QEMU start", flush=True)
+        g.wait_for(r"^net0: IPv4 |LINUX-GUEST READY", 60)
+        time.sleep(0.5)
+        r["ping_p50_ms"], r["ping_p99_ms"], _ = ping_rtt(g)
+        r["udp_p50_us"], r["udp_p99_us"], r["udp_p999_us"], r["udp_loss_pct"], r["ts_method"] = \
+            udp_echo(g, csv_path=OUT / f"udp_echo_{tag}.csv")
+        r["idle_cpu_pct"] = idle_cpu(g)
+        rows = rx_curve(g, Counter(g), args.rates, args.step_seconds)
+        r["rx_curve"] = rows
+        r["loss_free_pps"] = loss_free(rows)
+        r["peak_delivered_pps"] = max(x["delivered_pps"] for x in rows)
+        r["tcp_mbps"] = iperf_tcp(g)
+        if kind == "ours":
+            g.console("consumer noop")
+            rows = rx_curve(g, Counter(g, noop=True), args.rates, args.step_seconds)
+            r["noop_curve"] = rows
+            r["noop_loss_free_pps"] = loss_free(rows)
+            r["noop_peak_pps"] = max(x["delivered_pps"] for x in rows)
+            r["image_bytes"] = (ROOT / "build/kernel.stripped.elf").stat().st_size
+        else:
+            r["image_bytes"] = sum((ROOT / "build/linux-guest" / f).stat().st_size
+                                   for f in ("vmlinuz", "initramfs.cpio.gz"))
+    finally:
+        g.stop()
+        (OUT / f"console_{tag}.log").write_text(g.text())
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--inner-first-ping", nargs=3, metavar=("T0", "LIMIT", "TAP"), help=argparse.SUPPRESS)
+    ap.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=RATES,
+                    help="offered rates for the receive-rate steps, pps, comma-separated")
+    ap.add_argument("--step-seconds", type=float, default=2.0)
+    ap.add_argument("--only", choices=["ours", "linux"])
+    a = ap.parse_args()
+    if a.inner_first_ping:
+        t0, limit, tap = a.inner_first_ping
+        inner_first_ping(float(t0), float(limit), tap)
+        return 0
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (network namespaces and taps)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    res = {}
+    for kind in ("ours", "linux"):
+        if a.only and a.only != kind:
+            continue
+        print(f"bench: measuring {kind} ...", flush=True)
+        res[kind] = measure(kind, a, kind)
+    report(res, accel_used())
+    return 0
+
+
+METRICS = [
+    # key, label, unit, better, target ratio (ours/linux) or None
+    ("first_ping_ms", "QEMU start -> first ping reply", "ms", "lower", 1 / 20),
+    ("ping_p50_ms", "ping RTT p50 (10 ms interval)", "ms", "lower", 0.5),
+    ("ping_p99_ms", "ping RTT p99", "ms", "lower", 0.5),
+    ("udp_p50_us", "UDP echo 64 B RTT p50", "us", "lower", 0.5),
+    ("udp_p99_us", "UDP echo 64 B RTT p99", "us", "lower", 0.5),
+    ("udp_p999_us", "UDP echo 64 B RTT p99.9", "us", "lower", None),
+    ("loss_free_pps", "loss-free 64 B UDP receive rate", "pps", "higher", 2.0),
+    ("peak_delivered_pps", "peak delivered 64 B UDP rate", "pps", "higher", None),
+    ("tcp_mbps", "TCP receive throughput (iperf2)", "Mbit/s", "higher", 1.0),
+    ("idle_cpu_pct", "idle guest: QEMU CPU", "% of a core", "lower", None),
+    ("image_bytes", "image size (kernel [+ initramfs])", "bytes", "lower", None),
+]
+
+
+def report(res, accel):
+    ours, lin = res.get("ours", {}), res.get("linux", {})
+    rows = []
+    for key, label, unit, better, target in METRICS:
+        o, l_ = ours.get(key), lin.get(key)
+        ratio = (o / l_) if (o is not None and l_) else None
+        met = ""
+        if ratio is not None and target is not None:
+            met = "yes" if (ratio <= target if better == "lower" else ratio >= target) else "no"
+        rows.append([label, unit, fmt(o), fmt(l_), fmt(ratio, 3), f"{'<=' if better == 'lower' else '>='} "
+                     f"{target:g}" if target else "", met])
+    if ours:
+        nl = ours.get("noop_loss_free_pps")
+        share = ours["loss_free_pps"] / nl if nl else None
+        rows.append(["ours, noop consumer: loss-free rate (ceiling)", "pps", fmt(nl), "", "", "", ""])
+        rows.append(["ours: loss-free rate / noop ceiling", "", fmt(share, 3), "", "", ">= 0.7",
+                     "" if share is None else ("yes" if share >= 0.7 else "no")])
+        rows.append(["idle QEMU CPU target", "%", fmt(ours.get("idle_cpu_pct")), "", "", "<= 2",
+                     "yes" if ours.get("idle_cpu_pct", 99) <= 2 else "no"])
+    head = ["metric", "unit", "ours", "linux", "ratio", "target", "met"]
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    print(f"\nbench ({accel.upper()}, {time.strftime('%Y-%m-%d %H:%M')}; UDP echo timestamps: "
+          f"{ours.get('ts_method', '?')})")
+    for r in [head] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    with open(OUT / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerows(rows)
+    with open(OUT / "results.md", "w") as f:
+        f.write(f"Measured with {accel.upper()} on {time.strftime('%Y-%m-%d')}.\n\n")
+        f.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        for r in rows:
+            f.write("| " + " | ".join(str(c) for c in r) + " |\n")
+    with open(OUT / "rx_curve.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["guest", "offered_pps", "delivered_pps", "sent", "received"])
+        for name, curve in (("ours", ours.get("rx_curve")), ("ours-noop", ours.get("noop_curve")),
+                            ("linux", lin.get("rx_curve"))):
+            for x in curve or []:
+                w.writerow([name, f"{x['offered_pps']:.0f}", f"{x['delivered_pps']:.0f}", x["sent"], x["received"]])
+    print(f"\nwritten: {OUT}/results.csv, results.md, rx_curve.csv, udp_echo_*.csv, console_*.log")
+
+
+def fmt(v, digits=None):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if digits:
+            return f"{v:.{digits}g}"
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
