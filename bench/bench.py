@@ -94,6 +94,12 @@ class Guest:
         self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
+        # The clock starts when the QEMU process exists, not when the launch script (namespace and tap
+        # set-up) started: both guests are timed from the same event.
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not self.qemu_pid():
+            time.sleep(0.003)
+        self.t_qemu = time.monotonic()
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -146,7 +152,7 @@ class Guest:
 # ---- measurements ----
 
 def first_ping(g):
-    out = sh(sys.executable, __file__, "--inner-first-ping", g.t0, 60, g.tap, ns=g.ns, timeout=90).strip().splitlines()
+    out = sh(sys.executable, __file__, "--inner-first-ping", g.t_qemu, 60, g.tap, ns=g.ns, timeout=90).strip().splitlines()
     return float(out[-1]) * 1000
 
 

@@ -170,9 +170,21 @@ static err_t netif_virtio_init(struct netif *netif)
 
 static void netif_virtio_status(struct netif *netif)
 {
+	struct netif_virtio *nv = netif->state;
 	char a[IPADDR_STRLEN_MAX], m[IPADDR_STRLEN_MAX], g[IPADDR_STRLEN_MAX];
+	uint32_t ip = ip4_addr_get_u32(netif_ip4_addr(netif)), gw = ip4_addr_get_u32(netif_ip4_gw(netif));
+	uint8_t v6 = 0;
 
-	if (!ip4_addr_isany_val(*netif_ip4_addr(netif))) {
+	for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
+		if (ip6_addr_isvalid(netif_ip6_addr_state(netif, i)))
+			v6 |= (uint8_t)(1u << i);
+	if (ip != nv->shown_ip4 || gw != nv->shown_gw4) {
+		nv->shown_ip4 = ip;
+		nv->shown_gw4 = gw;
+	} else {
+		ip = 0; /* unchanged: not announced again */
+	}
+	if (ip) {
 		ip4addr_ntoa_r(netif_ip4_addr(netif), a, sizeof(a));
 		ip4addr_ntoa_r(netif_ip4_netmask(netif), m, sizeof(m));
 		ip4addr_ntoa_r(netif_ip4_gw(netif), g, sizeof(g));
@@ -180,8 +192,9 @@ static void netif_virtio_status(struct netif *netif)
 		       dhcp_supplied_address(netif) ? " (DHCP)" : "");
 	}
 	for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
-		if (ip6_addr_isvalid(netif_ip6_addr_state(netif, i)))
+		if ((v6 & ~nv->shown_ip6) & (1u << i))
 			printf("net%u: IPv6 %s\n", netif->num, ip6addr_ntoa_r(netif_ip6_addr(netif, i), a, sizeof(a)));
+	nv->shown_ip6 = v6;
 }
 
 /* "A.B.C.D/P" into address and netmask; -1 if malformed. */

@@ -25,6 +25,9 @@ struct netif_virtio {
 	struct netif netif;
 	struct virtio_net *nic;
 	struct netif_virtio_stats stats;
+	/* What the status callback printed last, so each address is announced once. */
+	uint32_t shown_ip4, shown_gw4;
+	uint8_t shown_ip6; /* bit per valid IPv6 address slot */
 };
 
 /* Adds an lwIP netif for nic. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4); gw may be "". ipv6: link-local
