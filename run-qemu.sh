@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 prog=run-qemu.sh
 
 boot=pvh accel=auto mem=256 cmdline="" net=user tap=tap0 netns="" host_ip=192.168.77.1/24
-gdb=0 timeout_s="" pcap="" trace_file="" monitor="" nic_opts="" machine=q35 build=1 dry_run=0
+gdb=0 timeout_s="" pcap="" trace_file="" monitor="" nic_opts="" machine=q35 build=1 dry_run=0 mgmt=0
+mgmt_ip=192.168.78.1/24
 traces=() qemu_args=()
 
 usage() {
@@ -23,6 +24,9 @@ Usage: ./run-qemu.sh [options]
                          if this script created it
   --host-ip ADDR/PREFIX  host-side address of the tap (default 192.168.77.1/24)
   --nic-opts OPTS        extra virtio-net-pci properties, e.g. 'rx_queue_size=1024,event_idx=off'
+  --mgmt                 with --net tap: a second virtio-net NIC on its own tap (<tap>m, host side
+                         192.168.78.1/24, guest ip1=192.168.78.2/24), a management path a flood on the first
+                         NIC does not share
   --gdb                  start halted with a gdb stub on tcp::1234 (see README)
   --trace EVENTS         QEMU trace events, comma-separated or repeated (e.g. virtqueue_flush,virtio_notify)
   --trace-file FILE      write QEMU's trace/log output to FILE instead of stderr
@@ -57,6 +61,7 @@ while [ $# -gt 0 ]; do
 	--netns) need_arg "$@"; netns=$2; shift ;;
 	--host-ip) need_arg "$@"; host_ip=$2; shift ;;
 	--nic-opts) need_arg "$@"; nic_opts=$2; shift ;;
+	--mgmt) mgmt=1 ;;
 	--gdb) gdb=1 ;;
 	--trace) need_arg "$@"; IFS=, read -r -a evs <<<"$2"; traces+=("${evs[@]}"); shift ;;
 	--trace-file) need_arg "$@"; trace_file=$2; shift ;;
@@ -115,9 +120,10 @@ kernel="$here/build/kernel.elf"
 efi_app="$here/build/efi/BOOTX64.EFI"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/run-qemu.XXXXXX")
-created_ns="" created_tap=""
+created_ns="" created_tap="" created_tap2=""
 cleanup() {
 	if [ -n "$created_tap" ]; then ip netns exec "$netns" ip link del "$created_tap" 2>/dev/null || true; fi
+	if [ -n "$created_tap2" ]; then ip netns exec "$netns" ip link del "$created_tap2" 2>/dev/null || true; fi
 	if [ -n "$created_ns" ]; then ip netns del "$created_ns" 2>/dev/null || true; fi
 	rm -rf "$tmp"
 }
@@ -153,6 +159,10 @@ if [[ " $cmdline " != *" ip="* ]]; then
 		;;
 	user) cmdline="${cmdline:+$cmdline }ip=dhcp" ;;
 	esac
+fi
+if [ "$mgmt" = 1 ]; then
+	[ "$net" = tap ] || die "option --mgmt needs --net tap"
+	[[ " $cmdline " == *" ip1="* ]] || cmdline="$cmdline ip1=${mgmt_ip%.*/*}.2/${mgmt_ip#*/}"
 fi
 if [ "$boot" = pvh ]; then
 	args+=(-append "$cmdline")
@@ -191,9 +201,21 @@ tap)
 		created_tap=$tap
 		ip netns exec "$netns" ip addr add "$host_ip" dev "$tap"
 		ip netns exec "$netns" ip link set "$tap" up
+		if [ "$mgmt" = 1 ]; then
+			if ! ip netns exec "$netns" ip tuntap add dev "${tap}m" mode tap 2>"$tmp/err"; then
+				die "cannot create tap ${tap}m in namespace $netns: $(cat "$tmp/err")"
+			fi
+			created_tap2=${tap}m
+			ip netns exec "$netns" ip addr add "$mgmt_ip" dev "${tap}m"
+			ip netns exec "$netns" ip link set "${tap}m" up
+		fi
 	fi
 	netns_exec=(ip netns exec "$netns")
 	args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
+	if [ "$mgmt" = 1 ]; then
+		args+=(-netdev "tap,id=net1,ifname=${tap}m,script=no,downscript=no"
+			-device "virtio-net-pci,netdev=net1,disable-legacy=on,romfile=,mac=52:54:00:12:34:57")
+	fi
 	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping ${guest_ip:-<guest-ip>}" >&2
 	;;
 esac

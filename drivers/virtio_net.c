@@ -279,7 +279,7 @@ static int vnet_pool_init(struct virtio_net *n)
 	/* A full ring plus as many again for frames the stack above still holds (reassembly, out-of-order TCP
 	 * segments): with zero-copy receive those are ring buffers too. */
 	const size_t stride = VNET_BUF_HEADROOM + VNET_BUF_SIZE;
-	n->pool_size = 2u * n->rxq.size;
+	n->pool_size = virtio_net_pool_override ? virtio_net_pool_override : 2u * n->rxq.size;
 	n->pool = calloc(n->pool_size, sizeof(void *));
 	uint8_t *mem = page_alloc(((size_t)n->pool_size * stride + PAGE_SIZE - 1) / PAGE_SIZE);
 	if (!n->pool || !mem) {
@@ -398,6 +398,8 @@ err_free:
 	free(n);
 	return rc;
 }
+
+unsigned virtio_net_pool_override;
 
 int virtio_net_init_all(unsigned budget, enum vnet_mode mode)
 {
@@ -571,9 +573,10 @@ static int vnet_poll(void *ctx)
 		int rc = vnet_rx_refill(&n->rx, &kick);
 		if (kick)
 			n->vd.ops->notify(&n->vd, &n->rxq);
-		/* No buffers to post: count it as a full budget and come back, rather than sleep on a ring that
-		 * may be empty (the device would drop everything, silently, for good). */
-		if (rc < 0)
+		/* Not a single buffer posted: count it as a full budget and come back, rather than sleep on an
+		 * empty ring (the device would drop everything, silently, for good). A partly filled ring still
+		 * receives, and the next poll refills it further. */
+		if (rc < 0 && n->rxq.num_free == n->rxq.size)
 			more = 1;
 	}
 	if (done >= budget && n->mode != VNET_MODE_IRQ) {

@@ -105,6 +105,10 @@ extern unsigned virtio_net_count;
 /* Finds every virtio-net function, initialises it and registers its poller. Returns the number of NICs. */
 int virtio_net_init_all(unsigned budget, enum vnet_mode mode);
 
+/* Receive buffers per NIC instead of twice the ring (command line rxpool=): a pool smaller than the ring
+ * exercises refill failure and recovery. Set before virtio_net_init_all. */
+extern unsigned virtio_net_pool_override;
+
 /* Transmits a frame given as nfrags device-readable pieces (the virtio-net header is added here). token
  * comes back through consumer.tx_done once the device has read the frame. -ENOSPC: ring full (the caller
  * keeps the frame); -EIO: device broken. */

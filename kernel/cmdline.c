@@ -40,6 +40,7 @@ static const struct cmdline_opt cmdline_opts[] = {
 	OPT(coalesce, OPT_UINT, 1, 256, NULL),
 	OPT(coalesce_us, OPT_UINT, 1, 1000000, NULL),
 	OPT(consumer, OPT_ENUM, 0, 0, cmdline_consumers),
+	OPT(rxpool, OPT_UINT, 8, 65536, NULL),
 };
 
 void cmdline_defaults(struct kernel_config *cfg)

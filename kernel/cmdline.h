@@ -21,6 +21,7 @@ struct kernel_config {
 	unsigned coalesce; /* coalesce=FRAMES: coalesce mode's interrupt threshold (1..256) */
 	unsigned coalesce_us; /* coalesce_us=USEC: ... and its time bound */
 	char consumer[8];  /* consumer=lwip|noop */
+	unsigned rxpool;   /* rxpool=N: receive buffers per NIC (0 = twice the ring) */
 	int quiet;         /* quiet: fewer boot messages */
 };
 

@@ -121,6 +121,7 @@ int net_init(const struct kernel_config *cfg)
 	pci_init();
 	if (ioapic_init())
 		printf("net: no IOAPIC; devices without MSI-X cannot interrupt\n");
+	virtio_net_pool_override = cfg->rxpool;
 	virtio_net_init_all(cfg->budget, net_mode(cfg->mode));
 	/* net0 takes ip=/gw= and is the default route; further NICs take ip1=/gw1=, ... */
 	for (unsigned i = 0; i < virtio_net_count; i++) {
