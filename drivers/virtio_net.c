@@ -38,6 +38,26 @@ static const struct virtio_net_hdr vnet_tx_hdr;
 
 static void vnet_consume(struct virtio_net *n, struct vnet_rx_frame *f);
 
+/* The first segment holds at least the Ethernet header (checked by the consumer), and the hash covers what
+ * the first segment holds of the next 64 bytes. */
+static void vnet_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq)
+{
+	struct vnet_trace_entry *e = &n->trace[n->trace_next++ % VNET_TRACE_SIZE];
+	uint32_t h = 2166136261u;
+	uint32_t end = f->seg[0].len < 14 + VNET_TRACE_HASH_BYTES ? f->seg[0].len : 14 + VNET_TRACE_HASH_BYTES;
+
+	for (uint32_t i = 14; i < end; i++)
+		h = (h ^ f->seg[0].data[i]) * 16777619u;
+	e->key = h;
+	e->len = f->total_len;
+	e->t_irq = n->cur_irq_tsc;
+	e->t_poll = n->cur_poll_tsc;
+	e->t_deq = t_deq;
+	e->t_done = 0;
+	e->t_txkick = 0;
+	n->trace_cur = e;
+}
+
 void *virtio_net_pool_alloc(void *ctx)
 {
 	struct virtio_net *n = ctx;
@@ -75,10 +95,17 @@ static void vnet_deliver(void *ctx, struct vnet_rx_frame *f)
 	uint64_t t_deq = rdtsc();
 
 	hist_record(&n->hist[VNET_H_POLL_TO_DEQ], tsc_to_ns(t_deq - n->cur_poll_tsc));
+	if (n->trace_on)
+		vnet_trace_begin(n, f, t_deq);
 	n->in_rx = 1;
 	vnet_consume(n, f);
 	n->in_rx = 0;
-	hist_record(&n->hist[VNET_H_INPUT], tsc_to_ns(rdtsc() - t_deq));
+	uint64_t t_done = rdtsc();
+	hist_record(&n->hist[VNET_H_INPUT], tsc_to_ns(t_done - t_deq));
+	if (n->trace_cur) {
+		n->trace_cur->t_done = t_done;
+		n->trace_cur = NULL;
+	}
 }
 
 static void vnet_consume(struct virtio_net *n, struct vnet_rx_frame *f)
@@ -477,8 +504,11 @@ int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += bytes;
 	uint64_t t = rdtsc();
-	if (n->in_rx)
+	if (n->in_rx) {
 		hist_record(&n->hist[VNET_H_IRQ_TO_TXKICK], tsc_to_ns(t - n->cur_irq_tsc));
+		if (n->trace_cur && !n->trace_cur->t_txkick)
+			n->trace_cur->t_txkick = t;
+	}
 	if (n->tx_tsc_head - n->tx_tsc_tail < n->txq.size)
 		n->tx_tsc[n->tx_tsc_head++ % n->txq.size] = t;
 	if (virtq_publish(&n->txq))
@@ -708,6 +738,43 @@ size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int w
 		used += (size_t)snprintf(buf + used, len - used, "net%u.", n->id);
 		if (used + 1 < len)
 			used += hist_format(&n->hist[i], buf + used, len - used, with_buckets);
+	}
+	return used < len ? used : len - 1;
+}
+
+int virtio_net_trace(struct virtio_net *n, int on)
+{
+	if (on && !n->trace) {
+		n->trace = calloc(VNET_TRACE_SIZE, sizeof(*n->trace));
+		if (!n->trace)
+			return -ENOMEM;
+	}
+	if (on)
+		n->trace_next = 0;
+	n->trace_on = on;
+	return 0;
+}
+
+size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len)
+{
+	size_t used = 0;
+	unsigned first = n->trace_next > VNET_TRACE_SIZE ? n->trace_next - VNET_TRACE_SIZE : 0;
+
+	if (!n->trace)
+		return (size_t)snprintf(buf, len, "trace: none\n");
+	if (start < first)
+		start = first;
+	used += (size_t)snprintf(buf, len, "trace: net%u entries %u..%u tsc_hz=%llu\n", n->id, first, n->trace_next,
+				 (unsigned long long)tsc_hz);
+	for (unsigned i = start; i < n->trace_next && i < start + max && used + 160 < len; i++) {
+		const struct vnet_trace_entry *e = &n->trace[i % VNET_TRACE_SIZE];
+		used += (size_t)snprintf(buf + used, len - used,
+					 "trace: i=%u key=%08x len=%u irq=%llu poll=%llu deq=%llu done=%llu txkick=%llu\n", i,
+					 e->key, e->len, (unsigned long long)tsc_to_ns(e->t_irq - tsc_boot),
+					 (unsigned long long)tsc_to_ns(e->t_poll - tsc_boot),
+					 (unsigned long long)tsc_to_ns(e->t_deq - tsc_boot),
+					 (unsigned long long)(e->t_done ? tsc_to_ns(e->t_done - tsc_boot) : 0),
+					 (unsigned long long)(e->t_txkick ? tsc_to_ns(e->t_txkick - tsc_boot) : 0));
 	}
 	return used < len ? used : len - 1;
 }

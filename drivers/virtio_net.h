@@ -40,6 +40,16 @@ enum vnet_stage {
 	VNET_H_COUNT
 };
 
+/* Per-frame stamps for the host's timeline tool (tools/timeline.py): the last VNET_TRACE_SIZE frames, each
+ * identified by a hash of its bytes after the Ethernet header so the host can find it in a pcap. */
+#define VNET_TRACE_SIZE 1024
+#define VNET_TRACE_HASH_BYTES 64
+struct vnet_trace_entry {
+	uint32_t key; /* FNV-1a of frame bytes [14, 14 + min(len - 14, 64)) */
+	uint32_t len;
+	uint64_t t_irq, t_poll, t_deq, t_done, t_txkick; /* TSC; t_txkick 0 if no reply was queued */
+};
+
 struct virtio_net_stats {
 	uint64_t irq_rx, irq_tx, irq_config, irq_intx_spurious;
 	uint64_t polls, budget_exhausted, race_rechecks;
@@ -90,6 +100,9 @@ struct virtio_net {
 	uint64_t coalesce_tsc;    /* ... or when the oldest waits this long (checked every main-loop round) */
 	uint64_t coalesce_deadline;
 	struct hist hist[VNET_H_COUNT];
+	int trace_on;
+	unsigned trace_next; /* entries written so far (the ring holds the last VNET_TRACE_SIZE) */
+	struct vnet_trace_entry *trace, *trace_cur;
 	uint64_t wd_tick; /* watchdog: tick of the last check and the indices seen then */
 	uint16_t wd_tx_used, wd_rx_used, wd_rx_avail;
 	struct virtio_net_consumer consumer;
@@ -119,6 +132,11 @@ void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned bud
 const char *virtio_net_mode_name(enum vnet_mode mode);
 int virtio_net_mode_parse(const char *s, enum vnet_mode *mode);
 void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec);
+
+/* Per-frame trace: on/off (allocates the ring on first use), and entries [start, start + max) as text lines
+ * "trace: i=… key=%08x len=… irq=… poll=… deq=… done=… txkick=…" in ns since boot. */
+int virtio_net_trace(struct virtio_net *n, int on);
+size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len);
 
 /* Stage histograms as text (with buckets if asked), and their reset. */
 size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets);

@@ -74,5 +74,17 @@ size_t net_control(const char *cmd, char *out, size_t len)
 			netif_virtio_set_noop(net_netifs[0], !strcmp(argv[1], "noop"));
 		return services_format_status(out, len);
 	}
+	if (!strcmp(argv[0], "trace")) {
+		/* trace on|off on net0, or: trace START -> up to 24 entries from START */
+		if (!virtio_net_count)
+			return control_error(out, len, "trace: no NIC", NULL);
+		struct virtio_net *n = virtio_net_nics[0];
+		if (argc > 1 && (!strcmp(argv[1], "on") || !strcmp(argv[1], "off"))) {
+			if (virtio_net_trace(n, !strcmp(argv[1], "on")))
+				return control_error(out, len, "trace: no memory", NULL);
+			return virtio_net_format_trace(n, UINT32_MAX, 0, out, len);
+		}
+		return virtio_net_format_trace(n, argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 0, 24, out, len);
+	}
 	return control_error(out, len, "unknown command", argv[0]);
 }

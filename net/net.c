@@ -144,6 +144,7 @@ int net_init(const struct kernel_config *cfg)
 	console_register("mode", net_cmd_control, "mode irq|napi|poll|coalesce [BUDGET]");
 	console_register("coalesce", net_cmd_control, "coalesce FRAMES USEC: coalesce-mode threshold and bound");
 	console_register("consumer", net_cmd_control, "consumer lwip|noop: noop recycles frames without lwIP");
+	console_register("trace", net_cmd_control, "trace on|off|START: per-frame stamps for tools/timeline.py");
 	console_register("txtest", net_cmd_txtest, "txtest COUNT: send COUNT broadcast frames (ethertype 88b5)");
 	loop_add_poller("txtest", net_txtest_poll, NULL);
 	return loop_add_poller("lwip-timers", net_timers_poll, NULL);
