@@ -97,8 +97,10 @@ static void net_cmd_txtest(int argc, char **argv)
 	}
 	txtest.nic = virtio_net_nics[0];
 	/* txtest frames are its own; completions of lwIP's frames still go to lwIP. */
-	txtest.saved_tx_done = txtest.nic->consumer.tx_done;
-	txtest.nic->consumer.tx_done = net_tx_done;
+	if (txtest.nic->consumer.tx_done != net_tx_done) {
+		txtest.saved_tx_done = txtest.nic->consumer.tx_done;
+		txtest.nic->consumer.tx_done = net_tx_done;
+	}
 	txtest.left = (unsigned)strtoul(argv[1], NULL, 0);
 	txtest.sent = 0;
 }

@@ -364,9 +364,6 @@ def test_guest_transmits_txtest_frames_once_each(tap_guest):
     assert g.close() == STATUS_PASS, g.log
 
 
-@pytest.mark.xfail(strict=True, reason="net/net.c net_cmd_txtest saves consumer.tx_done on every call: the second "
-                   "txtest saves net_tx_done itself, so the next lwIP TX completion makes net_tx_done call itself "
-                   "forever (a tail call: the guest spins at net.c:64, console dead)")
 def test_txtest_twice_then_lwip_traffic(tap_guest):
     g = boot(tap_guest, cmdline=f"ip={GUEST_IP}/24")
     try:
