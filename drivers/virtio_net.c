@@ -554,6 +554,13 @@ static void vnet_watchdog(struct virtio_net *n)
 		n->stats.rx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->rxq);
 	}
+	/* The other direction: used entries that sat a whole tick with no poll pending mean an interrupt the
+	 * device should have raised never came (the same lost-ordering race seen from the device side). */
+	if (!n->rx_pending && rx_used == n->wd_rx_used && rx_used != n->rxq.last_used_idx) {
+		n->stats.rx_lost_irqs++;
+		virtq_disable_cb(&n->rxq);
+		n->rx_pending = 1;
+	}
 	n->wd_tx_used = tx_used;
 	n->wd_rx_used = rx_used;
 	n->wd_rx_avail = n->rxq.avail_idx;
@@ -682,12 +689,12 @@ size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
 		    n->pool_size);
 	vnet_append(buf, len, &used,
 		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
-		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu\n",
+		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu rx_lost_irqs=%llu\n",
 		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
 		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
 		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
 		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
-		    (unsigned long long)s->rx_rekicks);
+		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs);
 	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);

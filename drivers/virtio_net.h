@@ -59,6 +59,7 @@ struct virtio_net_stats {
 	uint64_t pool_overflow;
 	uint64_t coalesce_timeouts;
 	uint64_t tx_rekicks, rx_rekicks; /* notifications repeated by the stall watchdog */
+	uint64_t rx_lost_irqs;           /* used entries found waiting a tick without an interrupt */
 	struct {
 		uint16_t type;
 		uint64_t count;
