@@ -2,7 +2,6 @@
 #include "virtio_net.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,33 +29,10 @@ struct virtio_net *virtio_net_nics[VNET_MAX_NICS];
 unsigned virtio_net_count;
 static int vnet_intx_vector = -1;
 
-/* The transmit header: all zero (no offloads requested), read-only for the device, so one copy serves
- * every frame. */
-static const struct virtio_net_hdr vnet_tx_hdr;
 
 /* ---- default buffer pool and frame consumer ---- */
 
 static void vnet_consume(struct virtio_net *n, struct vnet_rx_frame *f);
-
-/* The first segment holds at least the Ethernet header (checked by the consumer), and the hash covers what
- * the first segment holds of the next 64 bytes. */
-static void vnet_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq)
-{
-	struct vnet_trace_entry *e = &n->trace[n->trace_next++ % VNET_TRACE_SIZE];
-	uint32_t h = 2166136261u;
-	uint32_t end = f->seg[0].len < 14 + VNET_TRACE_HASH_BYTES ? f->seg[0].len : 14 + VNET_TRACE_HASH_BYTES;
-
-	for (uint32_t i = 14; i < end; i++)
-		h = (h ^ f->seg[0].data[i]) * 16777619u;
-	e->key = h;
-	e->len = f->total_len;
-	e->t_irq = n->cur_irq_tsc;
-	e->t_poll = n->cur_poll_tsc;
-	e->t_deq = t_deq;
-	e->t_done = 0;
-	e->t_txkick = 0;
-	n->trace_cur = e;
-}
 
 void *virtio_net_pool_alloc(void *ctx)
 {
@@ -96,7 +72,7 @@ static void vnet_deliver(void *ctx, struct vnet_rx_frame *f)
 
 	hist_record(&n->hist[VNET_H_POLL_TO_DEQ], tsc_to_ns(t_deq - n->cur_poll_tsc));
 	if (n->trace_on)
-		vnet_trace_begin(n, f, t_deq);
+		virtio_net_trace_begin(n, f, t_deq);
 	n->in_rx = 1;
 	vnet_consume(n, f);
 	n->in_rx = 0;
@@ -445,77 +421,6 @@ int virtio_net_init_all(unsigned budget, enum vnet_mode mode)
 	return (int)virtio_net_count;
 }
 
-/* ---- transmit ---- */
-
-unsigned virtio_net_tx_reclaim(struct virtio_net *n)
-{
-	unsigned done = 0;
-	void *token;
-	uint32_t len;
-
-	/* Bounded by the ring: at most one pass over it. */
-	for (unsigned i = 0; i < n->txq.size; i++) {
-		int rc = virtq_get_used(&n->txq, &token, &len);
-		if (rc == -EAGAIN || rc == -ENODEV)
-			break;
-		if (rc && !token) {
-			n->stats.tx_bad_used++;
-			continue;
-		}
-		if (rc)
-			n->stats.tx_bad_used++; /* a length on a read-only chain: still ours to free */
-		n->stats.tx_completions++;
-		done++;
-		if (n->tx_tsc_tail != n->tx_tsc_head) {
-			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ % n->txq.size];
-			hist_record(&n->hist[VNET_H_TX_COMPLETE], tsc_to_ns(rdtsc() - t0));
-		}
-		if (n->consumer.tx_done)
-			n->consumer.tx_done(n, token, n->consumer.ctx);
-	}
-	return done;
-}
-
-int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned nfrags, void *token)
-{
-	struct virtq_sg sg[1 + 16];
-	uint32_t bytes = 0;
-	int rc;
-
-	if (nfrags == 0 || nfrags > 16)
-		return -EINVAL;
-	sg[0].addr = (uint64_t)(uintptr_t)&vnet_tx_hdr;
-	sg[0].len = n->hdr_len;
-	for (unsigned i = 0; i < nfrags; i++) {
-		sg[1 + i] = frags[i];
-		bytes += frags[i].len;
-	}
-	rc = virtq_add(&n->txq, sg, 1 + nfrags, 0, token);
-	if (rc == -ENOSPC && virtio_net_tx_reclaim(n))
-		rc = virtq_add(&n->txq, sg, 1 + nfrags, 0, token);
-	if (rc == -ENOSPC) {
-		n->stats.tx_ring_full++;
-		/* Ask for an interrupt when the device frees space, so a waiting sender is woken. */
-		virtq_enable_cb(&n->txq);
-		return rc;
-	}
-	if (rc)
-		return rc;
-	n->stats.tx_frames++;
-	n->stats.tx_bytes += bytes;
-	uint64_t t = rdtsc();
-	if (n->in_rx) {
-		hist_record(&n->hist[VNET_H_IRQ_TO_TXKICK], tsc_to_ns(t - n->cur_irq_tsc));
-		if (n->trace_cur && !n->trace_cur->t_txkick)
-			n->trace_cur->t_txkick = t;
-	}
-	if (n->tx_tsc_head - n->tx_tsc_tail < n->txq.size)
-		n->tx_tsc[n->tx_tsc_head++ % n->txq.size] = t;
-	if (virtq_publish(&n->txq))
-		n->vd.ops->notify(&n->vd, &n->txq);
-	return 0;
-}
-
 /* ---- the poll loop ---- */
 
 static void vnet_config_change(struct virtio_net *n)
@@ -649,153 +554,4 @@ static int vnet_poll(void *ctx)
 		return 1;
 	}
 	return 0;
-}
-
-/* Appends to buf at *used, never past len (snprintf semantics: *used may exceed len when truncated). */
-static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(buf + (*used < len ? *used : len), *used < len ? len - *used : 0, fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		*used += (size_t)k;
-}
-
-size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
-{
-	const struct vnet_rx_stats *r = &n->rx.stats;
-	const struct virtio_net_stats *s = &n->stats;
-	const struct virtq_stats *q = &n->rxq.stats, *t = &n->txq.stats;
-	size_t used = 0;
-
-	vnet_append(buf, len, &used,
-		    "net%u: rx_frames=%llu rx_bytes=%llu rx_buffers=%llu irq_rx=%llu irq_tx=%llu irq_config=%llu "
-		    "polls=%llu budget_exhausted=%llu race_rechecks=%llu\n",
-		    n->id, (unsigned long long)r->frames, (unsigned long long)r->bytes, (unsigned long long)r->buffers,
-		    (unsigned long long)s->irq_rx, (unsigned long long)s->irq_tx, (unsigned long long)s->irq_config,
-		    (unsigned long long)s->polls, (unsigned long long)s->budget_exhausted,
-		    (unsigned long long)s->race_rechecks);
-	vnet_append(buf, len, &used,
-		    "net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
-		    "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
-		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u\n",
-		    n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
-		    (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
-		    (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
-		    (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
-		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks, n->pool_free,
-		    n->pool_size);
-	vnet_append(buf, len, &used,
-		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
-		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu rx_lost_irqs=%llu\n",
-		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
-		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
-		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
-		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
-		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs);
-	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
-	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
-		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);
-	vnet_append(buf, len, &used, " other=%llu\n", (unsigned long long)s->ethertype_other);
-	return used;
-}
-
-const char *virtio_net_mode_name(enum vnet_mode mode)
-{
-	static const char *const names[] = { "irq", "napi", "poll", "coalesce" };
-	return mode <= VNET_MODE_COALESCE ? names[mode] : "?";
-}
-
-int virtio_net_mode_parse(const char *s, enum vnet_mode *mode)
-{
-	for (int m = VNET_MODE_IRQ; m <= VNET_MODE_COALESCE; m++) {
-		if (!strcmp(s, virtio_net_mode_name((enum vnet_mode)m))) {
-			*mode = (enum vnet_mode)m;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec)
-{
-	n->coalesce_frames = frames ? frames : 1;
-	n->coalesce_tsc = ns_to_tsc((uint64_t)usec * 1000);
-}
-
-void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget)
-{
-	uint64_t flags = irq_save();
-	n->mode = mode;
-	if (budget)
-		n->budget = budget;
-	/* Hand the queue to the poller once: it leaves interrupts the way the new mode wants them. */
-	virtq_disable_cb(&n->rxq);
-	n->rx_pending = 1;
-	irq_restore(flags);
-	loop_kick();
-}
-
-size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets)
-{
-	size_t used = 0;
-	for (int i = 0; i < VNET_H_COUNT && used + 1 < len; i++) {
-		used += (size_t)snprintf(buf + used, len - used, "net%u.", n->id);
-		if (used + 1 < len)
-			used += hist_format(&n->hist[i], buf + used, len - used, with_buckets);
-	}
-	return used < len ? used : len - 1;
-}
-
-int virtio_net_trace(struct virtio_net *n, int on)
-{
-	if (on && !n->trace) {
-		n->trace = calloc(VNET_TRACE_SIZE, sizeof(*n->trace));
-		if (!n->trace)
-			return -ENOMEM;
-	}
-	if (on)
-		n->trace_next = 0;
-	n->trace_on = on;
-	return 0;
-}
-
-size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len)
-{
-	size_t used = 0;
-	unsigned first = n->trace_next > VNET_TRACE_SIZE ? n->trace_next - VNET_TRACE_SIZE : 0;
-
-	if (!n->trace)
-		return (size_t)snprintf(buf, len, "trace: none\n");
-	if (start < first)
-		start = first;
-	used += (size_t)snprintf(buf, len, "trace: net%u entries %u..%u tsc_hz=%llu\n", n->id, first, n->trace_next,
-				 (unsigned long long)tsc_hz);
-	for (unsigned i = start; i < n->trace_next && i < start + max && used + 160 < len; i++) {
-		const struct vnet_trace_entry *e = &n->trace[i % VNET_TRACE_SIZE];
-		used += (size_t)snprintf(buf + used, len - used,
-					 "trace: i=%u key=%08x len=%u irq=%llu poll=%llu deq=%llu done=%llu txkick=%llu\n", i,
-					 e->key, e->len, (unsigned long long)tsc_to_ns(e->t_irq - tsc_boot),
-					 (unsigned long long)tsc_to_ns(e->t_poll - tsc_boot),
-					 (unsigned long long)tsc_to_ns(e->t_deq - tsc_boot),
-					 (unsigned long long)(e->t_done ? tsc_to_ns(e->t_done - tsc_boot) : 0),
-					 (unsigned long long)(e->t_txkick ? tsc_to_ns(e->t_txkick - tsc_boot) : 0));
-	}
-	return used < len ? used : len - 1;
-}
-
-void virtio_net_reset_hist(struct virtio_net *n)
-{
-	for (int i = 0; i < VNET_H_COUNT; i++)
-		hist_reset(&n->hist[i]);
-}
-
-void virtio_net_reset_stats(struct virtio_net *n)
-{
-	memset(&n->stats, 0, sizeof(n->stats));
-	memset(&n->rx.stats, 0, sizeof(n->rx.stats));
-	memset(&n->rxq.stats, 0, sizeof(n->rxq.stats));
-	memset(&n->txq.stats, 0, sizeof(n->txq.stats));
 }

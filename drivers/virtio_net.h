@@ -150,6 +150,9 @@ unsigned virtio_net_tx_reclaim(struct virtio_net *n);
 size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len);
 void virtio_net_reset_stats(struct virtio_net *n);
 
+/* Internal to the driver's files: records a trace entry for the frame being delivered. */
+void virtio_net_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq);
+
 /* Default RX buffer pool (buf_size bytes each). */
 void *virtio_net_pool_alloc(void *ctx);
 void virtio_net_pool_free(void *ctx, void *buf);

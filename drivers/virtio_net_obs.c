@@ -1,0 +1,181 @@
+/* virtio-net observability and run-time control: counters as text, stage histograms, the per-frame trace,
+ * delivery-mode switching. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "loop.h"
+#include "time.h"
+#include "virtio_net.h"
+
+/* The first segment holds at least the Ethernet header (checked by the consumer), and the hash covers what
+ * the first segment holds of the next 64 bytes. */
+void virtio_net_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq)
+{
+	struct vnet_trace_entry *e = &n->trace[n->trace_next++ % VNET_TRACE_SIZE];
+	uint32_t h = 2166136261u;
+	uint32_t end = f->seg[0].len < 14 + VNET_TRACE_HASH_BYTES ? f->seg[0].len : 14 + VNET_TRACE_HASH_BYTES;
+
+	for (uint32_t i = 14; i < end; i++)
+		h = (h ^ f->seg[0].data[i]) * 16777619u;
+	e->key = h;
+	e->len = f->total_len;
+	e->t_irq = n->cur_irq_tsc;
+	e->t_poll = n->cur_poll_tsc;
+	e->t_deq = t_deq;
+	e->t_done = 0;
+	e->t_txkick = 0;
+	n->trace_cur = e;
+}
+
+/* Appends to buf at *used, never past len (snprintf semantics: *used may exceed len when truncated). */
+static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(buf + (*used < len ? *used : len), *used < len ? len - *used : 0, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*used += (size_t)k;
+}
+
+size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
+{
+	const struct vnet_rx_stats *r = &n->rx.stats;
+	const struct virtio_net_stats *s = &n->stats;
+	const struct virtq_stats *q = &n->rxq.stats, *t = &n->txq.stats;
+	size_t used = 0;
+
+	vnet_append(buf, len, &used,
+		    "net%u: rx_frames=%llu rx_bytes=%llu rx_buffers=%llu irq_rx=%llu irq_tx=%llu irq_config=%llu "
+		    "polls=%llu budget_exhausted=%llu race_rechecks=%llu\n",
+		    n->id, (unsigned long long)r->frames, (unsigned long long)r->bytes, (unsigned long long)r->buffers,
+		    (unsigned long long)s->irq_rx, (unsigned long long)s->irq_tx, (unsigned long long)s->irq_config,
+		    (unsigned long long)s->polls, (unsigned long long)s->budget_exhausted,
+		    (unsigned long long)s->race_rechecks);
+	vnet_append(buf, len, &used,
+		    "net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
+		    "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
+		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u\n",
+		    n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
+		    (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
+		    (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
+		    (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
+		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks, n->pool_free,
+		    n->pool_size);
+	vnet_append(buf, len, &used,
+		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
+		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu rx_lost_irqs=%llu\n",
+		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
+		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
+		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
+		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
+		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs);
+	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
+	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
+		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);
+	vnet_append(buf, len, &used, " other=%llu\n", (unsigned long long)s->ethertype_other);
+	return used;
+}
+
+const char *virtio_net_mode_name(enum vnet_mode mode)
+{
+	static const char *const names[] = { "irq", "napi", "poll", "coalesce" };
+	return mode <= VNET_MODE_COALESCE ? names[mode] : "?";
+}
+
+int virtio_net_mode_parse(const char *s, enum vnet_mode *mode)
+{
+	for (int m = VNET_MODE_IRQ; m <= VNET_MODE_COALESCE; m++) {
+		if (!strcmp(s, virtio_net_mode_name((enum vnet_mode)m))) {
+			*mode = (enum vnet_mode)m;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec)
+{
+	n->coalesce_frames = frames ? frames : 1;
+	n->coalesce_tsc = ns_to_tsc((uint64_t)usec * 1000);
+}
+
+void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget)
+{
+	uint64_t flags = irq_save();
+	n->mode = mode;
+	if (budget)
+		n->budget = budget;
+	/* Hand the queue to the poller once: it leaves interrupts the way the new mode wants them. */
+	virtq_disable_cb(&n->rxq);
+	n->rx_pending = 1;
+	irq_restore(flags);
+	loop_kick();
+}
+
+size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets)
+{
+	size_t used = 0;
+	for (int i = 0; i < VNET_H_COUNT && used + 1 < len; i++) {
+		used += (size_t)snprintf(buf + used, len - used, "net%u.", n->id);
+		if (used + 1 < len)
+			used += hist_format(&n->hist[i], buf + used, len - used, with_buckets);
+	}
+	return used < len ? used : len - 1;
+}
+
+int virtio_net_trace(struct virtio_net *n, int on)
+{
+	if (on && !n->trace) {
+		n->trace = calloc(VNET_TRACE_SIZE, sizeof(*n->trace));
+		if (!n->trace)
+			return -ENOMEM;
+	}
+	if (on)
+		n->trace_next = 0;
+	n->trace_on = on;
+	return 0;
+}
+
+size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len)
+{
+	size_t used = 0;
+	unsigned first = n->trace_next > VNET_TRACE_SIZE ? n->trace_next - VNET_TRACE_SIZE : 0;
+
+	if (!n->trace)
+		return (size_t)snprintf(buf, len, "trace: none\n");
+	if (start < first)
+		start = first;
+	used += (size_t)snprintf(buf, len, "trace: net%u entries %u..%u tsc_hz=%llu\n", n->id, first, n->trace_next,
+				 (unsigned long long)tsc_hz);
+	for (unsigned i = start; i < n->trace_next && i < start + max && used + 160 < len; i++) {
+		const struct vnet_trace_entry *e = &n->trace[i % VNET_TRACE_SIZE];
+		used += (size_t)snprintf(buf + used, len - used,
+					 "trace: i=%u key=%08x len=%u irq=%llu poll=%llu deq=%llu done=%llu txkick=%llu\n", i,
+					 e->key, e->len, (unsigned long long)tsc_to_ns(e->t_irq - tsc_boot),
+					 (unsigned long long)tsc_to_ns(e->t_poll - tsc_boot),
+					 (unsigned long long)tsc_to_ns(e->t_deq - tsc_boot),
+					 (unsigned long long)(e->t_done ? tsc_to_ns(e->t_done - tsc_boot) : 0),
+					 (unsigned long long)(e->t_txkick ? tsc_to_ns(e->t_txkick - tsc_boot) : 0));
+	}
+	return used < len ? used : len - 1;
+}
+
+void virtio_net_reset_hist(struct virtio_net *n)
+{
+	for (int i = 0; i < VNET_H_COUNT; i++)
+		hist_reset(&n->hist[i]);
+}
+
+void virtio_net_reset_stats(struct virtio_net *n)
+{
+	memset(&n->stats, 0, sizeof(n->stats));
+	memset(&n->rx.stats, 0, sizeof(n->rx.stats));
+	memset(&n->rxq.stats, 0, sizeof(n->rxq.stats));
+	memset(&n->txq.stats, 0, sizeof(n->txq.stats));
+}
