@@ -40,7 +40,7 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak bench size clean distclean
+.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak bench modes plot size clean distclean
 all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
@@ -119,6 +119,7 @@ $(BUILD)/unit/test_%: tests/unit/test_%.c $$(UNIT_SRCS_$$*) | $(DEPS_STAMP)
 
 unit-test: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	$(PYTHON) -m pytest -q tests/unit
 
 # A hostile device against the real used-ring consumer and virtio-net header handling (libFuzzer, ASan,
 # UBSan). `make test` runs a bounded number of executions, `make soak` ten million.
@@ -151,6 +152,14 @@ test: unit-test fuzz-test system-test
 bench: all
 	bench/linux/build.sh
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# UDP echo RTT per delivery mode on one guest in its own namespace (bench/modes.py; needs root).
+modes: all
+	$(PYTHON) bench/modes.py $(MODES_ARGS)
+
+# PNGs into build/plots/ from make modes, make bench and tools/timeline.py run.
+plot:
+	$(PYTHON) tools/plot.py $(PLOT_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -136,7 +136,10 @@ class Guest:
         raise RuntimeError(f"console command {cmd!r} got no answer")
 
     def qemu_pid(self):
-        out = subprocess.run(["pgrep", "-f", f"ifname={self.tap},"], capture_output=True, text=True).stdout.split()
+        # Anchored at the start of the command line: the `timeout ... ip netns exec ...` wrappers also carry
+        # the tap name.
+        out = subprocess.run(["pgrep", "-f", f"^qemu-system-x86_64 .*ifname={self.tap},"], capture_output=True,
+                             text=True).stdout.split()
         return int(out[0]) if out else None
 
     def stop(self):

