@@ -29,7 +29,7 @@
 #define APIC_BASE_X2APIC (1ull << 10)
 #define APIC_BASE_ENABLE (1ull << 11)
 #define X2APIC_MSR_BASE 0x800u
-#define CALIBRATE_NS 5000000ull
+#define CALIBRATE_NS 2000000ull
 #define CALIBRATE_RUNS 3
 
 volatile uint64_t timer_ticks;
