@@ -285,6 +285,10 @@ def measure(kind, args, tag):
         r["peak_delivered_pps"] = max(x["delivered_pps"] for x in rows)
         r["tcp_mbps"] = iperf_tcp(g)
         if kind == "ours":
+            # Without lwIP nothing answers ARP: pin the guest's MAC, or the host stops sending once its
+            # neighbour entry goes stale and the "ceiling" measures ARP timeouts instead.
+            mac = re.search(r"^virtio-net0: .*MAC ([0-9a-f:]{17})", g.text(), re.M).group(1)
+            sh("ip", "neigh", "replace", GUEST, "lladdr", mac, "dev", g.tap, "nud", "permanent", ns=g.ns)
             g.console("consumer noop")
             rows = rx_curve(g, Counter(g, noop=True), args.rates, args.step_seconds)
             r["noop_curve"] = rows

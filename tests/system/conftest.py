@@ -1,5 +1,11 @@
 """Shared helpers for the system tests: boot the real image under QEMU through run-qemu.sh and collect the
-serial console. Every guest's output is saved under tests/out/ so a failure leaves its log behind."""
+serial console. Every guest's output is saved under tests/out/ so a failure leaves its log behind.
+
+Failure artefacts: every guest the fixtures start with `--net tap` also records its first NIC's traffic
+(run-qemu.sh --pcap, QEMU's filter-dump) to tests/out/<test>-N.pcap, next to tests/out/<test>-N.log, unless the
+test passes a --pcap of its own. A failing test prints the paths of its logs and pcaps; the automatic pcaps of
+a test that passed are deleted at its teardown (a flood test's pcap is tens of MB), those of failed and xfailed
+tests are kept."""
 import codecs
 import itertools
 import os
@@ -53,6 +59,25 @@ def _next_log(request):
     return OUT / f"{name}-{node._vnetk_logs}.log"
 
 
+def _with_pcap(request, args, log):
+    """args plus `--pcap tests/out/<test>-N.pcap` (N as for the log) for a guest on a tap, unless the test passed
+    a --pcap itself. Every pcap of the test (its own or automatic) is remembered on the test item, so a failure
+    can name it; the automatic ones are deleted again if the test passes (pytest_runtest_makereport)."""
+    args = list(args)
+    node = request.node
+    pcaps = node.__dict__.setdefault("_vnetk_pcaps", [])
+    if "--pcap" in args[:-1]:
+        pcaps.append((pathlib.Path(args[args.index("--pcap") + 1]), False))
+        return args
+    nets = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--net"]
+    if nets and nets[-1] == "tap":
+        pcap = log.with_suffix(".pcap")
+        pcap.unlink(missing_ok=True)  # a leftover of an earlier run must not be taken for this one's
+        pcaps.append((pcap, True))
+        args += ["--pcap", str(pcap)]
+    return args
+
+
 @pytest.fixture
 def guest(request):
     """guest(*run_qemu_args, timeout=60) -> GuestRun. The log is named after the test."""
@@ -60,6 +85,7 @@ def guest(request):
     def run(*args, timeout=60):
         log = _next_log(request)
         net = [] if "--net" in args else ["--net", "none"]  # no NIC unless the test asks for one
+        args = _with_pcap(request, args, log)
         cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *net, *args]
         t0 = time.monotonic()
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -73,10 +99,20 @@ def guest(request):
 
 
 def pytest_runtest_makereport(item, call):
+    if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+        item._vnetk_failed = True  # failed or xfailed, in any phase: keep its pcaps
     if call.when == "call" and call.excinfo is not None:
         logs = sorted(OUT.glob(re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name) + "-*.log"))
         if logs:
             print("\nguest logs: " + ", ".join(str(p) for p in logs))
+        pcaps = [p for p, _ in getattr(item, "_vnetk_pcaps", []) if p.exists()]
+        if pcaps:
+            print("guest pcaps: " + ", ".join(f"{p} ({p.stat().st_size} bytes)" for p in pcaps))
+    if call.when == "teardown" and not getattr(item, "_vnetk_failed", False):
+        # The guests are closed by now (fixture teardown), so QEMU has finished writing.
+        for p, auto in getattr(item, "_vnetk_pcaps", []):
+            if auto:
+                p.unlink(missing_ok=True)
 
 
 # ---- interactive guests: the serial command console, a tap in a namespace of the test's own ----
@@ -335,11 +371,13 @@ def live_guest(request):
     """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in .*\\n", monitor=False) -> LiveGuest, started and
     past its boot (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART
     FIFO). monitor=True adds a QEMU monitor socket for LiveGuest.hmp() (e.g. "stop" / "cont").
-    Every guest still running at teardown is closed; logs go to tests/out/<test>-N.log."""
+    Every guest still running at teardown is closed; logs go to tests/out/<test>-N.log (and, on a tap,
+    the traffic to tests/out/<test>-N.pcap: see the module docstring)."""
     guests = []
 
     def start(*args, timeout=60, ready=r"^ready in .*\n", boot_timeout=30, monitor=False):
-        g = LiveGuest(args, _next_log(request), timeout, monitor)
+        log = _next_log(request)
+        g = LiveGuest(_with_pcap(request, args, log), log, timeout, monitor)
         guests.append(g)
         if ready:
             g.wait_for(ready, boot_timeout)

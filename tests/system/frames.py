@@ -270,8 +270,9 @@ def ipv4_header(rng, src, dst, proto, payload_len, ident=None, flags_frag=0, ihl
 
 
 class Generator:
-    def __init__(self, corpus, seed, max_frame, bcast_share=0.15, exclude=(), only=None):
+    def __init__(self, corpus, seed, max_frame, bcast_share=0.15, exclude=(), only=None, no_routers=False):
         self.c = corpus
+        self.no_routers = no_routers
         self.exclude = set(exclude)
         self.nested_frag6 = "nested-frag6" not in self.exclude
         self.weights = [w if not only or c in only else 0 for c, w in zip(CATEGORIES, WEIGHTS)]
@@ -357,15 +358,20 @@ class Generator:
             f[ETH_HLEN:] = body.replace(PROTECTED_PORT, b"\x1b\x60")
         if f[12:14] == b"\x08\x06" and len(f) >= 32 and f[28:32] == self.c.host_ip_b:
             f[31] ^= 0x80
-        if self.exclude and f[12:14] == b"\x86\xdd":
+        if (self.exclude or self.no_routers) and f[12:14] == b"\x86\xdd":
             self.defuse_ipv6(f)
         return bytes(f)
 
     def defuse_ipv6(self, f):
-        """Keeps the known lwIP crashes (--exclude-known, see `crafted`) out of a frame, in place: walks the
-        extension-header chain as lwIP does; a non-atomic fragment header gets next header 59 (no next header)
-        instead of another extension header (nested-frag6), a Packet Too Big gets MTU 1280 instead of 48..55
-        (tiny-pmtu6)."""
+        """Keeps known lwIP crashes (--exclude-known, see `crafted`) and lasting router state (--no-routers) out
+        of an IPv6 frame, in place. Walks the extension-header chain as lwIP does:
+          nested-frag6  a non-atomic fragment header gets next header 59 (no next header) instead of another
+                        extension header;
+          tiny-pmtu6    a Packet Too Big gets MTU 1280 instead of 48..55;
+          no-routers    a Router Advertisement gets router lifetime 0 (lwIP keeps a router's neighbour entry,
+                        and up to MEMP_NUM_ND6_QUEUE packets queued for it in the heap, for the whole lifetime
+                        when the router never answers: bounded state, not a leak, but it would hide one).
+        A changed ICMPv6 message keeps a valid checksum if it had one."""
         n, nh_pos, off = len(f), 20, 54
         for _ in range(64):
             if nh_pos >= n:
@@ -379,9 +385,23 @@ class Generator:
                     f[off] = 59
                 nh_pos, off = off, off + 8
             else:
-                if nh == 58 and "tiny-pmtu6" in self.exclude and off + 8 <= n and f[off] == 2 and \
-                        48 <= struct.unpack_from("!I", f, off + 4)[0] <= 55:
+                if nh != 58 or off + 8 > n:
+                    return
+                end = min(n, ETH_HLEN + 40 + (f[18] << 8 | f[19]))
+                if end - off < 8:
+                    return
+                pseudo = lambda: bytes(f[22:54]) + struct.pack("!IxxxB", end - off, 58)
+                valid = csum(pseudo() + bytes(f[off:end])) == b"\0\0"
+                changed = False
+                if f[off] == 2 and "tiny-pmtu6" in self.exclude and 48 <= struct.unpack_from("!I", f, off + 4)[0] <= 55:
                     f[off + 4:off + 8] = struct.pack("!I", 1280)
+                    changed = True
+                if f[off] == 134 and self.no_routers and f[off + 6:off + 8] != b"\0\0":
+                    f[off + 6:off + 8] = b"\0\0"
+                    changed = True
+                if changed and valid:
+                    f[off + 2:off + 4] = b"\0\0"
+                    f[off + 2:off + 4] = csum(pseudo() + bytes(f[off:end]))
                 return
 
     # categories: each returns a list of frames
@@ -721,7 +741,7 @@ class Generator:
 def build(a):
     corpus = Corpus(a.guest_mac, a.host_mac, a.guest_ip, a.host_ip, random.Random(a.seed))
     return Generator(corpus, a.seed, a.max_frame, exclude=a.exclude_known.split(",") if a.exclude_known else (),
-                     only=a.only.split(",") if a.only else None)
+                     only=a.only.split(",") if a.only else None, no_routers=a.no_routers)
 
 
 def cmd_describe(a):
@@ -904,6 +924,8 @@ def main(argv=None):
     common.add_argument("--max-frame", type=bounded(int, 60, 65535), default=65535,
                         help="largest frame (bytes without FCS); send caps it at the interface's MTU + 14")
     common.add_argument("--only", help="comma-separated categories to generate (default: all)")
+    common.add_argument("--no-routers", action="store_true",
+                        help="Router Advertisements carry router lifetime 0 (no lasting router state in the guest)")
     common.add_argument("--exclude-known", metavar="NAME,...",
                         help="keep these known crashes out of the frames (names as for `crafted`: nested-frag6, "
                              "tiny-pmtu6), so the rest of the generator's space can still be tested")
