@@ -139,6 +139,9 @@ void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned use
 int virtio_net_trace(struct virtio_net *n, int on);
 size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len);
 
+/* Cost of one stage stamp (TSC read + histogram update), ns; measured at boot. */
+uint64_t virtio_net_stamp_cost_ns(void);
+
 /* Stage histograms as text (with buckets if asked), and their reset. */
 size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets);
 void virtio_net_reset_hist(struct virtio_net *n);

@@ -4,9 +4,11 @@
 Meant to run inside a test's own network namespace, on the tap QEMU is attached to:
 
     ip netns exec NS /usr/bin/python3 tests/system/frames.py send --iface tap0 --guest-mac 52:54:00:12:34:56 \\
-        --guest-ip 192.168.77.2 --host-ip 192.168.77.1 --count 100000 --seed 1 --rate 25000
+        --guest-ip 192.168.77.2 --host-ip 192.168.77.1 --count 100000 --seed 1 --rate 25000 \\
+        --exclude-known nested-frag6,tiny-pmtu6 --no-routers
     ip netns exec NS /usr/bin/python3 tests/system/frames.py runts --port 40002 --count 2000 --seed 1
-    /usr/bin/python3 tests/system/frames.py describe --count 100000 --seed 1      # generate only, no sending
+    ip netns exec NS /usr/bin/python3 tests/system/frames.py crafted --name tiny-pmtu6 --iface tap0
+    /usr/bin/python3 tests/system/frames.py describe --count 100000 --seed 1 [--only tcp,udp]   # nothing sent
 
 How frames are made: scapy builds a corpus of well-formed seed packets once (IPv4/IPv6 with UDP, TCP, ICMP and
 ICMPv6 incl. neighbour discovery, ARP, VLAN-tagged frames, fragments); a seeded generator (random.Random(seed):
@@ -44,6 +46,12 @@ nothing can reach the guest's control service (`reset`, `mode poll`, `consumer n
 under test), and no ARP frame claims the host's own IPv4 address as sender (that would poison the guest's ARP
 entry for the host for ARP_MAXAGE = 5 minutes, which is ARP working as designed, not a robustness failure).
 
+Known crashes: `crafted --name NAME` sends a minimal deterministic reproducer of a crash the generator found
+(nested-frag6: lwIP 2.1.3 assertion -> kernel panic; tiny-pmtu6: lwIP 2.1.3 endless loop; see the functions
+crafted_*). `send --exclude-known NAME,...` keeps those constructs out of the mutated frames (Generator.defuse_ipv6),
+so the rest of the space is still covered while a bug is open; `--no-routers` keeps Router Advertisements from
+leaving lasting (bounded) router state behind, which a before/after memory comparison would otherwise see.
+
 `send` prints one JSON object on stdout: frames per category, sent, refused by the host kernel per errno
 (EMSGSIZE, EINVAL, ENOBUFS), the tap's tx_packets / tx_dropped growth, bytes, seconds, and the frame-size range.
 Everything is bounded: --count <= 10^7 per run, generated and sent in chunks of --chunk frames, --max-seconds.
@@ -52,7 +60,6 @@ import argparse
 import array
 import errno
 import json
-import os
 import random
 import socket
 import struct
@@ -187,8 +194,7 @@ class Corpus:
                                ICMPv6MLQuery, ICMPv6MLReport, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect,
                                ICMPv6ND_RS, ICMPv6NDOptMTU, ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr,
                                ICMPv6PacketTooBig, ICMPv6ParamProblem, IPOption_RR, IPOption_Router_Alert, IPv6,
-                               IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw,
-                               conf)
+                               IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, conf)
         conf.verb = 0
         self.guest_mac, self.host_mac = guest_mac, host_mac
         gm, hm = mac_str(guest_mac), mac_str(host_mac)
@@ -290,6 +296,11 @@ class Generator:
         src = self.c.host_mac if r.random() < 0.9 else bytes([r.getrandbits(8) & 0xFE | 2]) + r.randbytes(5)
         return dst + src + struct.pack("!H", ethertype)
 
+    def ipv6_header(self, plen, nh, hlim=64):
+        """Host link-local -> guest link-local."""
+        return struct.pack("!IHBB", 6 << 28, plen & 0xFFFF, nh, hlim) + link_local(self.c.host_mac) + \
+            link_local(self.c.guest_mac)
+
     def rnd_ethertype(self):
         r = self.rng
         return r.choice([ETH_P_IP, ETH_P_IPV6, ETH_P_ARP, ETH_P_8021Q, ETH_P_8021AD, 0x88CC, 0x8863, 0x8864,
@@ -306,8 +317,10 @@ class Generator:
 
     def src_ip4(self):
         r = self.rng
-        return self.c.host_ip_b if r.random() < 0.8 else r.choice([self.c.guest_ip_b, b"\0" * 4, b"\xff" * 4,
-                                                                    self.c.guest_ip_b[:3] + bytes([r.randrange(3, 254)])])
+        if r.random() < 0.8:
+            return self.c.host_ip_b
+        neighbour = self.c.guest_ip_b[:3] + bytes([r.randrange(3, 254)])
+        return r.choice([self.c.guest_ip_b, b"\0" * 4, b"\xff" * 4, neighbour])
 
     def mutate(self, f, rounds=None):
         """Generic mutations past the Ethernet header."""
@@ -533,8 +546,7 @@ class Generator:
         ulen = r.choice((8 + len(pl), 0, 1, 7, 8, 9, 8 + len(pl) - 1, 8 + len(pl) + 1, 65535))
         udp = bytearray(struct.pack("!HHHH", r.randrange(65536), dport, ulen & 0xFFFF, 0) + pl)
         if v6:
-            h = struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + link_local(self.c.host_mac) + link_local(self.c.guest_mac)
-            f = self.eth(ETH_P_IPV6) + h + bytes(udp)
+            f = self.eth(ETH_P_IPV6) + self.ipv6_header(len(udp), 17) + bytes(udp)
         else:
             f = self.eth(ETH_P_IP) + ipv4_header(r, self.src_ip4(), self.dst_ip4(), 17, len(udp)) + bytes(udp)
         mode = r.randrange(4)
@@ -571,8 +583,7 @@ class Generator:
                           r.getrandbits(32), r.getrandbits(32), (doff & 0xF) << 4, flags,
                           r.choice((0, 1, 65535, 8192)), 0, r.choice((0, 1, 65535))) + opts + pl
         if v6:
-            h = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + link_local(self.c.host_mac) + link_local(self.c.guest_mac)
-            f = self.eth(ETH_P_IPV6) + h + tcp
+            f = self.eth(ETH_P_IPV6) + self.ipv6_header(len(tcp), 6) + tcp
         else:
             f = self.eth(ETH_P_IP) + ipv4_header(r, self.src_ip4(), self.dst_ip4(), 6, len(tcp)) + tcp
         if r.random() < 0.8:
