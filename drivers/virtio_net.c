@@ -511,7 +511,9 @@ static int vnet_poll(void *ctx)
 	n->coalesce_deadline = 0;
 	unsigned budget = n->mode == VNET_MODE_IRQ ? 1 : n->budget;
 	unsigned done = vnet_rx_poll(&n->rx, budget);
-	if (vnet_rx_needs_refill(&n->rx)) {
+	/* Refill in batches while busy (half the ring), and top the ring up completely when the poll finished
+	 * under budget, so an idle NIC always has every buffer posted for the next burst. */
+	if (vnet_rx_needs_refill(&n->rx) || (done < budget && n->rxq.num_free)) {
 		int rc = vnet_rx_refill(&n->rx, &kick);
 		if (kick)
 			n->vd.ops->notify(&n->vd, &n->rxq);

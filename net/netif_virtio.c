@@ -57,10 +57,65 @@ static struct pbuf *netif_rx_copy(struct netif_virtio *nv, struct vnet_rx_frame 
 	return p;
 }
 
+#define ETH_TYPE_IPV6 0x86DD
+#define IP6_HLEN_BYTES 40
+#define IP6_NH_HOPOPTS 0
+#define IP6_NH_ROUTING 43
+#define IP6_NH_FRAGMENT 44
+#define IP6_NH_DSTOPTS 60
+#define IP6_NH_ICMP6 58
+#define ICMP6_PACKET_TOO_BIG 2
+#define IPV6_MIN_MTU 1280
+#define IP6_EXT_MAX 8
+
+/* Two IPv6 inputs that break lwIP 2.1.3 (found by tests/system/test_robustness.py), refused before lwIP sees
+ * them:
+ *  - a fragment whose fragmentable part starts with another fragment header: lwIP's second reassembly pass
+ *    works with a stale header pointer and asserts (a remote kernel panic);
+ *  - an ICMPv6 Packet Too Big below the IPv6 minimum MTU: lwIP stores it, and ip6_frag() then loops for ever
+ *    making empty fragments (RFC 8201 §4: such a message must not lower the MTU below 1280 anyway).
+ * Only the first receive segment is inspected (the headers of a frame this stack answers live there); the
+ * walk over extension headers is bounded. Returns nonzero to drop. */
+static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
+{
+	const uint8_t *p = f->seg[0].data;
+	uint32_t len = f->seg[0].len, off = 14 + IP6_HLEN_BYTES;
+
+	if (len < off || (p[12] << 8 | p[13]) != ETH_TYPE_IPV6)
+		return 0;
+	uint8_t nh = p[14 + 6];
+	for (int i = 0; i < IP6_EXT_MAX && off + 8 <= len; i++) {
+		switch (nh) {
+		case IP6_NH_HOPOPTS:
+		case IP6_NH_ROUTING:
+		case IP6_NH_DSTOPTS:
+			nh = p[off];
+			off += 8u * (p[off + 1] + 1u);
+			break;
+		case IP6_NH_FRAGMENT:
+			return p[off] == IP6_NH_FRAGMENT;
+		case IP6_NH_ICMP6:
+			return p[off] == ICMP6_PACKET_TOO_BIG &&
+			       ((uint32_t)p[off + 4] << 24 | (uint32_t)p[off + 5] << 16 | (uint32_t)p[off + 6] << 8 | p[off + 7]) <
+				       IPV6_MIN_MTU;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static void netif_virtio_rx(struct virtio_net *n, struct vnet_rx_frame *f, void *ctx)
 {
 	struct netif_virtio *nv = ctx;
 	struct pbuf *head = NULL;
+
+	if (netif_rx_refuse_ipv6(f)) {
+		nv->stats.rx_refused_ipv6++;
+		for (unsigned i = 0; i < f->nseg; i++)
+			virtio_net_pool_free(n, f->seg[i].buf);
+		return;
+	}
 
 	if (f->total_len > 0xFFFF) {
 		/* lwIP pbufs hold at most 64 KiB; only a GSO frame could be larger, and none is negotiated. */
@@ -281,11 +336,11 @@ size_t netif_virtio_format_stats(struct netif_virtio *nv, char *buf, size_t len)
 	int k = snprintf(buf, len,
 			 "net%u: rx_zero_copy_frames=%llu rx_copied_frames=%llu rx_copied_bytes=%llu "
 			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_copied_frames=%llu tx_copied_bytes=%llu "
-			 "tx_dropped_full=%llu tx_dropped_nomem=%llu\n",
+			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu\n",
 			 nv->nic->id, (unsigned long long)s->rx_zero_copy_frames, (unsigned long long)s->rx_copied_frames,
 			 (unsigned long long)s->rx_copied_bytes, (unsigned long long)s->rx_dropped_nomem,
 			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_copied_frames,
 			 (unsigned long long)s->tx_copied_bytes, (unsigned long long)s->tx_dropped_full,
-			 (unsigned long long)s->tx_dropped_nomem);
+			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6);
 	return k < 0 ? 0 : (size_t)k;
 }

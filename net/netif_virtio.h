@@ -19,6 +19,7 @@ struct netif_virtio_stats {
 	uint64_t tx_copied_frames, tx_copied_bytes; /* chains longer than the descriptors allowed per frame */
 	uint64_t tx_dropped_full;     /* transmit ring full: lwIP sees ERR_MEM and retries (TCP) or drops (UDP) */
 	uint64_t tx_dropped_nomem;
+	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (netif_virtio.c) */
 };
 
 struct netif_virtio {

@@ -46,9 +46,9 @@ nothing can reach the guest's control service (`reset`, `mode poll`, `consumer n
 under test), and no ARP frame claims the host's own IPv4 address as sender (that would poison the guest's ARP
 entry for the host for ARP_MAXAGE = 5 minutes, which is ARP working as designed, not a robustness failure).
 
-Known crashes: `crafted --name NAME` sends a minimal deterministic reproducer of a crash the generator found
-(nested-frag6: lwIP 2.1.3 assertion -> kernel panic; tiny-pmtu6: lwIP 2.1.3 endless loop; see the functions
-crafted_*). `send --exclude-known NAME,...` keeps those constructs out of the mutated frames (Generator.defuse_ipv6),
+Known bugs: `crafted --name NAME` sends a minimal deterministic reproducer of a bug the generator found
+(nested-frag6: lwIP 2.1.3 assertion -> kernel panic; tiny-pmtu6: lwIP 2.1.3 endless loop; spoofed-syns: TCP
+locked out for 20 s; see the functions crafted_*). `send --exclude-known NAME,...` keeps those constructs out of the mutated frames (Generator.defuse_ipv6),
 so the rest of the space is still covered while a bug is open; `--no-routers` keeps Router Advertisements from
 leaving lasting (bounded) router state behind, which a before/after memory comparison would otherwise see.
 
@@ -898,7 +898,24 @@ def crafted_tiny_pmtu6(gm, hm):
     return [icmp6_frame(gm, hm, echo(1)), icmp6_frame(gm, hm, ptb), icmp6_frame(gm, hm, echo(2))]
 
 
-CRAFTED = {"nested-frag6": crafted_nested_frag6, "tiny-pmtu6": crafted_tiny_pmtu6}
+def crafted_spoofed_syns(gm, hm, guest_ip="192.168.77.2", count=16):
+    """A SYN to the echo port (7) from each of `count` unused addresses of the guest's subnet (.100 up): the
+    guest's SYN-ACKs never get an answer (nobody owns those addresses; ARP stays unresolved), so every SYN leaves
+    a pcb in SYN_RCVD until TCP_SYN_RCVD_TIMEOUT (20 s). lwIP 2.1.3 has MEMP_NUM_TCP_PCB (16 here) pcbs and
+    tcp_alloc() never reclaims a SYN_RCVD pcb for a new connection of the same priority (tcp_kill_prio() only
+    takes lower priorities), so 16 such SYNs lock every new TCP connection out for 20 s."""
+    g4 = socket.inet_aton(guest_ip)
+    out = []
+    for i in range(count):
+        src = g4[:3] + bytes([100 + i])
+        tcp = struct.pack("!HHIIBBHHH", 40000 + i, 7, 0x1000 * (i + 1), 0, 5 << 4, 0x02, 8192, 0, 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i, 0, 64, 6, 0, src, g4)
+        out.append(fix_checksums(gm + hm + b"\x08\x00" + ip + tcp))
+    return out
+
+
+CRAFTED = {"nested-frag6": crafted_nested_frag6, "tiny-pmtu6": crafted_tiny_pmtu6,
+           "spoofed-syns": crafted_spoofed_syns}
 
 
 def cmd_crafted(a):
@@ -953,7 +970,7 @@ def main(argv=None):
     pr.add_argument("--count", type=bounded(int, 1, 1_000_000), required=True)
     pr.add_argument("--seed", type=int, default=1)
     pr.add_argument("--rate", type=bounded(float, 0, 1_000_000), default=5000.0)
-    pc = sub.add_parser("crafted", help="send one crafted frame sequence (a known crash reproducer)")
+    pc = sub.add_parser("crafted", help="send one crafted frame sequence (a known bug's reproducer)")
     pc.add_argument("--name", choices=sorted(CRAFTED), required=True)
     pc.add_argument("--iface", default="tap0")
     pc.add_argument("--guest-mac", type=parse_mac, default=parse_mac("52:54:00:12:34:56"))

@@ -1,0 +1,668 @@
+"""Robustness: hostile and broken input, floods, pool exhaustion, link flaps and bad configuration.
+
+Every test boots its own guest on tap0 in a namespace of its own (conftest.py's `netns` / `tap_guest`; the
+namespace is deleted whatever happens), and every host-side sender runs inside that namespace and sends only to
+the guest's addresses and MAC on the test's taps (or, for frames shorter than an Ethernet header, to a QEMU
+socket NIC on the namespace's own loopback). Counts and durations are bounded; SOAK=1 in the environment
+multiplies them by 10 (`make soak`).
+
+  test_malformed_frames_are_refused_and_counted   >= 10^5 mutated frames (frames.py), runts < 14 bytes
+  test_nested_ipv6_fragment_does_not_crash_guest  xfail: lwIP 2.1.3 assertion -> kernel panic (LWIP_NESTED_FRAG6)
+  test_tiny_ipv6_path_mtu_does_not_hang_guest     xfail: lwIP 2.1.3 endless loop in ip6_frag (LWIP_TINY_PMTU6)
+  test_spoofed_syns_do_not_lock_out_tcp           xfail: 16 spoofed SYNs block new TCP for 20 s (LWIP_SPOOFED_SYNS)
+  test_flood_without_livelock                     rising UDP rates, management NIC, ping shares, tick drift
+  test_no_leak_after_a_million_frames             pool / heap / lwIP memory back to their boot values
+  test_rx_pool_smaller_than_ring_recovers         rxpool=64 under a flat-out flood
+  test_link_flap                                  set_link off/on through the QEMU monitor
+  test_needs_reset_from_monitor                   skipped: QEMU 7.2 cannot raise NEEDS_RESET from the monitor
+  test_bad_configuration_is_reported              bad command line, two NICs, no NIC, INTx, 16 MiB
+
+The figures (frames tried, refusal counters, the offered/delivered table, ping shares, tick drift, leak
+numbers) are printed at the end of the module and written to tests/out/test_robustness-figures.txt.
+
+Bugs these tests found:
+  * LWIP_NESTED_FRAG6 and LWIP_TINY_PMTU6 below, both in lwIP 2.1.3's IPv6 code and both remotely triggerable
+    by any on-link host with a handful of frames. The netif now refuses both inputs before lwIP sees them
+    (net/netif_virtio.c netif_rx_refuse_ipv6, counted as rx_refused_ipv6); their tests are plain tests. The
+    fuzz test still keeps both constructs out of its frames (frames.py --exclude-known).
+  * LWIP_SPOOFED_SYNS: a SYN flood of 16 frames locks new TCP connections out for 20 s. The fuzz frames contain
+    such SYNs, so the fuzz test runs its TCP echo only after the SYN_RCVD timeout.
+"""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import OUT, STATUS_PASS
+from test_lwip import GUEST, IPV4_LINE, MAC_LINE, PY, assert_echoed, client, parse_counters, run, tcp_echo
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+FRAMES = HERE / "frames.py"
+LOAD = ROOT / "build" / "tools" / "load"
+MGMT = "192.168.78.2"
+SOAK = os.environ.get("SOAK", "") not in ("", "0")
+SCALE = 10 if SOAK else 1
+FUZZ_SEED = int(os.environ.get("VNETK_FUZZ_SEED", "1"))
+RING = 256  # rx entries of the default virtio-net-pci device (QEMU 7.2)
+TAP_MAX_MTU = 65521  # a tun/tap device's largest MTU (65535 - 14): frames up to 65535 bytes
+SYN_RCVD_TIMEOUT = 20  # s, lwIP 2.1.3 TCP_SYN_RCVD_TIMEOUT
+IPV6_LL_LINE = r"^net0: IPv6 FE80::5054:FF:FE12:3456\n"
+# Anything the kernel prints when it dies: panic (incl. lwIP assertions), CPU exceptions, halts.
+CRASH = re.compile(r"^.*(PANIC|\*\*\* EXCEPTION|[Aa]ssertion .* failed|System halted|Stack trace:).*$", re.M)
+# A NIC on a QEMU UDP socket backend, for frames no tap can carry (< 14 bytes): QEMU listens on 127.0.0.1:40002
+# of the test's namespace (run-qemu.sh runs QEMU inside it) and hands every datagram to the guest as one frame.
+RUNT_PORT = 40002
+RUNT_NIC = ("--qemu-arg", "-netdev",
+            "--qemu-arg", f"socket,id=runt,udp=127.0.0.1:40001,localaddr=127.0.0.1:{RUNT_PORT}",
+            "--qemu-arg", "-device",
+            "--qemu-arg", "virtio-net-pci,netdev=runt,disable-legacy=on,romfile=,mac=52:54:00:12:34:5a")
+
+LWIP_NESTED_FRAG6 = (
+    "lwIP 2.1.3 kernel panic on an IPv6 datagram whose reassembled payload starts with another fragment header: "
+    "ip6_input() (core/ipv6/ip6.c:1004-1015) continues after ip6_reass() with a fresh local ip6hdr but leaves "
+    "ip_data.current_ip6_header pointing at the header of the last fragment received; the second ip6_reass() then "
+    "computes hdrdiff = p->payload - ip6_current_header() across two different receive buffers (zero-copy receive: "
+    "each fragment stays in its own 2 KiB ring buffer) and LWIP_ASSERT(\"not a valid pbuf (ip6_input check "
+    "missing?)\") fires at core/ipv6/ip6_frag.c:300 (hdrdiff > 0xFFFF) or :301 (hdrdiff < 40) -> panic(). "
+    "62 frames from any on-link host (frames.py crafted --name nested-frag6); with LWIP_NOASSERT it would go on "
+    "with a garbage length. Fix: set ip_data.current_ip6_header (and the header length) to the reassembled header "
+    "after ip6_reass() returns, or drop a fragment header found after reassembly")
+LWIP_TINY_PMTU6 = (
+    "lwIP 2.1.3 endless loop (guest hangs: no console, no network) after an ICMPv6 Packet Too Big with MTU "
+    "48..55: nd6_input() (core/ipv6/nd6.c:925) stores any PTB MTU for the destination (no lower bound; RFC 8201 "
+    "sec. 4 forbids going below 1280), and ip6_frag() (core/ipv6/ip6_frag.c:734) then computes "
+    "nfb = (mtu - 48) & 0xfff8 = 0 payload bytes per fragment; `while (left)` never makes progress: every pass "
+    "allocates a header pbuf, hands an empty fragment to ethip6_output (sent, or queued for an unresolved "
+    "neighbour) and frees it, forever (RIP samples through the QEMU monitor: ip6_frag, pbuf_alloc, mem_malloc, "
+    "memp_malloc, pbuf_ref, pbuf_free; with a resolved neighbour also the virtio TX path). "
+    "3 frames from any on-link host (frames.py crafted --name tiny-pmtu6). Fix: clamp the PTB MTU to >= 1280 "
+    "(IP6_MIN_MTU_LENGTH) in nd6_input()")
+
+LWIP_SPOOFED_SYNS = (
+    "TCP lock-out for 20 s by 16 spoofed SYNs: each SYN to a listening port from an address nobody answers for "
+    "(the guest's SYN-ACK is never answered, not even by RST) leaves a pcb in SYN_RCVD until TCP_SYN_RCVD_TIMEOUT "
+    "(20 s, lwIP 2.1.3 core/tcp.c tcp_slowtmr). With MEMP_NUM_TCP_PCB 16 (net/include/lwipopts.h) and tcp_alloc() "
+    "(core/tcp.c:1841-1868) reclaiming TIME-WAIT, LAST-ACK, CLOSING and lower-priority pcbs only -- tcp_kill_prio() "
+    "takes prio < 64 and a SYN_RCVD pcb inherits the listener's TCP_PRIO_NORMAL 64 -- every new connection's SYN "
+    "is dropped (tcp_listen_input(): tcp_alloc() fails) until they time out; a connect() right after 16 such "
+    "SYNs times out after 10 s, twice, the third attempt 20 s later works (frames.py crafted --name spoofed-syns). "
+    "No SYN cookies; "
+    "possible fixes: evict the oldest SYN_RCVD pcb in tcp_alloc() (tcp_kill_state(SYN_RCVD)), "
+    "TCP_LISTEN_BACKLOG with a small per-listener backlog, a shorter SYN_RCVD timeout, more pcbs")
+
+FIGURES = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures(request):
+    """Print the measured figures once the module is done (also into tests/out/test_robustness-figures.txt)."""
+    yield FIGURES
+    if not FIGURES:
+        return
+    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "test_robustness-figures.txt").write_text("\n".join(lines) + "\n")
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    cap = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr and cap:
+        with cap.global_and_fixture_disabled():
+            tr.write_line("")
+            tr.write_sep("-", "robustness figures (tests/out/test_robustness-figures.txt)")
+            for line in lines:
+                tr.write_line(line)
+
+
+# ---- helpers ----
+
+def start(tap_guest, *args, timeout=180, monitor=False, mgmt=False):
+    """A guest on the test's tap (test_lwip.boot() plus monitor/management NIC), up with its addresses."""
+    g = tap_guest(*(("--mgmt",) if mgmt else ()), *args, timeout=timeout, monitor=monitor)
+    m = g.wait_for(MAC_LINE, 5)
+    g.mac = m.group(1)
+    assert m.group(2) == "up", g.log
+    g.wait_for(IPV4_LINE, 10)
+    if mgmt:
+        g.wait_for(r"^net1: IPv4 192\.168\.78\.2 netmask 255\.255\.255\.0 gw 0\.0\.0\.0\n", 10)
+    g.wait_for(r"^services: echo/7 discard/9 iperf/5001 status/7007\n", 10)
+    return g
+
+
+def stop(g, timeout=10):
+    assert g.close(timeout) == STATUS_PASS, f"guest did not exit cleanly (log: {g.log})"
+
+
+def crashes(g, start=0):
+    return [m.group(0) for m in CRASH.finditer(g.output, start)]
+
+
+def assert_alive(g, start=0):
+    bad = crashes(g, start)
+    assert not bad, f"guest crashed: {bad[:5]} (log: {g.log})"
+    assert g.alive(), f"guest exited (log: {g.log})"
+
+
+def counters(g):
+    """The console's `stats` (no network involved): {"net0": {...}, "net1": ..., "lwip": ..., "services": ...,
+    "uptime": {...}} as test_lwip.parse_counters()."""
+    text = g.command("stats", timeout=15)
+    # Leave out the heartbeat (`[  10.003] ticks=1000 idle=99.0%`), which would overwrite the status line's ticks.
+    return parse_counters("\n".join(line for line in text.splitlines() if not line.startswith("[")))
+
+
+def mgmt_status(ns):
+    r = client(ns, "status", "--host", MGMT, "--port", 7007, timeout=30)
+    assert r["text"], f"no answer from the status service on the management NIC ({r['tries']} tries)"
+    return parse_counters(r["text"])
+
+
+def pool(c, nic="net0"):
+    """Receive-buffer accounting: every buffer of the pool is free, posted on the ring, or held above (lwIP:
+    reassembly, out-of-order segments). posted and rx_buffers count since boot (these tests never `reset`)."""
+    n = c[nic]
+    on_ring = n["posted"] - n["rx_buffers"]
+    return {"pool_free": n["pool_free"], "pool_size": n["pool_size"], "on_ring": on_ring,
+            "held": n["pool_size"] - n["pool_free"] - on_ring}
+
+
+def memory(c, nic="net0"):
+    return {"heap_used": c["uptime"]["heap_used"], "mem_used": c["lwip"]["mem_used"],
+            "pbuf_pool_used": c["lwip"]["pbuf_pool_used"], **pool(c, nic)}
+
+
+def tap_stat(ns, name, iface="tap0"):
+    p = run(["cat", f"/sys/class/net/{iface}/statistics/{name}"], ns, 10)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout)
+
+
+def ping(ns, addr, *args, timeout=60):
+    p = run(["ping", *args, addr], ns, timeout)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", p.stdout)
+    assert m, f"ping {addr} {args}: no summary (status {p.returncode}): {p.stdout[-800:]}{p.stderr[-300:]}"
+    return int(m.group(1)), int(m.group(2)), p.stdout
+
+
+def ping_start(ns, addr, count, interval=0.1):
+    return subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1",
+                             addr], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def ping_result(p, timeout=60):
+    out, _ = p.communicate(timeout=timeout)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, f"ping: no summary: {out[-800:]}"
+    return int(m.group(1)), int(m.group(2))
+
+
+def load(ns, dst, duration, rate=None, port=9, timeout=None):
+    args = ["--flat"] if rate is None else ["--rate", rate]
+    p = run([LOAD, "--dst", dst, "--port", port, "--duration", duration, "--quiet", *args], ns,
+            timeout or duration + 30)
+    m = re.search(r"load: sent=(\d+) duration_s=([\d.]+) offered_pps=(\d+) errors=(\d+)", p.stdout)
+    assert p.returncode == 0 and m, f"load failed ({p.returncode}): {p.stdout}{p.stderr}"
+    return {"sent": int(m.group(1)), "seconds": float(m.group(2)), "pps": int(m.group(3)), "errors": int(m.group(4))}
+
+
+def frames_py(ns, *args, timeout=120):
+    p = run([PY, FRAMES, *args], ns, timeout)
+    assert p.returncode == 0, f"frames.py {args[:1]} failed ({p.returncode}): {p.stdout[-1500:]}{p.stderr[-1500:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def check_service(g, ns, addr=GUEST, pings=20, udp=100, tcp_bytes=1 << 20, seed=1):
+    """Ping pings/pings, UDP echo byte-equal, TCP echo byte-equal (tcp_bytes=0: no TCP): the guest answers."""
+    tx, rx, out = ping(ns, addr, "-c", pings, "-i", "0.05", "-W", "2", "-w", "30")
+    assert (tx, rx) == (pings, pings), f"ping {addr}: {rx}/{tx} (log: {g.log})\n{out[-600:]}"
+    r = client(ns, "udp-echo", "--host", addr, "--port", 7, "--count", udp, "--max-size", 1472, "--timeout", 1.0,
+               "--retries", 3, "--seed", seed)
+    assert r["echoed"] == udp and r["failed"] == 0 and r["mismatched"] == 0, f"UDP echo: {r} (log: {g.log})"
+    if tcp_bytes:
+        r = tcp_echo(ns, tcp_bytes, host=addr, timeout=60, seed=seed)
+        assert_echoed(r)
+    return r
+
+
+def deltas(a, b, keys):
+    return {k: b[k] - a[k] for k in keys}
+
+
+# ---- 1. malformed frames ----
+
+# lwIP's and the driver's refusal counters (lwIP's ip_* / ipfrag_* are IPv4's; udp/tcp cover both families).
+LWIP_REFUSALS = ("link_drop", "ip_drop", "ip_chkerr", "ip_lenerr", "ip_proterr", "ipfrag_drop", "udp_drop",
+                 "udp_chkerr", "tcp_drop", "tcp_chkerr", "etharp_drop", "pbuf_pool_err", "mem_err")
+DRIVER_REFUSALS = ("rx_malformed", "rx_runts", "rx_bad_num_buffers", "rx_bad_used", "rx_bad_len")
+# Refusals the generator's categories guarantee many times over in 10^5 frames (see frames.py).
+MUST_RISE = ("ip_drop", "ip_chkerr", "ip_lenerr", "ip_proterr", "ipfrag_drop", "udp_chkerr", "tcp_chkerr",
+             "etharp_drop")
+
+
+def settled_rx(g, ns):
+    """Guest rx_frames and the tap's tx_packets (frames QEMU read from the tap) read while nothing moves: the tap
+    counter before and after the console query agree. Returns (counters, tap_tx_packets)."""
+    for _ in range(20):
+        a = tap_stat(ns, "tx_packets")
+        c = counters(g)
+        b = tap_stat(ns, "tx_packets")
+        if a == b:
+            return c, a
+        time.sleep(0.3)
+    raise AssertionError(f"the tap never went quiet (log: {g.log})")
+
+
+def test_malformed_frames_are_refused_and_counted(tap_guest):
+    count = 100_000 * SCALE
+    rate = 25_000
+    g = start(tap_guest, *RUNT_NIC, timeout=300 + count // rate * 3)
+    ns = g.netns
+    g.wait_for(IPV6_LL_LINE, 15)  # IPv6 frames reach the stack only once the link-local address is valid
+    p = run(["ip", "link", "set", "tap0", "mtu", TAP_MAX_MTU], ns, 10)
+    assert p.returncode == 0, p.stderr
+    time.sleep(1)
+    c0, tap0 = settled_rx(g, ns)
+    m0 = memory(c0)
+    assert m0["held"] == 0 and pool(c0, "net1")["held"] == 0, (m0, pool(c0, "net1"))
+    t_start = g.mark()
+
+    # Frames shorter than an Ethernet header, on the socket NIC (net1): every one must be refused as malformed.
+    runts = frames_py(ns, "runts", "--port", RUNT_PORT, "--count", 2000 * SCALE, "--seed", FUZZ_SEED, "--rate", 5000)
+    time.sleep(0.5)
+    c1 = counters(g)
+    r1 = deltas(c0["net1"], c1["net1"], ("rx_frames", "rx_malformed"))
+    g.note(f"runts: {runts} -> net1 {r1}")
+    assert runts["sent"] == 2000 * SCALE and runts["errors"] == 0, runts
+    assert r1["rx_malformed"] == r1["rx_frames"], f"net1 took frames of < 14 bytes as valid: {r1}"
+    assert 0.95 * runts["sent"] <= r1["rx_malformed"] <= runts["sent"], (runts, r1)
+
+    # The mutated frames, through the tap.
+    fz = frames_py(ns, "send", "--iface", "tap0", "--guest-mac", g.mac, "--count", count, "--seed", FUZZ_SEED,
+                   "--rate", rate, "--exclude-known", "nested-frag6,tiny-pmtu6", "--no-routers",
+                   "--max-seconds", count // rate * 3 + 60, timeout=count // rate * 3 + 180)
+    t_sent = time.monotonic()
+    g.note(f"frames.py send: {json.dumps(fz)}")
+    assert fz["tried"] == count and fz["stopped"] is None, fz
+    assert fz["sent"] == count and fz["refused_total"] == 0, f"the host refused frames: {fz['refused']}"
+    time.sleep(1)
+    c2, tap2 = settled_rx(g, ns)
+    assert_alive(g, t_start)
+
+    # Accounting: every frame QEMU read from the tap (ours, minus what the tap dropped, plus the host's own
+    # replies to the guest) reached the driver.
+    rx = c2["net0"]["rx_frames"] - c0["net0"]["rx_frames"]
+    tap_read = tap2 - tap0
+    host_own = tap_read - (fz["sent"] - fz["iface_tx_dropped"])
+    assert rx == tap_read, f"guest rx_frames +{rx}, but QEMU read {tap_read} frames from the tap (log: {g.log})"
+    assert 0 <= host_own <= fz["sent"] // 10, (fz, tap_read)
+    lw = deltas(c1["lwip"], c2["lwip"], LWIP_REFUSALS)
+    drv = {**deltas(c1["net0"], c2["net0"], DRIVER_REFUSALS + ("rx_dropped_nomem",)),
+           "net1_rx_malformed": r1["rx_malformed"]}
+    refused = sum(lw.values()) + sum(drv.values())
+    FIGURES["malformed: frames tried / sent / tap dropped / host's own / guest rx_frames"] = \
+        f"{fz['tried']} / {fz['sent']} / {fz['iface_tx_dropped']} / {host_own} / {rx} (seed {FUZZ_SEED})"
+    FIGURES["malformed: frames per category"] = " ".join(f"{k}={v}" for k, v in fz["categories"].items())
+    FIGURES["malformed: sizes"] = f"{fz['size_min']}..{fz['size_max']} bytes (tap MTU {fz['mtu']}), " \
+                                  f"{fz['pps']} frames/s, {fz['seconds']} s"
+    FIGURES["malformed: lwIP refusals"] = " ".join(f"{k}={v}" for k, v in lw.items())
+    FIGURES["malformed: driver refusals"] = " ".join(f"{k}={v}" for k, v in drv.items())
+    FIGURES["malformed: runts < 14 bytes (socket NIC)"] = f"sent {runts['sent']}, rx_malformed +{r1['rx_malformed']}"
+    ets = {k: c2["net0"][k] - c0["net0"].get(k, 0) for k in c2["net0"] if re.fullmatch(r"[0-9a-f]{4}|other", k)}
+    FIGURES["malformed: ethertypes seen by the driver"] = " ".join(f"{k}={v}" for k, v in ets.items())
+    FIGURES["malformed: crashes"] = len(crashes(g, t_start))
+    print(f"\nrefusals: lwIP {lw}; driver {drv}; ethertypes {ets}")
+    assert refused > 0, (lw, drv)
+    quiet = [k for k in MUST_RISE if lw[k] <= 0]
+    assert not quiet, f"counters that did not rise: {quiet}; {lw}"
+    assert drv["net1_rx_malformed"] > 0, drv
+
+    # The guest answers ping and UDP echo right afterwards. TCP echo only once the frames' SYNs from addresses
+    # nobody answers for have timed out of SYN_RCVD (20 s): until then they can hold every TCP pcb, which locks new
+    # connections out (LWIP_SPOOFED_SYNS, its own xfail test below).
+    check_service(g, ns, tcp_bytes=0, seed=FUZZ_SEED)
+    assert_alive(g, t_start)
+
+    # No leak: everything returns to its value before the frames, once lwIP's reassembly state has timed out
+    # (IP_REASS_MAXAGE 15 s for IPv4, IPV6_REASS_MAXAGE 60 s for IPv6; the neighbour and ARP entries the frames
+    # created time out within seconds).
+    deadline = t_sent + 75
+    trail, tcp = [], None
+    while True:
+        if tcp is None and time.monotonic() > t_sent + SYN_RCVD_TIMEOUT + 2:
+            tcp = tcp_echo(ns, 1 << 20, timeout=60, seed=FUZZ_SEED)
+            assert_echoed(tcp)
+            FIGURES["malformed: TCP echo 1 MiB after the SYN_RCVD timeout"] = f"{tcp['seconds']} s, byte-equal"
+        c = counters(g)
+        m = memory(c)
+        trail.append((round(time.monotonic() - t_sent), m["mem_used"], m["held"]))
+        keys = ("heap_used", "mem_used", "pbuf_pool_used", "held")
+        settled = all(m[k] == m0[k] for k in keys) and pool(c, "net1")["held"] == 0
+        if tcp is not None and (settled or time.monotonic() > deadline):
+            break
+        time.sleep(2)
+    FIGURES["malformed: memory before -> after"] = " ".join(f"{k}={m0[k]}->{m[k]}" for k in
+                                                           ("heap_used", "mem_used", "pbuf_pool_used", "held"))
+    FIGURES["malformed: settled after"] = f"{trail[-1][0]} s (s, mem_used, held buffers: {trail[::5] + trail[-1:]})"
+    for k in ("heap_used", "mem_used", "pbuf_pool_used", "held"):
+        assert m[k] == m0[k], f"{k} {m0[k]} -> {m[k]} {round(time.monotonic() - t_sent)} s after the frames " \
+                              f"(trail {trail}; log {g.log})"
+    assert pool(c, "net1")["held"] == 0, pool(c, "net1")
+    assert_alive(g, t_start)
+    stop(g)
+
+
+def rip_symbols(g, samples=8):
+    """Where the (hung) guest's vCPU is: RIP sampled through the QEMU monitor, as kernel function names."""
+    rips = []
+    for _ in range(samples):
+        m = re.search(r"RIP=([0-9a-f]+)", g.hmp("info registers"))
+        if m:
+            rips.append("0x" + m.group(1))
+        time.sleep(0.1)
+    p = subprocess.run(["addr2line", "-f", "-e", str(ROOT / "build" / "kernel.elf"), *rips], capture_output=True,
+                       text=True, timeout=30)
+    names = p.stdout.splitlines()[0::2] if p.returncode == 0 else rips
+    return sorted(set(names)) or rips
+
+
+def crafted_crash(tap_guest, name):
+    g = start(tap_guest, timeout=60, monitor=True)
+    try:
+        g.wait_for(IPV6_LL_LINE, 15)
+        time.sleep(0.5)
+        mark = g.mark()
+        r = frames_py(g.netns, "crafted", "--name", name, "--guest-mac", g.mac, timeout=30)
+        g.note(f"crafted {name}: {r}")
+        time.sleep(1)
+        assert not crashes(g, mark), f"{name}: {crashes(g, mark)} (log: {g.log})"
+        try:
+            g.command("stats", timeout=5)
+        except AssertionError:
+            raise AssertionError(f"{name}: the console no longer answers; the vCPU is in {rip_symbols(g)} "
+                                 f"(log: {g.log})") from None
+        tx, rx, out = ping(g.netns, GUEST, "-c", 5, "-i", "0.1", "-W", "1", "-w", "10")
+        assert rx == 5, f"{name}: ping {rx}/{tx} afterwards (log: {g.log})"
+    finally:
+        g.close(timeout=3)
+
+
+def test_nested_ipv6_fragment_does_not_crash_guest(tap_guest):
+    crafted_crash(tap_guest, "nested-frag6")
+
+
+def test_tiny_ipv6_path_mtu_does_not_hang_guest(tap_guest):
+    crafted_crash(tap_guest, "tiny-pmtu6")
+
+
+@pytest.mark.xfail(strict=True, reason=LWIP_SPOOFED_SYNS)
+def test_spoofed_syns_do_not_lock_out_tcp(tap_guest):
+    g = start(tap_guest, timeout=60)
+    ns = g.netns
+    mark = g.mark()
+    r = frames_py(ns, "crafted", "--name", "spoofed-syns", "--guest-mac", g.mac, timeout=30)
+    g.note(f"crafted spoofed-syns: {r}")
+    t0 = time.monotonic()
+    e = tcp_echo(ns, 4096, timeout=30, seed=5)  # connect() gives up after 10 s (lwip_clients.py)
+    x = e["results"][0]
+    assert not x["error"], f"a TCP connection {time.monotonic() - t0:.1f} s after {r['sent']} spoofed SYNs: " \
+                           f"{x['error']} (log: {g.log})"
+    assert_echoed(e)
+    assert_alive(g, mark)
+    g.close(timeout=3)
+
+
+# ---- 2. flood without receive livelock (Mogul & Ramakrishnan) ----
+
+def test_flood_without_livelock(tap_guest):
+    step, ping_step = 3 * SCALE, 10.5 * SCALE  # s; the steps with pings take 10 s of pings at 10/s
+    g = start(tap_guest, mgmt=True, timeout=240 + 3 * step + 2 * ping_step)
+    ns = g.netns
+    hz = int(g.expect(r"^config: .*\bhz=(\d+)").group(1))
+    t_start = g.mark()
+    ping(ns, GUEST, "-c", 1, "-W", "2")  # the host's ARP entry for the guest: no datagram waits for it
+    s0 = mgmt_status(ns)
+    rows, shares = [], {}
+    # (name, load arguments): 100 kpps in batches of 16 (160 us apart), so the sender sleeps between batches
+    # instead of spinning a CPU that QEMU's threads need on a small host.
+    for name, args in (("10k", ["--rate", "10000"]), ("20k", ["--rate", "20000"]), ("50k", ["--rate", "50000"]),
+                       ("100k", ["--rate", "100000", "--batch", "16"]), ("flat", ["--flat"])):
+        with_pings = name in ("100k", "flat")
+        secs = ping_step if with_pings else step
+        a = mgmt_status(ns)
+        drop_a = tap_stat(ns, "tx_dropped")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, str(LOAD), "--dst", GUEST, "--port", "9", "--duration",
+                                 str(secs), "--quiet", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        pings = {}
+        if with_pings:
+            time.sleep(0.2)  # the pings fall inside the flood
+            n = int((secs - 0.5) * 10)
+            pings = {"mgmt": ping_start(ns, MGMT, n), "flooded": ping_start(ns, GUEST, n)}
+        out, _ = proc.communicate(timeout=secs + 30)
+        m = re.search(r"load: sent=(\d+) duration_s=([\d.]+) offered_pps=(\d+) errors=(\d+)", out)
+        assert proc.returncode == 0 and m, out
+        for k, p in pings.items():
+            shares[(name, k)] = ping_result(p)
+        time.sleep(0.3)
+        b = mgmt_status(ns)
+        took = float(m.group(2))
+        delivered = b["services"]["discard_datagrams"] - a["services"]["discard_datagrams"]
+        rows.append({"step": name, "offered_pps": int(m.group(3)), "sent": int(m.group(1)), "seconds": took,
+                     "tap_dropped": tap_stat(ns, "tx_dropped") - drop_a, "delivered": delivered,
+                     "delivered_pps": round(delivered / took), "idle_pct": b["uptime"].get("idle_pct"),
+                     "budget_exhausted": b["net0"]["budget_exhausted"] - a["net0"]["budget_exhausted"]})
+        g.note(f"flood {name}: {rows[-1]}")
+    s1 = mgmt_status(ns)
+    assert_alive(g, t_start)
+
+    table = ["step   offered/s  delivered/s  sent       delivered  tap_dropped"] + \
+        [f"{r['step']:<6} {r['offered_pps']:>9}  {r['delivered_pps']:>11}  {r['sent']:>9}  {r['delivered']:>9}  "
+         f"{r['tap_dropped']:>11}" for r in rows]
+    print("\n" + "\n".join(table))
+    peak = max(rows, key=lambda r: r["delivered_pps"])
+    top = rows[-1]
+    FIGURES["flood: offered/delivered pps per step"] = \
+        ", ".join(f"{r['step']} {r['offered_pps']}/{r['delivered_pps']}" for r in rows)
+    FIGURES["flood: peak delivered / at the top rate (flat)"] = \
+        f"{peak['delivered_pps']} ({peak['step']}) / {top['delivered_pps']} = " \
+        f"{100 * top['delivered_pps'] / max(peak['delivered_pps'], 1):.1f} %"
+    share = {k: f"{rx}/{tx}" for k, (tx, rx) in shares.items()}
+    FIGURES["flood: pings answered (step, NIC)"] = ", ".join(f"{k[0]} {k[1]} {v}" for k, v in share.items())
+
+    # Tick drift: the LAPIC tick count against the TSC clock over the whole run.
+    d_ms = s1["uptime"]["uptime_ms"] - s0["uptime"]["uptime_ms"]
+    d_ticks_ms = (s1["uptime"]["ticks"] - s0["uptime"]["ticks"]) * 1000 / hz
+    drift = (d_ticks_ms - d_ms) / d_ms
+    FIGURES["flood: tick drift"] = f"{d_ticks_ms:.0f} ms of ticks vs {d_ms} ms uptime: {100 * drift:+.3f} %"
+
+    # Right after the flood the flooded NIC's services work.
+    check_service(g, ns, seed=2)
+    assert_alive(g, t_start)
+
+    assert top["delivered_pps"] >= 0.8 * peak["delivered_pps"], f"receive livelock: {table}"
+    for key in (("100k", "mgmt"), ("flat", "mgmt"), ("100k", "flooded")):
+        tx, rx = shares[key]
+        row = next(r for r in rows if r["step"] == key[0])
+        assert rx >= 0.99 * tx, f"ping {key[1]} during {key[0]}: {rx}/{tx} answered; the tap dropped " \
+                                f"{row['tap_dropped']} of {row['sent']} datagrams (log: {g.log})"
+    assert abs(drift) <= 0.01, FIGURES["flood: tick drift"]
+    stop(g)
+
+
+# ---- 3. no leaks ----
+
+def test_no_leak_after_a_million_frames(tap_guest):
+    total, rate = 1_000_000 * SCALE, 50_000
+    g = start(tap_guest, timeout=240 + 3 * total // rate)
+    ns = g.netns
+    time.sleep(1)
+    c0 = counters(g)
+    m0 = memory(c0)
+    assert m0["on_ring"] == RING and m0["held"] == 0, m0
+    ping(ns, GUEST, "-c", 1, "-W", "2")  # the host's ARP entry for the guest: no datagram waits for it
+    c0 = counters(g)
+    drop0 = tap_stat(ns, "tx_dropped")
+    sent, t0 = 0, time.monotonic()
+    for _ in range(2 * total // (rate * 10) + 5):  # 10 s runs until `total` datagrams were accepted
+        if sent >= total:
+            break
+        sent += load(ns, GUEST, min(10, (total - sent) / rate + 0.2), rate=rate)["sent"]
+    seconds = time.monotonic() - t0
+    dropped = tap_stat(ns, "tx_dropped") - drop0
+    time.sleep(1)
+    c1 = counters(g)
+    m1 = memory(c1)
+    delivered = c1["services"]["discard_datagrams"] - c0["services"]["discard_datagrams"]
+    FIGURES["leak: 64-byte UDP frames sent / tap dropped / delivered"] = \
+        f"{sent} / {dropped} / {delivered} in {seconds:.1f} s ({sent / seconds:.0f} /s offered)"
+    FIGURES["leak: boot -> after"] = " ".join(f"{k}={m0[k]}->{m1[k]}" for k in m0)
+    assert sent >= total, f"only {sent} of {total} datagrams sent"
+    assert delivered == sent - dropped, f"{sent} sent, {dropped} dropped by the tap, {delivered} delivered"
+    # Every receive buffer is back: free in the pool or posted on the ring, none held. The ring itself is refilled
+    # only once half of it is empty (vnet_rx_needs_refill: batching the notification), so it is between half and
+    # completely full, and pool_free equals its boot value only when it happens to be full.
+    assert m1["held"] == 0 and m1["pool_free"] == m1["pool_size"] - m1["on_ring"], m1
+    assert RING // 2 < m1["on_ring"] <= RING, m1
+    for k in ("heap_used", "mem_used", "pbuf_pool_used"):
+        assert m1[k] == m0[k], f"{k}: {m0[k]} at boot, {m1[k]} after {sent} frames"
+    n = deltas(c0["net0"], c1["net0"], ("refill_failures", "ring_empty", "rx_malformed"))
+    assert n == {"refill_failures": 0, "ring_empty": 0, "rx_malformed": 0}, n
+    assert c1["net0"]["rx_dropped_nomem"] == 0, c1["net0"]
+    stop(g)
+
+
+# ---- 4. receive pool smaller than the ring ----
+
+def test_rx_pool_smaller_than_ring_recovers(tap_guest):
+    g = start(tap_guest, "--cmdline", "rxpool=64", timeout=180)
+    ns = g.netns
+    t_start = g.mark()
+    c0 = counters(g)
+    # 64 buffers for a 256-entry ring: the first refill already runs dry.
+    assert c0["net0"]["pool_size"] == 64 and c0["net0"]["posted"] == 64, c0["net0"]
+    assert c0["net0"]["refill_failures"] >= 1, c0["net0"]
+    ping(ns, GUEST, "-c", 1, "-W", "2")  # the host's ARP entry for the guest
+    r = load(ns, GUEST, 3)
+    time.sleep(1)
+    c1 = counters(g)
+    assert_alive(g, t_start)
+    keys = ("rx_frames", "refill_failures", "ring_empty", "rx_copied_frames", "rx_zero_copy_frames",
+            "rx_dropped_nomem")
+    d = deltas(c0["net0"], c1["net0"], keys)
+    delivered = c1["services"]["discard_datagrams"] - c0["services"]["discard_datagrams"]
+    FIGURES["rxpool=64 flat-out 3 s"] = f"sent {r['sent']} ({r['pps']}/s), delivered {delivered}, " + \
+        " ".join(f"{k}=+{v}" for k, v in d.items()) + f", pool {pool(c1)}"
+    print("\n" + FIGURES["rxpool=64 flat-out 3 s"])
+    assert d["refill_failures"] > 0, d
+    assert delivered > 0, d
+    check_service(g, ns, seed=4)
+    c2 = counters(g)
+    assert pool(c2)["held"] == 0, pool(c2)
+    assert_alive(g, t_start)
+    stop(g)
+
+
+# ---- 5. link flap ----
+
+def test_link_flap(tap_guest):
+    g = start(tap_guest, timeout=120, monitor=True)
+    ns = g.netns
+    mark = g.mark()
+    p = ping_start(ns, GUEST, 50)  # 5 s
+    time.sleep(1)
+    g.hmp("set_link net0 off")
+    g.wait_for(r"^virtio-net0: link down\n", 5, mark)
+    time.sleep(1)
+    g.hmp("set_link net0 on")
+    g.wait_for(r"^virtio-net0: link up\n", 5, mark)
+    tx, rx = ping_result(p)
+    FIGURES["link flap: pings answered during the 5 s run with 1 s down"] = f"{rx}/{tx}"
+    assert 0 < rx < tx, f"{rx}/{tx}: the down second should cost some pings, not all (log: {g.log})"
+    tx, rx, out = ping(ns, GUEST, "-c", 10, "-i", "0.1", "-W", "1", "-w", "10")
+    assert (tx, rx) == (10, 10), out[-500:]
+    c = counters(g)
+    assert c["net0"]["link_changes"] == 2, c["net0"]
+    down = g.output.index("virtio-net0: link down", mark)
+    assert down < g.output.index("virtio-net0: link up", mark), g.log
+    assert_alive(g, mark)
+    stop(g)
+
+
+def test_needs_reset_from_monitor():
+    """Can QEMU 7.2's monitor make a virtio device set VIRTIO_CONFIG_S_NEEDS_RESET (virtio 1.x §2.1.2), so the
+    driver's `device needs a reset` path could be exercised? QEMU sets the bit only in virtio_error(), i.e. when
+    it finds the *driver* misbehaving (a bad descriptor chain, ...); no monitor command reaches it: HMP has only
+    query commands for virtio (info virtio, virtio-status, virtio-queue-status, virtio-queue-element, ...), and the
+    status byte is not a QOM property (qom-set cannot write it). Checked against this QEMU's own `help`."""
+    p = subprocess.run(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none", "-monitor", "stdio"],
+                       input="help\nquit\n", capture_output=True, text=True, timeout=30)
+    cmds = [line.split()[0] for line in p.stdout.splitlines() if line and line[0].isalpha() and "--" in line]
+    assert "set_link" in cmds and "info" in cmds, p.stdout[-2000:]
+    setters = [c for c in cmds if "virtio" in c or "reset" in c.lower() and c != "system_reset"]
+    if setters:
+        pytest.fail(f"this QEMU's monitor has {setters}: use it to test NEEDS_RESET")
+    version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    pytest.skip(f"{version}: no monitor command sets VIRTIO_CONFIG_S_NEEDS_RESET (only virtio_error() does, on a "
+                f"driver error); the driver's NEEDS_RESET path stays untested here")
+
+
+# ---- 6. bad configuration ----
+
+BAD_CMDLINE = "budget=abc hz=1 ip=999.1.1.1/33 gw=x rxpool=1"
+
+
+@pytest.mark.parametrize("case", ["cmdline", "two-nics", "no-nic", "intx", "16mib"])
+def test_bad_configuration_is_reported(tap_guest, live_guest, case):
+    if case == "no-nic":
+        g = live_guest("--net", "none", timeout=60)
+        g.expect(r"^virtio-net: no network device found$")
+        assert not re.search(r"^virtio-net\d", g.output, re.M), g.log
+        out = g.command("stats")
+        assert re.search(r"^services: udp_echo=0 ", out, re.M) and not re.search(r"^net\d+:", out, re.M), out
+        assert_alive(g)
+        stop(g)
+        return
+    if case == "cmdline":
+        g = tap_guest("--cmdline", BAD_CMDLINE, timeout=60)
+        for line in (
+                f'cmdline: "{BAD_CMDLINE}"',
+                "cmdline: option 'budget': bad value 'abc' (expected an integer in 1..4096); value unchanged",
+                "cmdline: option 'hz': bad value '1' (expected an integer in 10..10000); value unchanged",
+                "cmdline: option 'rxpool': bad value '1' (expected an integer in 8..65536); value unchanged",
+                "config: mode=napi budget=64 hz=100 heartbeat=10 ip=999.1.1.1/33 gw=x ipv6=1 services=all "
+                "(after command-line problems above)",
+                "net0: ip '999.1.1.1/33' is not ADDR/PREFIX or dhcp; no IPv4 address",
+                "net0: gw 'x' is not an IPv4 address; no gateway"):
+            g.expect("^" + re.escape(line) + "$")
+        g.expect(r"^lapic: .*, ticking at 100 Hz$")
+        assert not re.search(r"^net0: IPv4 ", g.output, re.M), g.log
+        c = counters(g)
+        assert c["net0"]["pool_size"] == 2 * RING and c["net0"]["budget"] == 64, c["net0"]
+        assert_alive(g)
+        stop(g)
+        return
+    args = {"two-nics": (), "intx": ("--nic-opts", "vectors=0"), "16mib": ("--mem", "16")}[case]
+    g = start(tap_guest, *args, mgmt=case == "two-nics", timeout=90)
+    ns = g.netns
+    if case == "two-nics":
+        g.expect(r"^virtio-net0: 00:01\.0 modern, MAC 52:54:00:12:34:56, link up, rx 256 tx 256 entries, MSI-X$")
+        g.expect(r"^virtio-net1: 00:02\.0 modern, MAC 52:54:00:12:34:57, link up, rx 256 tx 256 entries, MSI-X$")
+        g.expect(r"^net1: IPv4 192\.168\.78\.2 netmask 255\.255\.255\.0 gw 0\.0\.0\.0$")
+        tx, rx, out = ping(ns, MGMT, "-c", 20, "-i", "0.05", "-W", "2", "-w", "30")
+        assert (tx, rx) == (20, 20), out[-500:]
+    elif case == "intx":
+        g.expect(r"^virtio-net0: no usable MSI-X \(-\d+\); using INTx through the IOAPIC$")
+        g.expect(r"^virtio-net0: 00:01\.0 modern, MAC 52:54:00:12:34:56, link up, rx 256 tx 256 entries, INTx$")
+    else:
+        g.expect(r"^memory: 15 MiB usable")
+    tx, rx, out = ping(ns, GUEST, "-c", 20, "-i", "0.05", "-W", "2", "-w", "30")
+    assert (tx, rx) == (20, 20), f"{case}: {out[-500:]}"
+    if case == "intx":
+        c = counters(g)
+        assert c["net0"]["irq_rx"] > 0, c["net0"]
+    assert_alive(g)
+    stop(g)
