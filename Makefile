@@ -139,8 +139,10 @@ fuzz-test: $(FUZZ_BIN)
 		tail -n 40 $(BUILD)/fuzz/log; echo "fuzz-test: FAILED (crash input and log in $(BUILD)/fuzz/)"; exit 1; \
 	fi
 
-soak: $(FUZZ_BIN)
+# Long versions: 10^7 fuzz executions, and the robustness tests with ten times the frames (SOAK=1).
+soak: all $(FUZZ_BIN)
 	$(MAKE) fuzz-test FUZZ_RUNS=10000000
+	SOAK=1 $(PYTHON) -m pytest -ra tests/system/test_robustness.py $(PYTEST_ARGS)
 
 system-test: all
 	$(PYTHON) -m pytest -ra tests/system $(PYTEST_ARGS)
