@@ -70,12 +70,14 @@ static struct pbuf *netif_rx_copy(struct netif_virtio *nv, struct vnet_rx_frame 
 
 /* Two IPv6 inputs that break lwIP 2.1.3 (found by tests/system/test_robustness.py), refused before lwIP sees
  * them:
- *  - a fragment whose fragmentable part starts with another fragment header: lwIP's second reassembly pass
- *    works with a stale header pointer and asserts (a remote kernel panic);
+ *  - a fragment whose fragmentable part starts with another extension header (fragment, hop-by-hop, routing,
+ *    destination options: any of them can lead to a second fragment header after reassembly): lwIP's second
+ *    reassembly pass works with a stale header pointer and asserts (a remote kernel panic);
  *  - an ICMPv6 Packet Too Big below the IPv6 minimum MTU: lwIP stores it, and ip6_frag() then loops for ever
  *    making empty fragments (RFC 8201 §4: such a message must not lower the MTU below 1280 anyway).
- * Only the first receive segment is inspected (the headers of a frame this stack answers live there); the
- * walk over extension headers is bounded. Returns nonzero to drop. */
+ * Only the first receive segment is inspected (the headers of a frame this stack answers live there). The walk
+ * over extension headers is bounded, and a chain longer than the walk is refused rather than let through.
+ * Returns nonzero to drop. */
 static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 {
 	const uint8_t *p = f->seg[0].data;
@@ -92,8 +94,17 @@ static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 			nh = p[off];
 			off += 8u * (p[off + 1] + 1u);
 			break;
-		case IP6_NH_FRAGMENT:
-			return p[off] == IP6_NH_FRAGMENT;
+		case IP6_NH_FRAGMENT: {
+			uint8_t next = p[off];
+			int atomic = ((p[off + 2] << 8 | p[off + 3]) & 0xFFF9) == 0; /* offset 0, no more fragments */
+			if (atomic) {
+				nh = next;
+				off += 8;
+				break;
+			}
+			return next == IP6_NH_FRAGMENT || next == IP6_NH_HOPOPTS || next == IP6_NH_ROUTING ||
+			       next == IP6_NH_DSTOPTS;
+		}
 		case IP6_NH_ICMP6:
 			return p[off] == ICMP6_PACKET_TOO_BIG &&
 			       ((uint32_t)p[off + 4] << 24 | (uint32_t)p[off + 5] << 16 | (uint32_t)p[off + 6] << 8 | p[off + 7]) <
@@ -102,7 +113,8 @@ static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 			return 0;
 		}
 	}
-	return 0;
+	/* Still inside the extension headers: too long to check, so too long to accept. */
+	return nh == IP6_NH_HOPOPTS || nh == IP6_NH_ROUTING || nh == IP6_NH_DSTOPTS || nh == IP6_NH_FRAGMENT;
 }
 
 static void netif_virtio_rx(struct virtio_net *n, struct vnet_rx_frame *f, void *ctx)
