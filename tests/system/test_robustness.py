@@ -565,7 +565,10 @@ def test_flood_without_livelock(tap_guest):
         row = next(r for r in rows if r["step"] == key[0])
         assert rx >= 0.99 * tx, f"ping {key[1]} during {key[0]}: {rx}/{tx} answered; the tap dropped " \
                                 f"{row['tap_dropped']} of {row['sent']} datagrams (log: {g.log})"
-    assert abs(drift) <= 0.01, FIGURES["flood: tick drift"]
+    # Ticks behind the clock are LAPIC periods lost while QEMU's vCPU thread was not running: QEMU's periodic APIC
+    # timer moves on to the next period instead of re-injecting missed ones, and the kernel counts interrupts.
+    # Seen: -0.03..-0.16 % alone on the 2-CPU host, -1.06 % with a second test suite running at the same time.
+    assert abs(drift) <= 0.01, f"{FIGURES['flood: tick drift']} (a busy host loses LAPIC periods; log: {g.log})"
     stop(g)
 
 
