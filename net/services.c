@@ -26,6 +26,25 @@ static struct {
 extern struct netif_virtio *net_netifs[];
 extern unsigned net_netif_count;
 
+/* Ends a connection whose peer is done or that has answered: no more receive callbacks, a graceful close,
+ * or an abort if lwIP has no memory to queue the FIN. */
+static void services_tcp_finish(struct tcp_pcb *pcb)
+{
+	tcp_recv(pcb, NULL);
+	if (tcp_close(pcb) != ERR_OK)
+		tcp_abort(pcb);
+}
+
+/* Accepts a connection for a service that needs no per-connection state: the listener's arg is the service's
+ * receive callback. */
+static err_t services_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	tcp_recv(pcb, (tcp_recv_fn)arg);
+	return ERR_OK;
+}
+
 /* ---- echo ---- */
 
 static void echo_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
@@ -166,23 +185,12 @@ static err_t discard_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, er
 	if (!p || err != ERR_OK) {
 		if (p)
 			pbuf_free(p);
-		tcp_recv(pcb, NULL);
-		if (tcp_close(pcb) != ERR_OK)
-			tcp_abort(pcb);
+		services_tcp_finish(pcb);
 		return ERR_OK;
 	}
 	svc.discard_bytes += p->tot_len;
 	tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
-	return ERR_OK;
-}
-
-static err_t discard_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
-{
-	(void)arg;
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
-	tcp_recv(pcb, discard_tcp_recv);
 	return ERR_OK;
 }
 
@@ -296,9 +304,7 @@ static err_t status_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err
 	if (!p || err != ERR_OK) {
 		if (p)
 			pbuf_free(p);
-		tcp_recv(pcb, NULL);
-		if (tcp_close(pcb) != ERR_OK)
-			tcp_abort(pcb);
+		services_tcp_finish(pcb);
 		return ERR_OK;
 	}
 	pbuf_copy_partial(p, cmd, sizeof(cmd) - 1, 0);
@@ -309,18 +315,7 @@ static err_t status_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err
 	if (n > tcp_sndbuf(pcb))
 		n = tcp_sndbuf(pcb);
 	tcp_write(pcb, status_buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
-	tcp_recv(pcb, NULL);
-	if (tcp_close(pcb) != ERR_OK)
-		tcp_abort(pcb);
-	return ERR_OK;
-}
-
-static err_t status_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
-{
-	(void)arg;
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
-	tcp_recv(pcb, status_tcp_recv);
+	services_tcp_finish(pcb);
 	return ERR_OK;
 }
 
@@ -348,13 +343,15 @@ static int services_udp(u16_t port, udp_recv_fn fn)
 	return 0;
 }
 
-static int services_tcp(u16_t port, tcp_accept_fn fn)
+/* Listens on port; accept is called with arg as its argument. */
+static int services_tcp(u16_t port, tcp_accept_fn fn, void *arg)
 {
 	struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY), *l;
 	if (!pcb || tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK || !(l = tcp_listen(pcb))) {
 		printf("services: cannot listen on TCP port %u\n", port);
 		return -1;
 	}
+	tcp_arg(l, arg);
 	tcp_accept(l, fn);
 	return 0;
 }
@@ -369,12 +366,12 @@ int services_start(const char *names)
 		return 0;
 	}
 	if (services_enabled(names, "echo")) {
-		rc |= services_udp(SERVICE_ECHO_PORT, echo_udp_recv) | services_tcp(SERVICE_ECHO_PORT, echo_tcp_accept);
+		rc |= services_udp(SERVICE_ECHO_PORT, echo_udp_recv) | services_tcp(SERVICE_ECHO_PORT, echo_tcp_accept, NULL);
 		strcat(list, " echo/7");
 	}
 	if (services_enabled(names, "discard")) {
 		rc |= services_udp(SERVICE_DISCARD_PORT, discard_udp_recv) |
-		      services_tcp(SERVICE_DISCARD_PORT, discard_tcp_accept);
+		      services_tcp(SERVICE_DISCARD_PORT, services_tcp_accept, (void *)discard_tcp_recv);
 		strcat(list, " discard/9");
 	}
 	if (services_enabled(names, "iperf")) {
@@ -383,7 +380,7 @@ int services_start(const char *names)
 		strcat(list, " iperf/5001");
 	}
 	if (services_enabled(names, "status")) {
-		rc |= services_udp(SERVICE_STATUS_PORT, status_udp_recv) | services_tcp(SERVICE_STATUS_PORT, status_tcp_accept);
+		rc |= services_udp(SERVICE_STATUS_PORT, status_udp_recv) | services_tcp(SERVICE_STATUS_PORT, services_tcp_accept, (void *)status_tcp_recv);
 		strcat(list, " status/7007");
 	}
 	printf("services:%s\n", list);
