@@ -188,6 +188,25 @@ def settled_counters(g, quiet=3, timeout=20):
         time.sleep(1)
 
 
+VCPU_NAMES = ("--qemu-arg", "-name", "--qemu-arg", "vnetk,debug-threads=on")  # QEMU names its threads ("CPU 0/TCG")
+
+
+def vcpu_wait_ns(g):
+    """How long QEMU's vCPU thread ("CPU 0/TCG": the guest needs VCPU_NAMES) has waited for a host CPU so far
+    (/proc/.../schedstat, ns), or None if it cannot be found: the host's share in lost timer ticks."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != g.proc.pid or \
+                    not open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"qemu-system"):
+                continue
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("CPU 0/"):
+                    return int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[1])
+        except (OSError, ProcessLookupError):
+            continue
+    return None
+
+
 def mgmt_status(ns):
     r = client(ns, "status", "--host", MGMT, "--port", 7007, timeout=30)
     assert r["text"], f"no answer from the status service on the management NIC ({r['tries']} tries)"
@@ -489,12 +508,13 @@ def flood_step(g, name, load_args, secs, with_pings):
 
 def test_flood_without_livelock(tap_guest):
     step, ping_step = 3 * SCALE, 10.5 * SCALE  # s; the steps with pings take 10 s of pings at 10/s
-    g = start(tap_guest, mgmt=True, timeout=240 + 3 * step + 3 * ping_step)
+    g = start(tap_guest, *VCPU_NAMES, mgmt=True, timeout=240 + 3 * step + 3 * ping_step)
     ns = g.netns
     hz = int(g.expect(r"^config: .*\bhz=(\d+)").group(1))
     t_start = g.mark()
     ping(ns, GUEST, "-c", 1, "-W", "2")  # the host's ARP entry for the guest: no datagram waits for it
     s0 = mgmt_status(ns)
+    wait0 = vcpu_wait_ns(g)
     rows, shares = [], {}
     # 100 kpps in batches of 16 (160 us apart): the sender sleeps between batches instead of spinning a CPU that
     # QEMU's threads need on a small host.
@@ -505,6 +525,7 @@ def test_flood_without_livelock(tap_guest):
         rows.append(row)
         shares.update({(name, k): v for k, v in sh.items()})
     s1 = mgmt_status(ns)
+    wait1 = vcpu_wait_ns(g)
     assert_alive(g, t_start)
     peak = max(rows, key=lambda r: r["delivered_pps"])
     top = rows[-1]
@@ -543,7 +564,9 @@ def test_flood_without_livelock(tap_guest):
     d_ms = s1["uptime"]["uptime_ms"] - s0["uptime"]["uptime_ms"]
     d_ticks_ms = (s1["uptime"]["ticks"] - s0["uptime"]["ticks"]) * 1000 / hz
     drift = (d_ticks_ms - d_ms) / d_ms
-    FIGURES["flood: tick drift"] = f"{d_ticks_ms:.0f} ms of ticks vs {d_ms} ms uptime: {100 * drift:+.3f} %"
+    waited = (wait1 - wait0) / 1e6 / d_ms if None not in (wait0, wait1) else 0.0
+    FIGURES["flood: tick drift"] = f"{d_ticks_ms:.0f} ms of ticks vs {d_ms} ms uptime: {100 * drift:+.3f} % " \
+                                   f"(QEMU's vCPU thread waited for a host CPU {100 * waited:.2f} % of the time)"
 
     # Right after the flood the flooded NIC's services work.
     check_service(g, ns, seed=2)
@@ -565,10 +588,11 @@ def test_flood_without_livelock(tap_guest):
         row = next(r for r in rows if r["step"] == key[0])
         assert rx >= 0.99 * tx, f"ping {key[1]} during {key[0]}: {rx}/{tx} answered; the tap dropped " \
                                 f"{row['tap_dropped']} of {row['sent']} datagrams (log: {g.log})"
-    # Ticks behind the clock are LAPIC periods lost while QEMU's vCPU thread was not running: QEMU's periodic APIC
-    # timer moves on to the next period instead of re-injecting missed ones, and the kernel counts interrupts.
-    # Seen: -0.03..-0.16 % alone on the 2-CPU host, -1.06 % with a second test suite running at the same time.
-    assert abs(drift) <= 0.01, f"{FIGURES['flood: tick drift']} (a busy host loses LAPIC periods; log: {g.log})"
+    # Within 1 %. Ticks can fall further behind only by LAPIC periods lost while QEMU's vCPU thread waited for a
+    # host CPU (QEMU's periodic APIC timer moves on to the next period instead of re-injecting missed ones, and the
+    # kernel counts interrupts): that share is allowed on top. Seen: -0.03..-0.16 % on the idle 2-CPU host;
+    # -1.06 % and -2.76 % with another test suite or a newlib build running at the same time.
+    assert -(0.01 + waited) <= drift <= 0.01, f"{FIGURES['flood: tick drift']} (log: {g.log})"
     stop(g)
 
 
