@@ -20,8 +20,13 @@ LIBGCC := $(shell $(CC) -print-libgcc-file-name)
 KERNEL_CFLAGS = -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone -fno-stack-protector \
 	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables -fno-common \
 	-nostdinc -isystem $(NEWLIB_PREFIX)/include -isystem $(GCC_INC) \
-	-Wall -Wextra -Werror -MMD -MP \
-	-I kernel -I drivers -I net -I net/include -I $(LWIP_DIR)/src/include
+	-Wall -Wextra -Werror -MMD -MP -I kernel
+# The layering, enforced by include paths: kernel/ and boot/ see kernel/ and drivers/ (kernel start-up brings
+# the devices up); drivers/ see kernel/ and drivers/; net/ sees kernel/ (the netdev interface) and lwIP, never
+# a driver's header.
+KERNEL_INC := -I drivers
+NET_INC = -I net -I net/include -I $(LWIP_DIR)/src/include
+$(BUILD)/obj/net/%.o: KERNEL_INC = $(NET_INC)
 
 include mk/deps.mk
 
@@ -48,12 +53,12 @@ efi: $(EFI_APP)
 $(BUILD)/obj/%.o: %.c | $(DEPS_READY)
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(KERNEL_CFLAGS) $(KERNEL_INC) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.S | $(DEPS_READY)
 	@mkdir -p $(@D)
 	@echo "  AS      $<"
-	$(Q)$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(KERNEL_CFLAGS) $(KERNEL_INC) -c $< -o $@
 
 # Two links: the first gives the addresses for the symbol table (tools/gensyms.sh), the second adds the table
 # in .ksyms, which the linker script places after all code and data so that no address moves.
@@ -93,7 +98,7 @@ $(TOOLS_BINS):
 # Each unit test is compiled for the host with the real kernel/driver sources it exercises.
 UNIT_TESTS := cmdline memmap pmm hist
 UNIT_SRCS_hist := kernel/hist.c
-UNIT_SRCS_cmdline := kernel/cmdline.c
+UNIT_SRCS_cmdline := kernel/cmdline.c kernel/netdev.c
 UNIT_SRCS_memmap := kernel/memmap.c
 UNIT_SRCS_pmm := kernel/pmm.c
 ifneq ($(wildcard tests/unit/test_virtq.c),)
@@ -128,7 +133,7 @@ FUZZ_RUNS ?= 300000
 $(FUZZ_BIN): tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c drivers/virtq.h drivers/virtio_net_rx.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  FUZZ    $@"
-	$(Q)clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I drivers \
+	$(Q)clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I drivers -I kernel \
 		tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c -o $@
 
 fuzz-test: $(FUZZ_BIN)

@@ -1,5 +1,8 @@
 /* virtio-net device driver (virtio 1.x §5.1): device setup over the virtio PCI transport, MSI-X (or INTx via
- * the IOAPIC), the budgeted NAPI-style receive poll and transmit with completion reclaim. */
+ * the IOAPIC), the budgeted NAPI-style receive poll and transmit with completion reclaim.
+ *
+ * Each NIC is registered as a `struct netdev` (kernel/netdev.h), and that is all the layers above see: this
+ * header is for the driver's own files and for the kernel's start-up (virtio_net_init_all). */
 #ifndef VIRTIO_NET_H
 #define VIRTIO_NET_H
 
@@ -7,6 +10,7 @@
 #include <stdint.h>
 
 #include "hist.h"
+#include "netdev.h"
 #include "pci.h"
 #include "virtio_net_rx.h"
 #include "virtio_pci.h"
@@ -25,10 +29,9 @@
 /* Bytes before every receive buffer that the layer above may use for its own descriptor (lwIP's
  * pbuf_custom), so a received frame needs no separate allocation to be handed up. */
 #define VNET_BUF_HEADROOM 64
-#define VNET_MAX_NICS 4
 #define VNET_ETHERTYPES 8
-
-enum vnet_mode { VNET_MODE_IRQ, VNET_MODE_NAPI, VNET_MODE_POLL, VNET_MODE_COALESCE };
+#define VNET_TXTEST_SLOTS 256
+#define VNET_TXTEST_LEN 60
 
 /* Receive-path stage latencies (ns), measured with the TSC on every frame. */
 enum vnet_stage {
@@ -67,29 +70,25 @@ struct virtio_net_stats {
 	uint64_t ethertype_other;
 };
 
-/* What the layer above does with frames and transmit completions. By default (no consumer attached) the
- * driver counts frames by ethertype and recycles the buffers at once. */
-struct virtio_net;
-struct virtio_net_consumer {
-	void (*rx)(struct virtio_net *n, struct vnet_rx_frame *f, void *ctx);
-	void (*tx_done)(struct virtio_net *n, void *token, void *ctx);
-	void (*link)(struct virtio_net *n, int up, void *ctx);
-	void *ctx;
+/* txtest (the netdev tx_test hook): frames from the driver's own buffers, each busy until its completion. */
+struct vnet_txtest {
+	unsigned left, sent;
+	uint8_t busy[VNET_TXTEST_SLOTS];
+	uint8_t frame[VNET_TXTEST_SLOTS][VNET_TXTEST_LEN];
 };
 
 struct virtio_net {
-	unsigned id; /* net0, net1, ... */
+	struct netdev nd; /* what the layers above see; nd.priv points back here */
+	unsigned id;      /* == nd.id */
 	struct virtio_dev vd;
 	struct pci_msix msix;
 	int use_msix;
 	int vec_rx, vec_tx, vec_cfg; /* LAPIC vectors */
 	struct virtq rxq, txq;
 	struct vnet_rx rx;
-	uint8_t mac[6];
-	int link_up;
 	unsigned hdr_len;
 	unsigned budget;
-	enum vnet_mode mode;
+	enum netdev_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
 	volatile int cfg_pending;
 	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt not yet polled (0: none) */
@@ -106,58 +105,53 @@ struct virtio_net {
 	struct vnet_trace_entry *trace, *trace_cur;
 	uint64_t wd_tick; /* watchdog: tick of the last check and the indices seen then */
 	uint16_t wd_tx_used, wd_rx_used, wd_rx_avail;
-	struct virtio_net_consumer consumer;
-	/* Buffer pool used when the consumer does not provide RX buffers. */
+	struct vnet_txtest *txtest; /* allocated on first use */
+	/* The receive buffers (VNET_BUF_HEADROOM + VNET_BUF_SIZE bytes each): posted, held by the consumer, or
+	 * free here. */
 	void **pool;
 	unsigned pool_free, pool_size;
 	struct virtio_net_stats stats;
 };
 
-extern struct virtio_net *virtio_net_nics[VNET_MAX_NICS];
-extern unsigned virtio_net_count;
+/* Finds every virtio-net function, initialises it and registers it as a netdev with its poller. rxpool:
+ * receive buffers per NIC (0: twice the ring). Returns the number of NICs. */
+int virtio_net_init_all(unsigned rxpool);
 
-/* Finds every virtio-net function, initialises it and registers its poller. Returns the number of NICs. */
-int virtio_net_init_all(unsigned budget, enum vnet_mode mode);
+/* ---- shared by the driver's files (virtio_net*.c) ---- */
 
-/* Receive buffers per NIC instead of twice the ring (command line rxpool=): a pool smaller than the ring
- * exercises refill failure and recovery. Set before virtio_net_init_all. */
-extern unsigned virtio_net_pool_override;
+static inline struct virtio_net *virtio_net_of(struct netdev *nd) { return nd->priv; }
 
-/* Transmits a frame given as nfrags device-readable pieces (the virtio-net header is added here). token
- * comes back through consumer.tx_done once the device has read the frame. -ENOSPC: ring full (the caller
- * keeps the frame); -EIO: device broken. */
-int virtio_net_xmit(struct virtio_net *n, const struct virtq_sg *frags, unsigned nfrags, void *token);
-
-/* Switches the delivery mode (and budget, if nonzero) at run time. */
-void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget);
-const char *virtio_net_mode_name(enum vnet_mode mode);
-int virtio_net_mode_parse(const char *s, enum vnet_mode *mode);
-void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec);
-
-/* Per-frame trace: on/off (allocates the ring on first use), and entries [start, start + max) as text lines
- * "trace: i=… key=%08x len=… irq=… poll=… deq=… done=… txkick=…" in ns since boot. */
-int virtio_net_trace(struct virtio_net *n, int on);
-size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len);
-
-/* Cost of one stage stamp (TSC read + histogram update), ns; measured at boot. */
-uint64_t virtio_net_stamp_cost_ns(void);
-
-/* Stage histograms as text (with buckets if asked), and their reset. */
-size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets);
-void virtio_net_reset_hist(struct virtio_net *n);
-
-/* Frees completed transmit chains; returns how many. */
-unsigned virtio_net_tx_reclaim(struct virtio_net *n);
-
-/* Writes the counters as "netN: key=value ..." lines; returns the length snprintf would have produced. */
-size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len);
-void virtio_net_reset_stats(struct virtio_net *n);
-
-/* Internal to the driver's files: records a trace entry for the frame being delivered. */
-void virtio_net_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq);
-
-/* Default RX buffer pool (buf_size bytes each). */
+/* Set-up and the buffer pool (virtio_net.c), interrupts (virtio_net_irq.c), the poller (virtio_net_poll.c). */
 void *virtio_net_pool_alloc(void *ctx);
 void virtio_net_pool_free(void *ctx, void *buf);
+void virtio_net_config_change(struct virtio_net *n);
+int virtio_net_irq_setup(struct virtio_net *n);
+/* The MSI-X table entry for config (0), RX (1) or TX (2), or VIRTIO_MSI_NO_VECTOR on INTx. */
+uint16_t virtio_net_irq_entry(const struct virtio_net *n, unsigned which);
+int virtio_net_poll(void *ctx);
+extern const struct vnet_rx_ops virtio_net_rx_ops;
+
+/* The netdev operations, by file: transmit (virtio_net_tx.c), observability and control
+ * (virtio_net_obs.c). */
+int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
+		    void *token);
+unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue);
+int virtio_net_tx_test(struct netdev *nd, unsigned count);
+/* Continues a txtest; returns nonzero while frames are left to send. */
+int virtio_net_txtest_poll(struct virtio_net *n);
+void virtio_net_set_queue_config(struct netdev *nd, unsigned queue, const struct netdev_queue_config *qc);
+size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len);
+size_t virtio_net_format_summary(struct netdev *nd, char *buf, size_t len);
+void virtio_net_reset_stats(struct netdev *nd);
+size_t virtio_net_format_hist(struct netdev *nd, char *buf, size_t len, int with_buckets);
+void virtio_net_reset_hist(struct netdev *nd);
+int virtio_net_trace(struct netdev *nd, int on);
+size_t virtio_net_format_trace(struct netdev *nd, unsigned start, unsigned max, char *buf, size_t len);
+
+/* Cost of one stage stamp (TSC read + histogram update), ns; measured once at boot. */
+uint64_t virtio_net_stamp_cost_ns(void);
+
+/* Records a trace entry for the frame being delivered. */
+void virtio_net_trace_begin(struct virtio_net *n, const struct netdev_rx_frame *f, uint64_t t_deq);
 
 #endif

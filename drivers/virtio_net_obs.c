@@ -1,5 +1,5 @@
-/* virtio-net observability and run-time control: counters as text, stage histograms, the per-frame trace,
- * delivery-mode switching. */
+/* virtio-net observability and run-time control, as netdev operations: counters as text, stage histograms,
+ * the per-frame trace, delivery settings. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 
 /* The first segment holds at least the Ethernet header (checked by the consumer), and the hash covers what
  * the first segment holds of the next 64 bytes. */
-void virtio_net_trace_begin(struct virtio_net *n, const struct vnet_rx_frame *f, uint64_t t_deq)
+void virtio_net_trace_begin(struct virtio_net *n, const struct netdev_rx_frame *f, uint64_t t_deq)
 {
 	struct vnet_trace_entry *e = &n->trace[n->trace_next++ % VNET_TRACE_SIZE];
 	uint32_t h = 2166136261u;
@@ -43,8 +43,9 @@ static void vnet_append(char *buf, size_t len, size_t *used, const char *fmt, ..
 		*used += (size_t)k;
 }
 
-size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
+size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	const struct vnet_rx_stats *r = &n->rx.stats;
 	const struct virtio_net_stats *s = &n->stats;
 	const struct virtq_stats *q = &n->rxq.stats, *t = &n->txq.stats;
@@ -82,35 +83,28 @@ size_t virtio_net_format_stats(struct virtio_net *n, char *buf, size_t len)
 	return used;
 }
 
-const char *virtio_net_mode_name(enum vnet_mode mode)
+size_t virtio_net_format_summary(struct netdev *nd, char *buf, size_t len)
 {
-	static const char *const names[] = { "irq", "napi", "poll", "coalesce" };
-	return mode <= VNET_MODE_COALESCE ? names[mode] : "?";
+	struct virtio_net *n = virtio_net_of(nd);
+	size_t used = 0;
+
+	vnet_append(buf, len, &used, "net%u: mode=%s budget=%u coalesce_frames=%u irq_per_frame=%.3f coalesce_timeouts=%llu\n",
+		    n->id, netdev_mode_name(n->mode), n->budget, n->coalesce_frames,
+		    n->rx.stats.frames ? (double)n->stats.irq_rx / (double)n->rx.stats.frames : 0.0,
+		    (unsigned long long)n->stats.coalesce_timeouts);
+	return used;
 }
 
-int virtio_net_mode_parse(const char *s, enum vnet_mode *mode)
+void virtio_net_set_queue_config(struct netdev *nd, unsigned queue, const struct netdev_queue_config *qc)
 {
-	for (int m = VNET_MODE_IRQ; m <= VNET_MODE_COALESCE; m++) {
-		if (!strcmp(s, virtio_net_mode_name((enum vnet_mode)m))) {
-			*mode = (enum vnet_mode)m;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
+	struct virtio_net *n = virtio_net_of(nd);
+	(void)queue;
 
-void virtio_net_set_coalesce(struct virtio_net *n, unsigned frames, unsigned usec)
-{
-	n->coalesce_frames = frames ? frames : 1;
-	n->coalesce_tsc = ns_to_tsc((uint64_t)usec * 1000);
-}
-
-void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned budget)
-{
 	uint64_t flags = irq_save();
-	n->mode = mode;
-	if (budget)
-		n->budget = budget;
+	n->mode = qc->mode;
+	n->budget = qc->budget ? qc->budget : 1;
+	n->coalesce_frames = qc->coalesce_frames ? qc->coalesce_frames : 1;
+	n->coalesce_tsc = ns_to_tsc((uint64_t)qc->coalesce_us * 1000);
 	/* Hand the queue to the poller once: it leaves interrupts the way the new mode wants them. */
 	virtq_disable_cb(&n->rxq);
 	n->rx_pending = 1;
@@ -118,8 +112,9 @@ void virtio_net_set_mode(struct virtio_net *n, enum vnet_mode mode, unsigned bud
 	loop_kick();
 }
 
-size_t virtio_net_format_hist(struct virtio_net *n, char *buf, size_t len, int with_buckets)
+size_t virtio_net_format_hist(struct netdev *nd, char *buf, size_t len, int with_buckets)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	size_t used = 0;
 	for (int i = 0; i < VNET_H_COUNT && used + 1 < len; i++) {
 		used += (size_t)snprintf(buf + used, len - used, "net%u.", n->id);
@@ -145,8 +140,9 @@ uint64_t virtio_net_stamp_cost_ns(void)
 	return tsc_to_ns(rdtsc() - t0) / iterations;
 }
 
-int virtio_net_trace(struct virtio_net *n, int on)
+int virtio_net_trace(struct netdev *nd, int on)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	if (on && !n->trace) {
 		n->trace = calloc(VNET_TRACE_SIZE, sizeof(*n->trace));
 		if (!n->trace)
@@ -158,8 +154,9 @@ int virtio_net_trace(struct virtio_net *n, int on)
 	return 0;
 }
 
-size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned max, char *buf, size_t len)
+size_t virtio_net_format_trace(struct netdev *nd, unsigned start, unsigned max, char *buf, size_t len)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	size_t used = 0;
 	unsigned first = n->trace_next > VNET_TRACE_SIZE ? n->trace_next - VNET_TRACE_SIZE : 0;
 
@@ -182,14 +179,16 @@ size_t virtio_net_format_trace(struct virtio_net *n, unsigned start, unsigned ma
 	return used < len ? used : len - 1;
 }
 
-void virtio_net_reset_hist(struct virtio_net *n)
+void virtio_net_reset_hist(struct netdev *nd)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	for (int i = 0; i < VNET_H_COUNT; i++)
 		hist_reset(&n->hist[i]);
 }
 
-void virtio_net_reset_stats(struct virtio_net *n)
+void virtio_net_reset_stats(struct netdev *nd)
 {
+	struct virtio_net *n = virtio_net_of(nd);
 	memset(&n->stats, 0, sizeof(n->stats));
 	memset(&n->rx.stats, 0, sizeof(n->rx.stats));
 	memset(&n->rxq.stats, 0, sizeof(n->rxq.stats));

@@ -56,7 +56,8 @@ static void vnet_rx_drop_cur(struct vnet_rx *rx)
 /* Takes one used buffer into the frame being assembled. */
 static void vnet_rx_take(struct vnet_rx *rx, void *buf, uint32_t len)
 {
-	struct vnet_rx_frame *f = &rx->cur;
+	struct netdev_rx_frame *f = &rx->cur;
+	struct virtio_net_hdr *h = &rx->cur_hdr;
 
 	rx->stats.buffers++;
 	if (rx->cur_need == 0) {
@@ -66,9 +67,9 @@ static void vnet_rx_take(struct vnet_rx *rx, void *buf, uint32_t len)
 			rx->ops->buf_free(rx->ctx, buf);
 			return;
 		}
-		memset(&f->hdr, 0, sizeof(f->hdr));
-		memcpy(&f->hdr, buf, rx->hdr_len);
-		unsigned nb = rx->mrg_rxbuf ? le16_to_cpu(f->hdr.num_buffers) : 1;
+		memset(h, 0, sizeof(*h));
+		memcpy(h, buf, rx->hdr_len);
+		unsigned nb = rx->mrg_rxbuf ? le16_to_cpu(h->num_buffers) : 1;
 		if (nb == 0 || nb > VNET_RX_MAX_SEGS) {
 			rx->stats.bad_num_buffers++;
 			rx->ops->buf_free(rx->ctx, buf);
@@ -91,7 +92,7 @@ static void vnet_rx_take(struct vnet_rx *rx, void *buf, uint32_t len)
 	if (rx->cur_need == 0) {
 		rx->stats.frames++;
 		rx->stats.bytes += f->total_len;
-		rx->ops->deliver(rx->ctx, f);
+		rx->ops->deliver(rx->ctx, f, h);
 		f->nseg = 0;
 	}
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "netdev.h"
 #include "virtio_le.h"
 #include "virtq.h"
 
@@ -27,28 +28,17 @@ struct virtio_net_hdr {
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
 #define VIRTIO_NET_HDR_F_DATA_VALID 2
 
-/* Most buffers one frame may span: a 64 KiB GSO frame in 1.5 KiB mergeable buffers needs 44. */
-#define VNET_RX_MAX_SEGS 48
-
-struct vnet_rx_seg {
-	void *buf;     /* the buffer as posted (what buf_free takes) */
-	uint8_t *data; /* frame bytes in it (after the header in the first buffer) */
-	uint32_t len;
-};
-
-struct vnet_rx_frame {
-	unsigned nseg;
-	uint32_t total_len;
-	struct virtio_net_hdr hdr; /* copy of the device's header */
-	struct vnet_rx_seg seg[VNET_RX_MAX_SEGS];
-};
+/* Most buffers one frame may span: a 64 KiB GSO frame in 1.5 KiB mergeable buffers needs 44. Frames are
+ * assembled directly as the netdev interface hands them up. */
+#define VNET_RX_MAX_SEGS NETDEV_RX_MAX_SEGS
 
 struct vnet_rx_ops {
 	/* A buffer of buf_size bytes for the device to write, or NULL when none is free. */
 	void *(*buf_alloc)(void *ctx);
 	void (*buf_free)(void *ctx, void *buf);
-	/* A complete frame: the consumer now owns its buffers and returns each through buf_free. */
-	void (*deliver)(void *ctx, struct vnet_rx_frame *f);
+	/* A complete frame and its virtio-net header: the consumer now owns the buffers and returns each
+	 * through buf_free. */
+	void (*deliver)(void *ctx, struct netdev_rx_frame *f, const struct virtio_net_hdr *hdr);
 };
 
 struct vnet_rx_stats {
@@ -68,7 +58,8 @@ struct vnet_rx {
 	int mrg_rxbuf;
 	const struct vnet_rx_ops *ops;
 	void *ctx;
-	struct vnet_rx_frame cur; /* frame being assembled (MRG_RXBUF may spread it over polls) */
+	struct netdev_rx_frame cur;   /* frame being assembled (MRG_RXBUF may spread it over polls) */
+	struct virtio_net_hdr cur_hdr; /* copy of its header (the device may still write the buffer's copy) */
 	unsigned cur_need;        /* buffers still missing from cur; 0 = no frame in progress */
 	struct vnet_rx_stats stats;
 };

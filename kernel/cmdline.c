@@ -1,106 +1,109 @@
 #include "cmdline.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "netdev.h"
+
 #define CMDLINE_TOKEN_MAX 128
 
-enum opt_kind { OPT_UINT, OPT_STR, OPT_ENUM, OPT_BOOL };
-
-struct cmdline_opt {
-	const char *name;
-	enum opt_kind kind;
-	size_t offset;
-	size_t size;
-	unsigned min, max;
-	const char *const *choices;
-};
-
-const char *const cmdline_tests[] = { "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", NULL };
-static const char *const cmdline_modes[] = { "irq", "napi", "poll", "coalesce", NULL };
+/* Index 0, the empty name, is "no test" (the default); a word `test=` with no name is refused. */
+const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", NULL };
 static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
 
-#define OPT(field, kind, lo, hi, ch) \
-	{ #field, kind, offsetof(struct kernel_config, field), sizeof(((struct kernel_config *)0)->field), lo, hi, ch }
+#define KNOB(field, kind, lo, hi, ch, def, flags, help)                                                        \
+	{ #field, kind, offsetof(struct kernel_config, field), sizeof(((struct kernel_config *)0)->field), lo, hi, \
+	  ch, def, flags, help }
 
-static const struct cmdline_opt cmdline_opts[] = {
-	OPT(test, OPT_ENUM, 0, 0, cmdline_tests),
-	OPT(mode, OPT_ENUM, 0, 0, cmdline_modes),
-	OPT(budget, OPT_UINT, 1, 4096, NULL),
-	OPT(hz, OPT_UINT, 10, 10000, NULL),
-	OPT(heartbeat, OPT_UINT, 0, 3600, NULL),
-	OPT(ip, OPT_STR, 0, 0, NULL),
-	OPT(gw, OPT_STR, 0, 0, NULL),
-	OPT(quiet, OPT_BOOL, 0, 1, NULL),
-	OPT(ip1, OPT_STR, 0, 0, NULL),
-	OPT(gw1, OPT_STR, 0, 0, NULL),
-	OPT(ipv6, OPT_BOOL, 0, 1, NULL),
-	OPT(services, OPT_STR, 0, 0, NULL),
-	OPT(coalesce, OPT_UINT, 1, 256, NULL),
-	OPT(coalesce_us, OPT_UINT, 1, 1000000, NULL),
-	OPT(consumer, OPT_ENUM, 0, 0, cmdline_consumers),
-	OPT(rxpool, OPT_UINT, 8, 65536, NULL),
+/* The order is the order of the `config:` line and of the README's table. */
+const struct cmdline_knob cmdline_knobs[] = {
+	KNOB(test, CMDLINE_ENUM, 0, 0, cmdline_tests, "", 0,
+	     "Runs a self-test and exits QEMU with its result (see Test mode below)."),
+	KNOB(mode, CMDLINE_ENUM, 0, 0, netdev_mode_names, "napi", CMDLINE_RUNTIME,
+	     "Receive delivery mode: an interrupt per frame, budgeted polls after an interrupt, polling only, or "
+	     "coalesced interrupts."),
+	KNOB(budget, CMDLINE_UINT, 1, 4096, NULL, "64", CMDLINE_RUNTIME,
+	     "Used buffers taken per receive poll before other work gets a turn."),
+	KNOB(coalesce, CMDLINE_UINT, 1, 256, NULL, "8", CMDLINE_RUNTIME,
+	     "Coalesce mode: during bursts, interrupt after this many frames ..."),
+	KNOB(coalesce_us, CMDLINE_UINT, 1, 1000000, NULL, "200", CMDLINE_RUNTIME,
+	     "... or this many microseconds after the first one waiting."),
+	KNOB(consumer, CMDLINE_ENUM, 0, 0, cmdline_consumers, "lwip", CMDLINE_RUNTIME,
+	     "`noop`: net0's frames are counted and recycled without lwIP (the receive ceiling)."),
+	KNOB(rxpool, CMDLINE_UINT, 8, 65536, NULL, "0", CMDLINE_ZERO_AUTO,
+	     "Receive buffers per NIC (0: twice the ring); fewer than the ring exercises refill failure."),
+	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
+	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
+	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),
+	KNOB(ip, CMDLINE_STR, 0, 0, NULL, "", 0,
+	     "net0's IPv4 address as `ADDR/PREFIX`, or `dhcp` (run-qemu.sh passes `ip=dhcp` on the user network "
+	     "and `ip=192.168.77.2/24 gw=192.168.77.1` on a tap unless given one)."),
+	KNOB(gw, CMDLINE_STR, 0, 0, NULL, "", 0, "net0's IPv4 gateway (the default route)."),
+	KNOB(ip1, CMDLINE_STR, 0, 0, NULL, "", 0,
+	     "The second NIC's address (`run-qemu.sh --mgmt` passes `ip1=192.168.78.2/24`)."),
+	KNOB(gw1, CMDLINE_STR, 0, 0, NULL, "", 0, "The second NIC's gateway."),
+	KNOB(ipv6, CMDLINE_BOOL, 0, 1, NULL, "1", 0, "IPv6 link-local address and SLAAC."),
+	KNOB(services, CMDLINE_STR, 0, 0, NULL, "all", 0,
+	     "Which services start: `all`, `none`, or a list such as `echo,discard,iperf,status`."),
 };
+const size_t cmdline_knob_count = sizeof(cmdline_knobs) / sizeof(cmdline_knobs[0]);
 
-void cmdline_defaults(struct kernel_config *cfg)
+const struct cmdline_knob *cmdline_knob_find(const char *name)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->mode, "napi");
-	cfg->budget = 64;
-	cfg->hz = 100;
-	cfg->heartbeat = 10;
-	cfg->ipv6 = 1;
-	strcpy(cfg->services, "all");
-	cfg->coalesce = 8;
-	cfg->coalesce_us = 200;
-	strcpy(cfg->consumer, "lwip");
+	for (size_t i = 0; i < cmdline_knob_count; i++)
+		if (!strcmp(cmdline_knobs[i].name, name))
+			return &cmdline_knobs[i];
+	return NULL;
 }
 
-static void cmdline_report(cmdline_report_fn report, void *ctx, const char *fmt, const char *a, const char *b,
-			   const char *c)
+static int cmdline_parse_uint(const char *v, const struct cmdline_knob *k, unsigned *out)
 {
-	char msg[256];
-	snprintf(msg, sizeof(msg), fmt, a, b, c);
-	if (report)
-		report(ctx, msg);
-}
-
-static int cmdline_parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
-{
+	int hex = v[0] == '0' && (v[1] == 'x' || v[1] == 'X');
 	char *end;
 	unsigned long x;
 
 	if (*v < '0' || *v > '9')
 		return -1;
 	/* Decimal, or hexadecimal with 0x; never octal (budget=010 is ten, not eight). */
-	x = (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) ? strtoul(v + 2, &end, 16) : strtoul(v, &end, 10);
-	if (end == v || (v[0] == '0' && (v[1] == 'x' || v[1] == 'X') && end == v + 2))
+	x = hex ? strtoul(v + 2, &end, 16) : strtoul(v, &end, 10);
+	if (end == (hex ? v + 2 : v) || *end)
 		return -1;
-	if (*end || x < min || x > max)
+	if ((x < k->min || x > k->max) && !(x == 0 && (k->flags & CMDLINE_ZERO_AUTO)))
 		return -1;
 	*out = (unsigned)x;
 	return 0;
 }
 
-/* Applies one key=value (value NULL for a bare key). Returns 0, or 1 after reporting a problem. */
-static int cmdline_apply(const char *key, const char *val, struct kernel_config *cfg, cmdline_report_fn report,
-			 void *ctx)
+/* What a knob accepts, for error messages and the README. */
+static int cmdline_expected(const struct cmdline_knob *k, char *buf, size_t len)
 {
-	const struct cmdline_opt *o = NULL;
-	char expect[160];
+	size_t used = 0;
 
-	for (size_t i = 0; i < sizeof(cmdline_opts) / sizeof(cmdline_opts[0]); i++)
-		if (!strcmp(cmdline_opts[i].name, key))
-			o = &cmdline_opts[i];
-	if (!o) {
-		cmdline_report(report, ctx, "cmdline: unknown option '%s' ignored%s%s", key, "", "");
-		return 1;
+	switch (k->kind) {
+	case CMDLINE_BOOL:
+		return snprintf(buf, len, "0/1, on/off or yes/no");
+	case CMDLINE_UINT:
+		return snprintf(buf, len, "an integer in %s%u..%u", (k->flags & CMDLINE_ZERO_AUTO) ? "0 or " : "", k->min,
+				k->max);
+	case CMDLINE_STR:
+		return snprintf(buf, len, "a non-empty value of at most %zu characters", k->size - 1);
+	case CMDLINE_ENUM:
+		for (const char *const *c = k->choices; *c && used < len; c++)
+			if (**c)
+				used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "|" : "one of ", *c);
+		return (int)used;
 	}
+	return 0;
+}
 
-	char *field = (char *)cfg + o->offset;
-	switch (o->kind) {
-	case OPT_BOOL:
+static int cmdline_store(struct kernel_config *cfg, const struct cmdline_knob *k, const char *val)
+{
+	char *field = (char *)cfg + k->offset;
+
+	switch (k->kind) {
+	case CMDLINE_BOOL:
 		if (!val || !strcmp(val, "1") || !strcmp(val, "on") || !strcmp(val, "yes")) {
 			*(int *)field = 1;
 			return 0;
@@ -109,43 +112,61 @@ static int cmdline_apply(const char *key, const char *val, struct kernel_config 
 			*(int *)field = 0;
 			return 0;
 		}
-		snprintf(expect, sizeof(expect), "0/1, on/off or yes/no");
-		break;
-	case OPT_UINT:
-		if (val && !cmdline_parse_uint(val, o->min, o->max, (unsigned *)field))
-			return 0;
-		snprintf(expect, sizeof(expect), "an integer in %u..%u", o->min, o->max);
-		break;
-	case OPT_STR:
-		if (val && *val && strlen(val) < o->size) {
-			strcpy(field, val);
-			return 0;
-		}
-		snprintf(expect, sizeof(expect), "a non-empty value of at most %zu characters", o->size - 1);
-		break;
-	case OPT_ENUM: {
-		size_t used = 0;
-		for (const char *const *c = o->choices; *c; c++) {
-			if (val && !strcmp(val, *c) && strlen(val) < o->size) {
-				strcpy(field, val);
+		return -1;
+	case CMDLINE_UINT:
+		return val ? cmdline_parse_uint(val, k, (unsigned *)field) : -1;
+	case CMDLINE_STR:
+		/* Empty is only ever a default: a word `ip=` is a mistake, not a way to unset. */
+		if (!val || !*val || strlen(val) >= k->size)
+			return -1;
+		strcpy(field, val);
+		return 0;
+	case CMDLINE_ENUM:
+		/* The empty choice is the "none" default, never something to write on the command line. */
+		for (unsigned i = 0; val && *val && k->choices[i]; i++) {
+			if (!strcmp(val, k->choices[i])) {
+				*(unsigned *)field = i;
 				return 0;
 			}
-			used += (size_t)snprintf(expect + used, sizeof(expect) - used, "%s%s", c == o->choices ? "one of " : "|", *c);
-			if (used >= sizeof(expect))
-				break;
 		}
-		break;
+		return -1;
 	}
+	return -1;
+}
+
+void cmdline_defaults(struct kernel_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		/* The table's defaults are checked by the unit tests: each must be a value its own knob accepts. */
+		if (k->kind == CMDLINE_STR)
+			strcpy((char *)cfg + k->offset, k->def);
+		else if (*k->def)
+			cmdline_store(cfg, k, k->def);
 	}
-	cmdline_report(report, ctx, "cmdline: option '%s': bad value '%s' (expected %s); value unchanged", key,
-		       val ? val : "", expect);
-	return 1;
+}
+
+int cmdline_set(struct kernel_config *cfg, const char *key, const char *val, char *err, size_t errlen)
+{
+	const struct cmdline_knob *k = cmdline_knob_find(key);
+	char expect[160];
+
+	if (!k) {
+		snprintf(err, errlen, "unknown option '%s'", key);
+		return -EINVAL;
+	}
+	if (!cmdline_store(cfg, k, val))
+		return 0;
+	cmdline_expected(k, expect, sizeof(expect));
+	snprintf(err, errlen, "option '%s': bad value '%s' (expected %s)", key, val ? val : "", expect);
+	return -EINVAL;
 }
 
 int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn report, void *ctx)
 {
 	int problems = 0;
-	char tok[CMDLINE_TOKEN_MAX];
+	char tok[CMDLINE_TOKEN_MAX], msg[320], err[256];
 
 	if (!s)
 		return 0;
@@ -164,30 +185,91 @@ int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn re
 			s++;
 		}
 		tok[n] = '\0';
-		if (too_long) {
-			cmdline_report(report, ctx, "cmdline: option starting '%.32s' is too long, ignored%s%s", tok, "", "");
-			problems++;
-			continue;
-		}
 		char *eq = strchr(tok, '=');
-		if (eq == tok) {
-			cmdline_report(report, ctx, "cmdline: '%s' has no option name, ignored%s%s", tok, "", "");
-			problems++;
-			continue;
+		msg[0] = '\0';
+		if (too_long) {
+			snprintf(msg, sizeof(msg), "cmdline: option starting '%.32s' is too long, ignored", tok);
+		} else if (eq == tok) {
+			snprintf(msg, sizeof(msg), "cmdline: '%s' has no option name, ignored", tok);
+		} else {
+			if (eq)
+				*eq = '\0';
+			if (!cmdline_knob_find(tok))
+				snprintf(msg, sizeof(msg), "cmdline: unknown option '%s' ignored", tok);
+			else if (cmdline_set(cfg, tok, eq ? eq + 1 : NULL, err, sizeof(err)))
+				snprintf(msg, sizeof(msg), "cmdline: %s; value unchanged", err);
 		}
-		if (eq)
-			*eq = '\0';
-		problems += cmdline_apply(tok, eq ? eq + 1 : NULL, cfg, report, ctx);
+		if (msg[0]) {
+			problems++;
+			if (report)
+				report(ctx, msg);
+		}
 	}
 	return problems;
 }
 
+int cmdline_format_value(const struct kernel_config *cfg, const struct cmdline_knob *k, char *buf, size_t len)
+{
+	const char *field = (const char *)cfg + k->offset;
+
+	switch (k->kind) {
+	case CMDLINE_BOOL:
+		return snprintf(buf, len, "%d", *(const int *)field);
+	case CMDLINE_UINT:
+		return snprintf(buf, len, "%u", *(const unsigned *)field);
+	case CMDLINE_STR:
+		return snprintf(buf, len, "%s", field);
+	case CMDLINE_ENUM: {
+		unsigned i = *(const unsigned *)field, n = 0;
+		while (k->choices[n])
+			n++;
+		return snprintf(buf, len, "%s", i < n ? k->choices[i] : "?");
+	}
+	}
+	return 0;
+}
+
 int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len)
 {
-	/* Empty options are left out, so the line parses back to the same configuration. */
-	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s%s ipv6=%d services=%s%s%s%s",
-			cfg->mode, cfg->budget, cfg->hz, cfg->heartbeat, cfg->ip[0] ? " ip=" : "", cfg->ip,
-			cfg->gw[0] ? " gw=" : "", cfg->gw, cfg->ip1[0] ? " ip1=" : "", cfg->ip1, cfg->gw1[0] ? " gw1=" : "",
-			cfg->gw1, cfg->ipv6, cfg->services, cfg->test[0] ? " test=" : "", cfg->test,
-			cfg->quiet ? " quiet" : "");
+	size_t used = 0;
+	char val[80];
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		cmdline_format_value(cfg, k, val, sizeof(val));
+		/* Empty strings are left out, so the line parses back to the same configuration. */
+		if (!val[0])
+			continue;
+		used += (size_t)snprintf(buf + (used < len ? used : len), used < len ? len - used : 0, "%s%s=%s",
+					 used ? " " : "", k->name, val);
+	}
+	return (int)used;
+}
+
+int cmdline_format_markdown(char *buf, size_t len)
+{
+	size_t used = 0;
+	char expect[160];
+
+#define MD_APPEND(...) \
+	(used += (size_t)snprintf(buf + (used < len ? used : len), used < len ? len - used : 0, __VA_ARGS__))
+	MD_APPEND("| Option | Values | Default | Run time | Effect |\n|---|---|---|---|---|\n");
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		if (k->kind == CMDLINE_STR)
+			snprintf(expect, sizeof(expect), "text, at most %zu characters", k->size - 1);
+		else if (k->kind == CMDLINE_ENUM)
+			cmdline_expected(k, expect, sizeof(expect));
+		else if (k->kind == CMDLINE_BOOL)
+			snprintf(expect, sizeof(expect), "0/1, on/off, yes/no");
+		else
+			snprintf(expect, sizeof(expect), "%s%u..%u", (k->flags & CMDLINE_ZERO_AUTO) ? "0 or " : "", k->min,
+				 k->max);
+		MD_APPEND("| `%s` | %s | %s%s%s | %s | %s |\n", k->name, expect, *k->def ? "`" : "", *k->def ? k->def : "none",
+			  *k->def ? "`" : "", (k->flags & CMDLINE_RUNTIME) ? "yes" : "", k->help);
+	}
+#undef MD_APPEND
+	return (int)used;
 }

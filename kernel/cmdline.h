@@ -1,42 +1,83 @@
-/* The kernel command line (PVH cmdline or UEFI load options / CMDLINE.TXT): whitespace-separated key=value
- * options, parsed once at boot into struct kernel_config. An unknown option or a malformed value is reported
- * by name and the default is kept. Pure code: the host unit tests run it unchanged. */
+/* The kernel command line (PVH cmdline or UEFI load options / CMDLINE.TXT) and every run-time knob.
+ *
+ * One table (cmdline_knobs) describes each knob: name, type, range or choices, default, help, and whether the
+ * control language may change it at run time. The command-line parser, the control language's `set`,
+ * cmdline_format (the `config:` line) and the README's option table (tools/knobs.c) are all driven by it.
+ *
+ * Words are whitespace-separated key=value options, parsed once at boot into struct kernel_config. An unknown
+ * option or a malformed value is reported by name and the previous value is kept. Pure code: the host unit
+ * tests run it unchanged. */
 #ifndef CMDLINE_H
 #define CMDLINE_H
 
 #include <stddef.h>
 
 struct kernel_config {
-	char test[24];     /* test=NAME: run a self-test and exit QEMU with its result ("" = normal boot) */
-	char mode[12];     /* mode=irq|napi|poll|coalesce: receive delivery mode */
-	unsigned budget;   /* budget=N: frames per poll (1..4096) */
-	unsigned hz;       /* hz=N: timer ticks per second (10..10000) */
-	unsigned heartbeat; /* heartbeat=S: print the tick counter every S seconds (0 = never) */
-	char ip[48];       /* ip=ADDR/PREFIX or ip=dhcp, for net0 */
-	char gw[48];       /* gw=ADDR */
-	char ip1[48];      /* ip1=, gw1=: the second NIC */
+	unsigned test;        /* index into cmdline_tests: a self-test to run and exit with (0 = normal boot) */
+	unsigned mode;        /* enum netdev_mode */
+	unsigned budget;
+	unsigned coalesce;
+	unsigned coalesce_us;
+	unsigned consumer;    /* enum cmdline_consumer */
+	unsigned rxpool;      /* 0: twice the ring */
+	unsigned hz;
+	unsigned heartbeat;
+	char ip[48];
+	char gw[48];
+	char ip1[48];
 	char gw1[48];
-	int ipv6;          /* ipv6=0|1: link-local + SLAAC (default on) */
-	char services[64]; /* services=all|none|echo,discard,iperf,status */
-	unsigned coalesce; /* coalesce=FRAMES: coalesce mode's interrupt threshold (1..256) */
-	unsigned coalesce_us; /* coalesce_us=USEC: ... and its time bound */
-	char consumer[8];  /* consumer=lwip|noop */
-	unsigned rxpool;   /* rxpool=N: receive buffers per NIC (0 = twice the ring) */
-	int quiet;         /* quiet: fewer boot messages */
+	int ipv6;
+	char services[64];
 };
+
+enum cmdline_consumer { CMDLINE_CONSUMER_LWIP, CMDLINE_CONSUMER_NOOP };
+
+enum cmdline_kind { CMDLINE_UINT, CMDLINE_STR, CMDLINE_ENUM, CMDLINE_BOOL };
+
+#define CMDLINE_RUNTIME 1u   /* the control language may change it (`set KEY VALUE`) */
+#define CMDLINE_ZERO_AUTO 2u /* CMDLINE_UINT: 0 is also accepted, meaning "chosen by the kernel" */
+
+struct cmdline_knob {
+	const char *name;
+	enum cmdline_kind kind;
+	size_t offset, size; /* the field in struct kernel_config */
+	unsigned min, max;   /* CMDLINE_UINT */
+	const char *const *choices; /* CMDLINE_ENUM: NULL-terminated; the field holds the index */
+	const char *def;     /* the default as written on the command line ("" for an unset string) */
+	unsigned flags;
+	const char *help;
+};
+
+extern const struct cmdline_knob cmdline_knobs[];
+extern const size_t cmdline_knob_count;
+
+/* The knob called name, or NULL. */
+const struct cmdline_knob *cmdline_knob_find(const char *name);
 
 /* Called once per problem with a full message (no trailing newline). */
 typedef void (*cmdline_report_fn)(void *ctx, const char *msg);
 
+/* The names test= takes, NULL-terminated; index 0 is "" (no test). */
+extern const char *const cmdline_tests[];
+
+/* Every knob at its default. */
 void cmdline_defaults(struct kernel_config *cfg);
 
 /* Parses s into cfg (which should hold defaults). Returns the number of problems reported. */
 int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn report, void *ctx);
 
-/* Writes "key=value ..." of the effective configuration; returns what snprintf would. */
+/* Sets one knob from its textual value (val NULL: a bare word, which only booleans accept). Returns 0, or
+ * -EINVAL with a one-line reason in err (naming the knob and what it expects); cfg is unchanged then. */
+int cmdline_set(struct kernel_config *cfg, const char *key, const char *val, char *err, size_t errlen);
+
+/* One knob's value as it would be written on the command line. */
+int cmdline_format_value(const struct kernel_config *cfg, const struct cmdline_knob *k, char *buf, size_t len);
+
+/* "key=value ..." for every knob (empty strings left out), which parses back to the same configuration;
+ * returns what snprintf would. */
 int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len);
 
-/* The names accepted by test= (NULL-terminated), for help messages. */
-extern const char *const cmdline_tests[];
+/* The README's option table (Markdown), from the knob table. */
+int cmdline_format_markdown(char *buf, size_t len);
 
 #endif

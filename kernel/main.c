@@ -8,17 +8,20 @@
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
+#include "initcall.h"
+#include "ioapic.h"
 #include "kernel.h"
 #include "lapic.h"
 #include "loop.h"
 #include "memmap.h"
 #include "mm.h"
-#include "net.h"
+#include "pci.h"
 #include "pic.h"
 #include "selftest.h"
 #include "serial.h"
 #include "time.h"
 #include "trap.h"
+#include "virtio_net.h"
 
 #define HEAP_MAX (64ull << 20)
 #define HEAP_MIN (1ull << 20)
@@ -88,28 +91,25 @@ static void fatal_boot(const char *what, int rc)
 	cpu_halt_forever();
 }
 
-void kernel_main(const struct boot_info *bi)
+/* The command line, then the configuration in force (which the system tests read back). */
+static void kernel_parse_cmdline(const struct boot_info *bi)
 {
-	char buf[256];
-	int rc, problems;
-
-	printf("\n%s %s: x86_64 unikernel network stack (boot: %s)\n", KERNEL_NAME, KERNEL_VERSION,
-	       bi->boot_path == BOOT_PATH_UEFI ? "uefi" : "pvh");
-	printf("kernel image %#llx-%#llx (%llu KiB)\n", (unsigned long long)(uintptr_t)_kernel_start,
-	       (unsigned long long)(uintptr_t)_kernel_end,
-	       (unsigned long long)((_kernel_end - _kernel_start) >> 10));
+	char buf[512];
+	int problems;
 
 	cmdline_defaults(&kernel_config);
 	printf("cmdline: \"%s\"\n", bi->cmdline);
 	problems = cmdline_parse(bi->cmdline, &kernel_config, cmdline_print_problem, NULL);
-	kernel_test_mode = kernel_config.test[0] != '\0';
+	kernel_test_mode = kernel_config.test != 0;
 	cmdline_format(&kernel_config, buf, sizeof(buf));
 	printf("config: %s%s\n", buf, problems ? " (after command-line problems above)" : "");
+}
 
-	gdt_init();
-	idt_init();
-
-	rc = memmap_normalize(bi->memmap, bi->memmap_count, kernel_memmap, BOOT_MEMMAP_MAX);
+/* Memory map, ACPI, page allocator, our own page tables, then the heap (a quarter of free memory, within
+ * bounds). */
+static void kernel_memory_init(const struct boot_info *bi)
+{
+	int rc = memmap_normalize(bi->memmap, bi->memmap_count, kernel_memmap, BOOT_MEMMAP_MAX);
 	if (rc < 0)
 		fatal_boot("memory map normalisation", rc);
 	kernel_memmap_count = (unsigned)rc;
@@ -144,9 +144,13 @@ void kernel_main(const struct boot_info *bi)
 		fatal_boot("heap", rc);
 	printf("mm: %llu MiB free in pages, heap %llu MiB\n",
 	       (unsigned long long)(kernel_pmm.free_pages * PAGE_SIZE >> 20), (unsigned long long)(heap >> 20));
+}
 
+/* The TSC against a fixed-rate reference, then the LAPIC timer from it. */
+static void kernel_time_init(void)
+{
 	pic_disable();
-	rc = tsc_init();
+	int rc = tsc_init();
 	if (rc)
 		fatal_boot("TSC calibration", rc);
 	printf("time: TSC %llu.%03llu MHz (%s)\n", (unsigned long long)(tsc_hz / 1000000),
@@ -156,11 +160,45 @@ void kernel_main(const struct boot_info *bi)
 		rc = lapic_timer_start(kernel_config.hz);
 	if (rc)
 		fatal_boot("LAPIC timer", rc);
+}
 
+/* Buses, interrupt routing and the NIC drivers; each NIC registers itself as a netdev. */
+static void kernel_devices_init(void)
+{
+	pci_init();
+	if (ioapic_init())
+		printf("devices: no IOAPIC; devices without MSI-X cannot interrupt\n");
+	printf("devices: stage stamp cost %llu ns (TSC read + histogram update; 4 per received frame)\n",
+	       (unsigned long long)virtio_net_stamp_cost_ns());
+	virtio_net_init_all(kernel_config.rxpool);
+}
+
+/* The layers above the kernel (kernel/initcall.h). A failure is reported and the kernel goes on without
+ * that layer. */
+static void kernel_run_initcalls(void)
+{
+	for (const struct kernel_initcall *c = __initcall_start; c < __initcall_end; c++) {
+		int rc = c->fn(&kernel_config);
+		if (rc)
+			printf("init: %s failed (%d); continuing without it\n", c->name, rc);
+	}
+}
+
+void kernel_main(const struct boot_info *bi)
+{
+	printf("\n%s %s: x86_64 unikernel network stack (boot: %s)\n", KERNEL_NAME, KERNEL_VERSION,
+	       bi->boot_path == BOOT_PATH_UEFI ? "uefi" : "pvh");
+	printf("kernel image %#llx-%#llx (%llu KiB)\n", (unsigned long long)(uintptr_t)_kernel_start,
+	       (unsigned long long)(uintptr_t)_kernel_end,
+	       (unsigned long long)((_kernel_end - _kernel_start) >> 10));
+	kernel_parse_cmdline(bi);
+	gdt_init();
+	idt_init();
+	kernel_memory_init(bi);
+	kernel_time_init();
 	console_init();
-	rc = net_init(&kernel_config);
-	if (rc)
-		printf("net: initialisation failed (%d); continuing without network\n", rc);
+	kernel_devices_init();
+	kernel_run_initcalls();
 
 	loop_add_poller("heartbeat", heartbeat_poll, NULL);
 	heartbeat_next = (uint64_t)kernel_config.heartbeat * timer_hz;
@@ -171,6 +209,6 @@ void kernel_main(const struct boot_info *bi)
 	       (unsigned long long)(bi->loader_tsc ? tsc_to_ns(tsc_boot - bi->loader_tsc) / 1000 : 0));
 
 	if (kernel_test_mode)
-		selftest_start(kernel_config.test);
+		selftest_start(cmdline_tests[kernel_config.test]);
 	loop_run();
 }

@@ -51,7 +51,7 @@ deps_mk_saved_goal := $(.DEFAULT_GOAL)
 
 LWIP_CC ?= $(if $(KERNEL_CC),$(KERNEL_CC),gcc)
 # lwIP is third-party code: same ABI flags as the kernel, warnings not fatal.
-LWIP_CFLAGS = $(filter-out -Werror -Werror=%,$(KERNEL_CFLAGS))
+LWIP_CFLAGS = $(filter-out -Werror -Werror=%,$(KERNEL_CFLAGS)) $(NET_INC)
 
 .PHONY: deps
 deps:

@@ -11,10 +11,10 @@
 #include "lwip/udp.h"
 #include "lwip/apps/lwiperf.h"
 #include "mm.h"
-#include "netif_virtio.h"
+#include "net.h"
+#include "ethif.h"
 #include "cpu.h"
 #include "time.h"
-#include "virtio_net.h"
 
 #define STATUS_MAX 4096
 
@@ -22,9 +22,6 @@ static struct {
 	uint64_t udp_echo, udp_echo_fail, tcp_echo_conns, tcp_echo_bytes, discard_bytes, discard_datagrams, status_queries;
 	uint64_t iperf_reports;
 } svc;
-
-extern struct netif_virtio *net_netifs[];
-extern unsigned net_netif_count;
 
 /* Ends a connection whose peer is done or that has answered: no more receive callbacks, a graceful close,
  * or an abort if lwIP has no memory to queue the FIN. */
@@ -231,19 +228,19 @@ size_t services_format_status(char *buf, size_t len)
 	       (unsigned long long)kernel_pmm.free_pages);
 	uint64_t elapsed = rdtsc() - loop_start_tsc;
 	APPEND("idle_pct=%.1f\n", elapsed ? 100.0 * (double)loop_idle_tsc / (double)elapsed : 0.0);
-	for (unsigned i = 0; i < virtio_net_count; i++) {
-		struct virtio_net *n = virtio_net_nics[i];
-		APPEND("net%u: mode=%s budget=%u coalesce_frames=%u irq_per_frame=%.3f coalesce_timeouts=%llu\n", n->id,
-		       virtio_net_mode_name(n->mode), n->budget, n->coalesce_frames,
-		       n->rx.stats.frames ? (double)n->stats.irq_rx / (double)n->rx.stats.frames : 0.0,
-		       (unsigned long long)n->stats.coalesce_timeouts);
-	}
-	for (unsigned i = 0; i < virtio_net_count && used < len - 1; i++)
-		used += virtio_net_format_stats(virtio_net_nics[i], buf + used, len - used);
+	/* Since boot, like uptime_ms: two readings give the halted share of the time between them. */
+	APPEND("idle_ms=%llu\n", (unsigned long long)(tsc_to_ns(loop_idle_tsc) / 1000000));
+	for (unsigned i = 0; i < netdev_count() && used < len - 1; i++)
+		used += netdev_get(i)->ops->format_summary(netdev_get(i), buf + used, len - used);
 	if (used >= len)
 		used = len - 1;
-	for (unsigned i = 0; i < net_netif_count && used < len - 1; i++)
-		used += netif_virtio_format_stats(net_netifs[i], buf + used, len - used);
+	for (unsigned i = 0; i < netdev_count() && used < len - 1; i++)
+		used += netdev_get(i)->ops->format_stats(netdev_get(i), buf + used, len - used);
+	if (used >= len)
+		used = len - 1;
+	for (unsigned i = 0; i < netdev_count() && used < len - 1; i++)
+		if (net_ethif(i))
+			used += ethif_format_stats(net_ethif(i), buf + used, len - used);
 	if (used >= len)
 		used = len - 1;
 	APPEND("services: udp_echo=%llu udp_echo_fail=%llu tcp_echo_conns=%llu tcp_echo_bytes=%llu "
@@ -271,10 +268,11 @@ size_t services_format_status(char *buf, size_t len)
 void services_reset_counters(void)
 {
 	memset(&svc, 0, sizeof(svc));
-	for (unsigned i = 0; i < virtio_net_count; i++)
-		virtio_net_reset_stats(virtio_net_nics[i]);
-	for (unsigned i = 0; i < net_netif_count; i++)
-		memset(&net_netifs[i]->stats, 0, sizeof(net_netifs[i]->stats));
+	for (unsigned i = 0; i < netdev_count(); i++) {
+		netdev_get(i)->ops->reset_stats(netdev_get(i));
+		if (net_ethif(i))
+			ethif_reset_stats(net_ethif(i));
+	}
 }
 
 static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)

@@ -30,7 +30,7 @@
 #define MEM_SIZE                        (256 * 1024)
 
 /* RX buffers: the NIC driver allocates received frames from this pool. 256
- * buffers cover a 256-entry virtio RX ring, or the full advertised TCP window
+ * buffers cover a 256-entry receive ring, or the full advertised TCP window
  * (16 segments) of several connections plus reassembly, without drops. */
 #define PBUF_POOL_SIZE                  256
 /* One whole Ethernet frame per pool buffer (1514 bytes, 1518 with a VLAN
@@ -91,10 +91,10 @@
 
 /* ---- netif ------------------------------------------------------------- */
 #define LWIP_SINGLE_NETIF               0   /* the NIC plus possibly loopback/test netifs */
-#define LWIP_NETIF_LINK_CALLBACK        1   /* driver reports virtio link up/down */
+#define LWIP_NETIF_LINK_CALLBACK        1   /* the NIC driver reports link up/down */
 #define LWIP_NETIF_STATUS_CALLBACK      1   /* kernel learns when DHCP has bound an address */
 /* Per-netif checksum generation/checking, so a NIC with checksum offload
- * (virtio-net VIRTIO_NET_F_CSUM / GUEST_CSUM) can switch lwIP's off. */
+ * (transmit/receive checksum offload) can switch lwIP's off. */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF    1
 
 /* ---- IPv6 -------------------------------------------------------------- */

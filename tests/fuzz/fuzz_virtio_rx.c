@@ -50,10 +50,10 @@ static void f_free(void *ctx, void *b)
 	pool[npool++] = b;
 }
 
-static void f_deliver(void *ctx, struct vnet_rx_frame *f)
+static void f_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_net_hdr *hdr)
 {
 	uint32_t total = 0;
-	if (f->nseg == 0 || f->nseg > VNET_RX_MAX_SEGS)
+	if (!hdr || f->nseg == 0 || f->nseg > VNET_RX_MAX_SEGS)
 		abort();
 	for (unsigned i = 0; i < f->nseg; i++) {
 		int k = buf_index(f->seg[i].buf);

@@ -4,10 +4,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmdline.h"
+#include "netdev.h"
 
 struct reports {
 	int n;
@@ -37,10 +40,13 @@ static void test_defaults(void **state)
 	struct kernel_config c;
 	struct reports r;
 	assert_int_equal(parse("", &c, &r), 0);
-	assert_string_equal(c.mode, "napi");
+	assert_int_equal(c.mode, NETDEV_MODE_NAPI);
 	assert_int_equal(c.budget, 64);
 	assert_int_equal(c.hz, 100);
-	assert_string_equal(c.test, "");
+	assert_int_equal(c.test, 0);
+	assert_int_equal(c.rxpool, 0);
+	assert_int_equal(c.consumer, CMDLINE_CONSUMER_LWIP);
+	assert_string_equal(c.services, "all");
 	assert_int_equal(r.n, 0);
 	assert_int_equal(parse(NULL, &c, &r), 0);
 }
@@ -50,14 +56,14 @@ static void test_valid_options(void **state)
 	(void)state;
 	struct kernel_config c;
 	struct reports r;
-	assert_int_equal(parse("  budget=32\tmode=poll hz=1000 ip=10.1.2.3/24 gw=10.1.2.1 test=ticks quiet\n", &c, &r), 0);
+	assert_int_equal(parse("  budget=32\tmode=poll hz=1000 ip=10.1.2.3/24 gw=10.1.2.1 test=ticks ipv6=off\n", &c, &r), 0);
 	assert_int_equal(c.budget, 32);
-	assert_string_equal(c.mode, "poll");
+	assert_int_equal(c.mode, NETDEV_MODE_POLL);
 	assert_int_equal(c.hz, 1000);
 	assert_string_equal(c.ip, "10.1.2.3/24");
 	assert_string_equal(c.gw, "10.1.2.1");
-	assert_string_equal(c.test, "ticks");
-	assert_int_equal(c.quiet, 1);
+	assert_string_equal(cmdline_tests[c.test], "ticks");
+	assert_int_equal(c.ipv6, 0);
 }
 
 static void test_last_wins(void **state)
@@ -100,14 +106,21 @@ static void test_bad_values_keep_default(void **state)
 	assert_int_equal(c.hz, 100);
 
 	assert_int_equal(parse("mode=turbo", &c, &r), 1);
-	assert_string_equal(c.mode, "napi");
+	assert_int_equal(c.mode, NETDEV_MODE_NAPI);
 	assert_non_null(strstr(r.last, "irq|napi|poll|coalesce"));
 
-	assert_int_equal(parse("test=nosuch", &c, &r), 1);
-	assert_string_equal(c.test, "");
+	assert_int_equal(parse("test=nosuch test=", &c, &r), 2);
+	assert_int_equal(c.test, 0);
+	assert_non_null(strstr(r.last, "one of boot|ticks"));
 
-	assert_int_equal(parse("quiet=maybe", &c, &r), 1);
-	assert_int_equal(c.quiet, 0);
+	assert_int_equal(parse("ipv6=maybe", &c, &r), 1);
+	assert_int_equal(c.ipv6, 1);
+
+	/* rxpool: 0 means "the kernel chooses"; 1..7 are too few to be a pool. */
+	assert_int_equal(parse("rxpool=7 rxpool=0", &c, &r), 1);
+	assert_int_equal(c.rxpool, 0);
+	assert_int_equal(parse("services=", &c, &r), 1);
+	assert_string_equal(c.services, "all");
 }
 
 static void test_overflow_and_oddities(void **state)
@@ -142,23 +155,121 @@ static void test_overflow_and_oddities(void **state)
 	assert_int_equal(c.budget, 64);
 }
 
-static void test_format_roundtrip(void **state)
+/* A value for knob k that differs from its default and that the knob accepts. */
+static void non_default(const struct cmdline_knob *k, char *buf, size_t len)
+{
+	switch (k->kind) {
+	case CMDLINE_UINT:
+		snprintf(buf, len, "%u", strtoul(k->def, NULL, 0) == k->max ? k->min : k->max);
+		break;
+	case CMDLINE_BOOL:
+		snprintf(buf, len, "%s", !strcmp(k->def, "1") ? "0" : "1");
+		break;
+	case CMDLINE_STR:
+		snprintf(buf, len, "%.*s", (int)(k->size - 1), "x,y/z.0123456789012345678901234567890123456789");
+		break;
+	case CMDLINE_ENUM:
+		for (unsigned i = 0; k->choices[i]; i++) {
+			if (*k->choices[i] && strcmp(k->choices[i], k->def)) {
+				snprintf(buf, len, "%s", k->choices[i]);
+				break;
+			}
+		}
+		break;
+	}
+}
+
+static void test_defaults_are_valid(void **state)
 {
 	(void)state;
-	struct kernel_config c, d;
-	struct reports r;
-	char buf[256];
+	char err[256];
+	struct kernel_config c;
+	/* Every default in the table is a value its own knob accepts (or the empty "unset"). */
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		cmdline_defaults(&c);
+		if (*k->def)
+			assert_int_equal(cmdline_set(&c, k->name, k->def, err, sizeof(err)), 0);
+		assert_non_null(k->help);
+		assert_true(strlen(k->help) > 10);
+	}
+}
 
-	parse("mode=irq budget=7 hz=250 heartbeat=0 ip=dhcp", &c, &r);
-	cmdline_format(&c, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "mode=irq"));
-	assert_non_null(strstr(buf, "budget=7"));
-	assert_null(strstr(buf, "gw="));
-	assert_null(strstr(buf, "test="));
-	/* What is printed parses back to the same configuration, without a single complaint. */
+static void test_format_roundtrip_every_knob(void **state)
+{
+	(void)state;
+	struct kernel_config def, c, d;
+	char line[2048], val[80], word[160], err[256];
+
+	cmdline_defaults(&def);
+	cmdline_defaults(&c);
+	line[0] = '\0';
+	/* Every knob at once, each at a value other than its default. */
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		non_default(k, val, sizeof(val));
+		assert_int_equal(cmdline_set(&c, k->name, val, err, sizeof(err)), 0);
+		snprintf(word, sizeof(word), " %s=%s", k->name, val);
+		strcat(line, word);
+	}
 	cmdline_defaults(&d);
-	assert_int_equal(cmdline_parse(buf, &d, NULL, NULL), 0);
+	assert_int_equal(cmdline_parse(line, &d, NULL, NULL), 0);
 	assert_memory_equal(&c, &d, sizeof(c));
+	/* Each field really moved away from its default ... */
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		const struct cmdline_knob *k = &cmdline_knobs[i];
+		assert_memory_not_equal((char *)&c + k->offset, (char *)&def + k->offset, k->size);
+	}
+	/* ... the config line shows every one of them ... */
+	cmdline_format(&c, line, sizeof(line));
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		snprintf(word, sizeof(word), "%s=", cmdline_knobs[i].name);
+		const char *p = strstr(line, word);
+		assert_non_null(p);
+		assert_true(p == line || p[-1] == ' ');
+	}
+	/* ... and parses back to the same configuration without a complaint. */
+	cmdline_defaults(&d);
+	assert_int_equal(cmdline_parse(line, &d, NULL, NULL), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+
+	/* The defaults round-trip too (empty strings are left out, not written as `ip=`). */
+	cmdline_format(&def, line, sizeof(line));
+	assert_null(strstr(line, "ip="));
+	assert_null(strstr(line, "test="));
+	cmdline_defaults(&d);
+	assert_int_equal(cmdline_parse(line, &d, NULL, NULL), 0);
+	assert_memory_equal(&def, &d, sizeof(def));
+}
+
+static void test_set_names_the_knob(void **state)
+{
+	(void)state;
+	struct kernel_config c, before;
+	char err[256];
+	cmdline_defaults(&c);
+	before = c;
+	assert_int_equal(cmdline_set(&c, "budget", "0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'budget'"));
+	assert_non_null(strstr(err, "1..4096"));
+	assert_int_equal(cmdline_set(&c, "nosuch", "1", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'nosuch'"));
+	assert_memory_equal(&c, &before, sizeof(c));
+	assert_int_equal(cmdline_set(&c, "mode", "coalesce", err, sizeof(err)), 0);
+	assert_int_equal(c.mode, NETDEV_MODE_COALESCE);
+}
+
+static void test_markdown_lists_every_knob(void **state)
+{
+	(void)state;
+	static char md[16384];
+	char word[64];
+	int n = cmdline_format_markdown(md, sizeof(md));
+	assert_true(n > 0 && (size_t)n < sizeof(md));
+	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		snprintf(word, sizeof(word), "| `%s` |", cmdline_knobs[i].name);
+		assert_non_null(strstr(md, word));
+	}
 }
 
 int main(void)
@@ -170,7 +281,10 @@ int main(void)
 		cmocka_unit_test(test_unknown_option_named),
 		cmocka_unit_test(test_bad_values_keep_default),
 		cmocka_unit_test(test_overflow_and_oddities),
-		cmocka_unit_test(test_format_roundtrip),
+		cmocka_unit_test(test_defaults_are_valid),
+		cmocka_unit_test(test_format_roundtrip_every_knob),
+		cmocka_unit_test(test_set_names_the_knob),
+		cmocka_unit_test(test_markdown_lists_every_knob),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

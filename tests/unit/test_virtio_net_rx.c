@@ -55,8 +55,9 @@ static void t_free(void *ctx, void *buf)
 	pool.free[pool.nfree++] = buf;
 }
 
-static void t_deliver(void *ctx, struct vnet_rx_frame *f)
+static void t_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_net_hdr *hdr)
 {
+	assert_non_null(hdr);
 	if (seen.frames < 4096)
 		seen.lens[seen.frames] = f->total_len;
 	seen.frames++;

@@ -1,17 +1,17 @@
-/* The lwIP network interface over a virtio-net device, in the shape of lwIP's ethernetif skeleton:
- * init, low-level output (linkoutput) and input through netif->input. */
-#ifndef NETIF_VIRTIO_H
-#define NETIF_VIRTIO_H
+/* The lwIP network interface over any NIC behind the netdev interface (kernel/netdev.h), in the shape of
+ * lwIP's ethernetif skeleton: init, low-level output (linkoutput) and input through netif->input. */
+#ifndef ETHIF_H
+#define ETHIF_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "lwip/netif.h"
 
-struct virtio_net;
+struct netdev;
 
 /* Guest-side copies, with their reasons: the receive path is zero-copy unless the buffer pool runs low. */
-struct netif_virtio_stats {
+struct ethif_stats {
 	uint64_t rx_zero_copy_frames; /* handed to lwIP in the buffer the device wrote */
 	uint64_t rx_copied_frames, rx_copied_bytes; /* copied out because few ring buffers were left */
 	uint64_t rx_dropped_nomem;    /* no pbuf for a frame that had to be copied, or input refused */
@@ -19,27 +19,27 @@ struct netif_virtio_stats {
 	uint64_t tx_copied_frames, tx_copied_bytes; /* chains longer than the descriptors allowed per frame */
 	uint64_t tx_dropped_full;     /* transmit ring full: lwIP sees ERR_MEM and retries (TCP) or drops (UDP) */
 	uint64_t tx_dropped_nomem;
-	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (netif_virtio.c) */
+	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (ip6_guard.h) */
 };
 
-struct netif_virtio {
+struct ethif {
 	struct netif netif;
-	struct virtio_net *nic;
-	struct netif_virtio_stats stats;
+	struct netdev *nd;
+	struct ethif_stats stats;
 	/* What the status callback printed last, so each address is announced once. */
 	uint32_t shown_ip4, shown_gw4;
 	uint8_t shown_ip6; /* bit per valid IPv6 address slot */
 };
 
-/* Adds an lwIP netif for nic. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4); gw may be "". ipv6: link-local
- * plus SLAAC. Returns NULL (and logs why) on failure. */
-struct netif_virtio *netif_virtio_add(struct virtio_net *nic, const char *ip, const char *gw, int ipv6,
-				      int is_default);
+/* Adds an lwIP netif for nd and attaches it as nd's consumer. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4);
+ * gw may be "". ipv6: link-local plus SLAAC. Returns NULL (and logs why) on failure. */
+struct ethif *ethif_add(struct netdev *nd, const char *ip, const char *gw, int ipv6, int is_default);
 
-size_t netif_virtio_format_stats(struct netif_virtio *nv, char *buf, size_t len);
+size_t ethif_format_stats(struct ethif *e, char *buf, size_t len);
+void ethif_reset_stats(struct ethif *e);
 
 /* noop: frames are counted by the driver and their buffers recycled at once, without lwIP (the receive
  * ceiling of device and driver alone). */
-void netif_virtio_set_noop(struct netif_virtio *nv, int noop);
+void ethif_set_noop(struct ethif *e, int noop);
 
 #endif

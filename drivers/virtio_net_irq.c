@@ -1,0 +1,142 @@
+/* virtio-net interrupts: MSI-X (one vector each for configuration, receive and transmit, or one shared) or,
+ * without usable MSI-X, legacy INTx routed through the IOAPIC. Handlers only record the event, suppress the
+ * queue's interrupts and wake the main loop; the work happens in the poller (virtio_net_poll.c). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "cpu.h"
+#include "ioapic.h"
+#include "loop.h"
+#include "trap.h"
+#include "virtio_net.h"
+
+#define INTX_GSI_FIRST 16 /* q35 routes PCI INTx (PIRQ A-H) to IOAPIC pins 16-23 */
+#define INTX_GSI_LAST 23
+
+/* NICs on INTx share one vector: the handler asks each whether the interrupt was its own. */
+static struct virtio_net *vnet_intx_nics[NETDEV_MAX];
+static unsigned vnet_intx_count;
+static int vnet_intx_vector = -1;
+
+static void vnet_irq_rx(struct trap_frame *f, void *ctx)
+{
+	struct virtio_net *n = ctx;
+	(void)f;
+	n->stats.irq_rx++;
+	virtq_disable_cb(&n->rxq);
+	n->rx_irq_tsc = rdtsc();
+	n->rx_pending = 1;
+	loop_kick();
+}
+
+static void vnet_irq_tx(struct trap_frame *f, void *ctx)
+{
+	struct virtio_net *n = ctx;
+	(void)f;
+	n->stats.irq_tx++;
+	virtq_disable_cb(&n->txq);
+	loop_kick();
+}
+
+static void vnet_irq_config(struct trap_frame *f, void *ctx)
+{
+	struct virtio_net *n = ctx;
+	(void)f;
+	n->stats.irq_config++;
+	n->cfg_pending = 1;
+	loop_kick();
+}
+
+/* Shared vectors (a device with fewer than three MSI-X entries): treat it as every event. */
+static void vnet_irq_all(struct trap_frame *f, void *ctx)
+{
+	vnet_irq_rx(f, ctx);
+	vnet_irq_tx(f, ctx);
+	vnet_irq_config(f, ctx);
+}
+
+/* INTx is level-triggered and may be shared: reading ISR tells whose it is and deasserts it. */
+static void vnet_irq_intx(struct trap_frame *f, void *ctx)
+{
+	(void)ctx;
+	for (unsigned i = 0; i < vnet_intx_count; i++) {
+		struct virtio_net *n = vnet_intx_nics[i];
+		uint8_t isr = n->vd.ops->isr(&n->vd);
+		if (isr & VIRTIO_ISR_QUEUE) {
+			vnet_irq_rx(f, n);
+			vnet_irq_tx(f, n);
+		}
+		if (isr & VIRTIO_ISR_CONFIG)
+			vnet_irq_config(f, n);
+		if (!isr)
+			n->stats.irq_intx_spurious++;
+	}
+}
+
+static int vnet_setup_msix(struct virtio_net *n)
+{
+	irq_handler_fn handlers[3] = { vnet_irq_config, vnet_irq_rx, vnet_irq_tx };
+	int vecs[3];
+	int rc = pci_msix_init(n->vd.pci, &n->msix);
+	if (rc)
+		return rc;
+	unsigned entries = n->msix.table_size < 3 ? n->msix.table_size : 3;
+	for (unsigned e = 0; e < entries; e++) {
+		vecs[e] = irq_alloc_vector();
+		if (vecs[e] < 0)
+			return vecs[e];
+		rc = irq_register((unsigned)vecs[e], entries == 3 ? handlers[e] : vnet_irq_all, n);
+		if (!rc)
+			rc = pci_msix_set(&n->msix, e, (uint8_t)vecs[e]);
+		if (rc)
+			return rc;
+	}
+	/* config -> entry 0, RX -> 1, TX -> 2; with fewer entries the last one is shared. */
+	n->vec_cfg = vecs[0];
+	n->vec_rx = vecs[entries > 1 ? 1 : 0];
+	n->vec_tx = vecs[entries > 2 ? 2 : entries - 1];
+	n->use_msix = (int)entries;
+	n->vd.msix = 1;
+	pci_intx_disable(n->vd.pci, 1);
+	pci_msix_enable(&n->msix);
+	return 0;
+}
+
+static int vnet_setup_intx(struct virtio_net *n)
+{
+	if (vnet_intx_count == NETDEV_MAX)
+		return -ENOSPC;
+	if (vnet_intx_vector < 0) {
+		int v = irq_alloc_vector();
+		if (v < 0)
+			return v;
+		int rc = irq_register((unsigned)v, vnet_irq_intx, NULL);
+		if (rc)
+			return rc;
+		for (uint32_t gsi = INTX_GSI_FIRST; gsi <= INTX_GSI_LAST; gsi++)
+			ioapic_route(gsi, (uint8_t)v, 1, 1);
+		vnet_intx_vector = v;
+	}
+	n->vec_rx = n->vec_tx = n->vec_cfg = vnet_intx_vector;
+	pci_intx_disable(n->vd.pci, 0);
+	vnet_intx_nics[vnet_intx_count++] = n;
+	return 0;
+}
+
+int virtio_net_irq_setup(struct virtio_net *n)
+{
+	/* MSI-X first: on the legacy interface it moves the device configuration registers. */
+	int rc = vnet_setup_msix(n);
+	if (!rc)
+		return 0;
+	printf("virtio-net%u: no usable MSI-X (%d); using INTx through the IOAPIC\n", n->id, rc);
+	return vnet_setup_intx(n);
+}
+
+uint16_t virtio_net_irq_entry(const struct virtio_net *n, unsigned which)
+{
+	/* MSI-X table entries as vnet_setup_msix laid them out: config 0, RX 1, TX 2, the last one shared. */
+	if (!n->use_msix)
+		return VIRTIO_MSI_NO_VECTOR;
+	return (uint16_t)(which < (unsigned)n->use_msix ? which : (unsigned)n->use_msix - 1);
+}

@@ -1,0 +1,343 @@
+/* lwIP netif over a netdev. Receive is zero-copy: the buffers posted on the RX ring carry a pbuf_custom in
+ * their headroom, so the frame the device wrote is handed to lwIP where it lies, and lwIP freeing the pbuf
+ * returns the buffer to the driver's pool. Transmit posts lwIP's pbufs themselves as descriptors and frees
+ * them when the device has read them. */
+#include "ethif.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/dhcp.h"
+#include "lwip/etharp.h"
+#include "lwip/ethip6.h"
+#include "lwip/ip4_addr.h"
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/snmp.h"
+#include "lwip/stats.h"
+#include "netdev.h"
+#include "netif/ethernet.h"
+#include "ip6_guard.h"
+
+/* What lives in a receive buffer's headroom, just before the buffer: the pbuf lwIP gets, and where to return
+ * the buffer when lwIP frees it. */
+struct ethif_rx_buf {
+	struct pbuf_custom pc;
+	struct ethif *e;
+	unsigned queue;
+};
+
+static struct ethif_rx_buf *ethif_rx_buf_of(void *buf) { return (struct ethif_rx_buf *)buf - 1; }
+
+static void ethif_rx_pbuf_free(struct pbuf *p)
+{
+	struct ethif_rx_buf *rb = (struct ethif_rx_buf *)p;
+	netdev_rx_buf_free(rb->e->nd, rb->queue, rb + 1);
+}
+
+static void ethif_rx_drop(struct ethif *e, unsigned queue, struct netdev_rx_frame *f)
+{
+	LINK_STATS_INC(link.drop);
+	for (unsigned i = 0; i < f->nseg; i++)
+		netdev_rx_buf_free(e->nd, queue, f->seg[i].buf);
+}
+
+/* A copy is taken only when the pool is nearly empty: lwIP may hold ring buffers for a long time
+ * (reassembly, out-of-order TCP segments), and a ring that cannot be refilled stops receive altogether. */
+static int ethif_rx_under_pressure(struct ethif *e, unsigned queue)
+{
+	unsigned size, free = e->nd->ops->rx_pool_free(e->nd, queue, &size);
+	return free < size / 8;
+}
+
+static struct pbuf *ethif_rx_copy(struct ethif *e, unsigned queue, struct netdev_rx_frame *f)
+{
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)f->total_len, PBUF_POOL);
+	uint32_t off = 0;
+
+	if (p) {
+		for (unsigned i = 0; i < f->nseg; i++) {
+			pbuf_take_at(p, f->seg[i].data, (u16_t)f->seg[i].len, (u16_t)off);
+			off += f->seg[i].len;
+		}
+		e->stats.rx_copied_frames++;
+		e->stats.rx_copied_bytes += f->total_len;
+	}
+	for (unsigned i = 0; i < f->nseg; i++)
+		netdev_rx_buf_free(e->nd, queue, f->seg[i].buf);
+	return p;
+}
+
+/* Hands the frame's buffers to lwIP as a pbuf chain, each pbuf living in its buffer's headroom. */
+static struct pbuf *ethif_rx_zero_copy(struct ethif *e, unsigned queue, struct netdev_rx_frame *f)
+{
+	struct pbuf *head = NULL;
+
+	for (unsigned i = 0; i < f->nseg; i++) {
+		struct ethif_rx_buf *rb = ethif_rx_buf_of(f->seg[i].buf);
+		rb->e = e;
+		rb->queue = queue;
+		rb->pc.custom_free_function = ethif_rx_pbuf_free;
+		struct pbuf *q = pbuf_alloced_custom(PBUF_RAW, (u16_t)f->seg[i].len, PBUF_REF, &rb->pc, f->seg[i].data,
+						     (u16_t)f->seg[i].len);
+		if (head)
+			pbuf_cat(head, q);
+		else
+			head = q;
+	}
+	e->stats.rx_zero_copy_frames++;
+	return head;
+}
+
+static void ethif_rx(struct netdev *nd, unsigned queue, struct netdev_rx_frame *f, void *ctx)
+{
+	struct ethif *e = ctx;
+	struct pbuf *head;
+
+	(void)nd;
+	if (ip6_guard_refuse(f)) {
+		e->stats.rx_refused_ipv6++;
+		ethif_rx_drop(e, queue, f);
+		return;
+	}
+	if (f->total_len > 0xFFFF) {
+		/* lwIP pbufs hold at most 64 KiB; only a GSO frame could be larger, and none is negotiated. */
+		e->stats.rx_dropped_nomem++;
+		ethif_rx_drop(e, queue, f);
+		return;
+	}
+	LINK_STATS_INC(link.recv);
+	head = ethif_rx_under_pressure(e, queue) ? ethif_rx_copy(e, queue, f) : ethif_rx_zero_copy(e, queue, f);
+	if (!head) {
+		e->stats.rx_dropped_nomem++;
+		LINK_STATS_INC(link.memerr);
+		return;
+	}
+	if (e->netif.input(head, &e->netif) != ERR_OK) {
+		e->stats.rx_dropped_nomem++;
+		LINK_STATS_INC(link.drop);
+		pbuf_free(head);
+	}
+}
+
+static void ethif_tx_done(struct netdev *nd, unsigned queue, void *token, void *ctx)
+{
+	(void)nd;
+	(void)queue;
+	(void)ctx;
+	pbuf_free(token);
+}
+
+static void ethif_link(struct netdev *nd, int up, void *ctx)
+{
+	struct ethif *e = ctx;
+	(void)nd;
+	if (up)
+		netif_set_link_up(&e->netif);
+	else
+		netif_set_link_down(&e->netif);
+}
+
+static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
+{
+	struct ethif *e = netif->state;
+	struct netdev_sg frags[NETDEV_TX_MAX_FRAGS];
+	unsigned n = 0;
+	struct pbuf *send = p;
+
+	for (struct pbuf *q = p; q && n <= NETDEV_TX_MAX_FRAGS; q = q->next)
+		if (q->len)
+			n++;
+	if (n > NETDEV_TX_MAX_FRAGS) {
+		send = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
+		if (!send) {
+			e->stats.tx_dropped_nomem++;
+			LINK_STATS_INC(link.memerr);
+			return ERR_MEM;
+		}
+		e->stats.tx_copied_frames++;
+		e->stats.tx_copied_bytes += p->tot_len;
+	} else {
+		/* The driver holds its own reference until the device has read the frame. */
+		pbuf_ref(p);
+		e->stats.tx_zero_copy_frames++;
+	}
+	n = 0;
+	for (struct pbuf *q = send; q; q = q->next) {
+		if (!q->len)
+			continue;
+		frags[n].addr = (uint64_t)(uintptr_t)q->payload;
+		frags[n].len = q->len;
+		n++;
+	}
+	int rc = netdev_xmit(e->nd, 0, frags, n, send);
+	if (rc) {
+		pbuf_free(send);
+		e->stats.tx_dropped_full++;
+		LINK_STATS_INC(link.drop);
+		return ERR_MEM;
+	}
+	LINK_STATS_INC(link.xmit);
+	return ERR_OK;
+}
+
+static err_t ethif_init(struct netif *netif)
+{
+	struct ethif *e = netif->state;
+
+	netif->name[0] = 'e';
+	netif->name[1] = 'n';
+	netif->mtu = (u16_t)e->nd->mtu;
+	netif->hwaddr_len = ETH_HWADDR_LEN;
+	memcpy(netif->hwaddr, e->nd->mac, ETH_HWADDR_LEN);
+	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_MLD6;
+	netif->output = etharp_output;
+	netif->output_ip6 = ethip6_output;
+	netif->linkoutput = ethif_linkoutput;
+	return ERR_OK;
+}
+
+static void ethif_status(struct netif *netif)
+{
+	struct ethif *e = netif->state;
+	char a[IPADDR_STRLEN_MAX], m[IPADDR_STRLEN_MAX], g[IPADDR_STRLEN_MAX];
+	uint32_t ip = ip4_addr_get_u32(netif_ip4_addr(netif)), gw = ip4_addr_get_u32(netif_ip4_gw(netif));
+	uint8_t v6 = 0;
+
+	for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
+		if (ip6_addr_isvalid(netif_ip6_addr_state(netif, i)))
+			v6 |= (uint8_t)(1u << i);
+	if (ip != e->shown_ip4 || gw != e->shown_gw4) {
+		e->shown_ip4 = ip;
+		e->shown_gw4 = gw;
+	} else {
+		ip = 0; /* unchanged: not announced again */
+	}
+	if (ip) {
+		ip4addr_ntoa_r(netif_ip4_addr(netif), a, sizeof(a));
+		ip4addr_ntoa_r(netif_ip4_netmask(netif), m, sizeof(m));
+		ip4addr_ntoa_r(netif_ip4_gw(netif), g, sizeof(g));
+		printf("net%u: IPv4 %s netmask %s gw %s%s\n", netif->num, a, m, g,
+		       dhcp_supplied_address(netif) ? " (DHCP)" : "");
+	}
+	for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
+		if ((v6 & ~e->shown_ip6) & (1u << i))
+			printf("net%u: IPv6 %s\n", netif->num, ip6addr_ntoa_r(netif_ip6_addr(netif, i), a, sizeof(a)));
+	e->shown_ip6 = v6;
+}
+
+/* "A.B.C.D/P" into address and netmask; -1 if malformed. */
+static int ethif_parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
+{
+	char tmp[48];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned prefix = 24;
+
+	if (n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (!ip4addr_aton(tmp, addr))
+		return -1;
+	if (slash) {
+		char *end;
+		prefix = (unsigned)strtoul(slash + 1, &end, 10);
+		if (end == slash + 1 || *end || prefix > 32)
+			return -1;
+	}
+	ip4_addr_set_u32(mask, prefix ? lwip_htonl(0xFFFFFFFFu << (32 - prefix)) : 0);
+	return 0;
+}
+
+static const struct netdev_consumer ethif_consumer_template = {
+	.rx = ethif_rx,
+	.tx_done = ethif_tx_done,
+	.link = ethif_link,
+};
+
+/* Addresses from the command line's words; a malformed one is reported and left unset. */
+static void ethif_parse_addrs(const struct netdev *nd, const char *ip, const char *gw, ip4_addr_t *addr,
+			      ip4_addr_t *mask, ip4_addr_t *gateway)
+{
+	ip4_addr_set_zero(addr);
+	ip4_addr_set_zero(mask);
+	ip4_addr_set_zero(gateway);
+	if (*ip && strcmp(ip, "dhcp") && ethif_parse_cidr(ip, addr, mask)) {
+		printf("%s: ip '%s' is not ADDR/PREFIX or dhcp; no IPv4 address\n", nd->name, ip);
+		ip4_addr_set_zero(addr);
+		ip4_addr_set_zero(mask);
+	}
+	if (*gw && !ip4addr_aton(gw, gateway)) {
+		printf("%s: gw '%s' is not an IPv4 address; no gateway\n", nd->name, gw);
+		ip4_addr_set_zero(gateway);
+	}
+}
+
+struct ethif *ethif_add(struct netdev *nd, const char *ip, const char *gw, int ipv6, int is_default)
+{
+	struct netdev_consumer c = ethif_consumer_template;
+	ip4_addr_t addr, mask, gateway;
+	struct ethif *e;
+
+	if (nd->rx_headroom < sizeof(struct ethif_rx_buf)) {
+		printf("%s: %u bytes of receive headroom, %zu needed for zero-copy receive\n", nd->name, nd->rx_headroom,
+		       sizeof(struct ethif_rx_buf));
+		return NULL;
+	}
+	e = mem_calloc(1, sizeof(*e));
+	if (!e) {
+		printf("%s: no memory for a netif\n", nd->name);
+		return NULL;
+	}
+	ethif_parse_addrs(nd, ip, gw, &addr, &mask, &gateway);
+	e->nd = nd;
+	if (!netif_add(&e->netif, &addr, &mask, &gateway, e, ethif_init, ethernet_input)) {
+		printf("%s: netif_add failed\n", nd->name);
+		mem_free(e);
+		return NULL;
+	}
+	netif_set_status_callback(&e->netif, ethif_status);
+	c.ctx = e;
+	netdev_attach(nd, &c);
+	if (is_default)
+		netif_set_default(&e->netif);
+	if (ipv6) {
+		netif_create_ip6_linklocal_address(&e->netif, 1);
+		netif_set_ip6_autoconfig_enabled(&e->netif, 1);
+	}
+	netif_set_up(&e->netif);
+	if (nd->link_up)
+		netif_set_link_up(&e->netif);
+	if (!strcmp(ip, "dhcp") && dhcp_start(&e->netif) != ERR_OK)
+		printf("%s: DHCP could not start\n", nd->name);
+	return e;
+}
+
+void ethif_set_noop(struct ethif *e, int noop)
+{
+	void (*rx)(struct netdev *, unsigned, struct netdev_rx_frame *, void *) = noop ? NULL : ethif_rx;
+
+	if (e->nd->consumer.rx == rx)
+		return;
+	e->nd->consumer.rx = rx;
+	printf("%s: consumer %s\n", e->nd->name, noop ? "noop" : "lwip");
+}
+
+void ethif_reset_stats(struct ethif *e) { memset(&e->stats, 0, sizeof(e->stats)); }
+
+size_t ethif_format_stats(struct ethif *e, char *buf, size_t len)
+{
+	const struct ethif_stats *s = &e->stats;
+	int k = snprintf(buf, len,
+			 "%s: rx_zero_copy_frames=%llu rx_copied_frames=%llu rx_copied_bytes=%llu "
+			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_copied_frames=%llu tx_copied_bytes=%llu "
+			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu\n",
+			 e->nd->name, (unsigned long long)s->rx_zero_copy_frames, (unsigned long long)s->rx_copied_frames,
+			 (unsigned long long)s->rx_copied_bytes, (unsigned long long)s->rx_dropped_nomem,
+			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_copied_frames,
+			 (unsigned long long)s->tx_copied_bytes, (unsigned long long)s->tx_dropped_full,
+			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6);
+	return k < 0 ? 0 : (size_t)k;
+}
