@@ -94,15 +94,6 @@ void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v)
 	pci_write32(d, off & ~3u, dw);
 }
 
-void pci_write8(const struct pci_dev *d, uint16_t off, uint8_t v)
-{
-	uint32_t shift = (off & 3) * 8, dw = pci_read32(d, off & ~3u);
-	if ((off & ~3u) == PCI_COMMAND)
-		dw &= 0x0000FFFFu;
-	dw = (dw & ~(0xFFu << shift)) | ((uint32_t)v << shift);
-	pci_write32(d, off & ~3u, dw);
-}
-
 /* Sizes BAR i by writing all ones with decoding off, as PCI 3.0 §6.2.5.1 describes. Returns the number of
  * BAR slots consumed (2 for a 64-bit BAR). */
 static unsigned pci_size_bar(struct pci_dev *d, unsigned i)
@@ -231,15 +222,6 @@ int pci_init(void)
 	return 0;
 }
 
-struct pci_dev *pci_find(uint16_t vendor, uint16_t device, struct pci_dev *after)
-{
-	unsigned start = after ? (unsigned)(after - pci_devices) + 1 : 0;
-	for (unsigned i = start; i < pci_num_devices; i++)
-		if (pci_devices[i].vendor == vendor && (device == 0xFFFF || pci_devices[i].device == device))
-			return &pci_devices[i];
-	return NULL;
-}
-
 uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t start)
 {
 	uint8_t off;
@@ -326,12 +308,6 @@ int pci_msix_set(struct pci_msix *m, unsigned entry, uint8_t vector)
 	mmio_write32(e + MSIX_ENTRY_DATA, vector);
 	mmio_write32(e + MSIX_ENTRY_CTRL, 0);
 	return 0;
-}
-
-void pci_msix_mask(struct pci_msix *m, unsigned entry, int masked)
-{
-	if (entry < m->table_size)
-		mmio_write32(m->table + entry * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, masked ? MSIX_ENTRY_MASKED : 0);
 }
 
 void pci_msix_enable(struct pci_msix *m)

@@ -27,7 +27,6 @@ struct pci_dev {
 	uint16_t subsys_vendor, subsys_id;
 	struct pci_bar bar[6];
 	uint8_t msix_cap; /* config offset of the MSI-X capability, 0 if none */
-	int claimed;      /* a driver has taken it */
 };
 
 struct pci_msix {
@@ -46,12 +45,9 @@ int pci_init(void);
 uint8_t pci_read8(const struct pci_dev *d, uint16_t off);
 uint16_t pci_read16(const struct pci_dev *d, uint16_t off);
 uint32_t pci_read32(const struct pci_dev *d, uint16_t off);
-void pci_write8(const struct pci_dev *d, uint16_t off, uint8_t v);
 void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v);
 void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v);
 
-/* Next device (after `after`, NULL to start) with this vendor and device ID (device 0xFFFF: any). */
-struct pci_dev *pci_find(uint16_t vendor, uint16_t device, struct pci_dev *after);
 
 /* Offset of the first capability with this ID at or after `start` in the list (0: from the beginning);
  * 0 if none. The walk is bounded, so a looping list cannot hang the kernel. */
@@ -68,7 +64,6 @@ void pci_intx_disable(struct pci_dev *d, int disable);
 int pci_msix_init(struct pci_dev *d, struct pci_msix *m);
 /* Points entry at vector on the boot CPU's LAPIC and unmasks it. */
 int pci_msix_set(struct pci_msix *m, unsigned entry, uint8_t vector);
-void pci_msix_mask(struct pci_msix *m, unsigned entry, int masked);
 /* Clears the function mask: entries that are unmasked may now fire. */
 void pci_msix_enable(struct pci_msix *m);
 void pci_msix_disable(struct pci_msix *m);

@@ -64,7 +64,6 @@ static void lapic_write(unsigned reg, uint32_t v)
 }
 
 void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
-int lapic_is_x2apic(void) { return lapic_x2; }
 uint32_t lapic_id(void) { return lapic_x2 ? lapic_read(LAPIC_ID) : lapic_read(LAPIC_ID) >> 24; }
 
 int lapic_init(uint64_t mmio_base)

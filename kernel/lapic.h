@@ -7,7 +7,6 @@
 int lapic_init(uint64_t mmio_base);
 void lapic_eoi(void);
 uint32_t lapic_id(void);
-int lapic_is_x2apic(void);
 
 /* Periodic timer at hz on VECTOR_TIMER. Calibrated against the TSC (tsc_init first). */
 int lapic_timer_start(unsigned hz);

@@ -15,7 +15,6 @@ static unsigned loop_npollers;
 static volatile int loop_pending;
 uint64_t loop_idle_tsc;
 uint64_t loop_start_tsc;
-uint64_t loop_iterations;
 
 int loop_add_poller(const char *name, loop_poll_fn fn, void *ctx)
 {
@@ -40,7 +39,6 @@ void loop_run(void)
 		/* Every poller gets a turn each round, so one busy source (a flooded NIC) cannot starve timers. */
 		for (unsigned i = 0; i < loop_npollers; i++)
 			more |= loop_pollers[i].fn(loop_pollers[i].ctx);
-		loop_iterations++;
 		if (more)
 			continue;
 

@@ -18,6 +18,5 @@ void loop_run(void) __attribute__((noreturn));
 /* TSC ticks spent halted, and the TSC when loop_run started. */
 extern uint64_t loop_idle_tsc;
 extern uint64_t loop_start_tsc;
-extern uint64_t loop_iterations;
 
 #endif
