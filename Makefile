@@ -45,7 +45,7 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi tools test unit-test fuzz-test system-test soak bench modes plot size clean distclean
+.PHONY: all kernel efi tools readme-knobs test unit-test fuzz-test system-test soak bench modes plot size clean distclean
 all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
@@ -84,15 +84,22 @@ size: $(KERNEL_ELF)
 
 # ---- host tools (tools/README.md): the latency workbench's probe and load generator ----
 TOOLS_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP
-TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load
+TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load $(BUILD)/tools/knobs
 tools: $(TOOLS_BINS)
 all: $(TOOLS_BINS)
 $(BUILD)/tools/probe: tools/probe.c tools/stats.c tools/pace.c tools/stats.h tools/pace.h
 $(BUILD)/tools/load: tools/load.c tools/pace.c tools/pace.h
+$(BUILD)/tools/knobs: TOOLS_CFLAGS += -I kernel
+$(BUILD)/tools/knobs: tools/knobs.c kernel/cmdline.c kernel/netdev.c kernel/cmdline.h kernel/netdev.h
 $(TOOLS_BINS):
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
 	$(Q)$(HOSTCC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lm
+
+# README.md's option table is generated from the knob table (the cmdline unit test fails when they differ).
+readme-knobs: $(BUILD)/tools/knobs
+	$(Q)$(BUILD)/tools/knobs >$(BUILD)/knobs.md
+	$(Q)$(PYTHON) tools/readme_section.py README.md knobs $(BUILD)/knobs.md
 
 # ---- tests ----
 # Each unit test is compiled for the host with the real kernel/driver sources it exercises.

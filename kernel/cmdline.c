@@ -37,9 +37,7 @@ const struct cmdline_knob cmdline_knobs[] = {
 	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),
-	KNOB(ip, CMDLINE_STR, 0, 0, NULL, "", 0,
-	     "net0's IPv4 address as `ADDR/PREFIX`, or `dhcp` (run-qemu.sh passes `ip=dhcp` on the user network "
-	     "and `ip=192.168.77.2/24 gw=192.168.77.1` on a tap unless given one)."),
+	KNOB(ip, CMDLINE_STR, 0, 0, NULL, "", 0, "net0's IPv4 address: `ADDR/PREFIX`, or `dhcp` (lwIP's DHCP client)."),
 	KNOB(gw, CMDLINE_STR, 0, 0, NULL, "", 0, "net0's IPv4 gateway (the default route)."),
 	KNOB(ip1, CMDLINE_STR, 0, 0, NULL, "", 0,
 	     "The second NIC's address (`run-qemu.sh --mgmt` passes `ip1=192.168.78.2/24`)."),
@@ -260,8 +258,14 @@ int cmdline_format_markdown(char *buf, size_t len)
 		const struct cmdline_knob *k = &cmdline_knobs[i];
 		if (k->kind == CMDLINE_STR)
 			snprintf(expect, sizeof(expect), "text, at most %zu characters", k->size - 1);
-		else if (k->kind == CMDLINE_ENUM)
-			cmdline_expected(k, expect, sizeof(expect));
+		else if (k->kind == CMDLINE_ENUM) {
+			/* Not "a|b": a bar would end the Markdown cell. */
+			size_t e = 0;
+			expect[0] = '\0';
+			for (const char *const *c = k->choices; *c && e < sizeof(expect); c++)
+				if (**c)
+					e += (size_t)snprintf(expect + e, sizeof(expect) - e, "%s`%s`", e ? " " : "", *c);
+		}
 		else if (k->kind == CMDLINE_BOOL)
 			snprintf(expect, sizeof(expect), "0/1, on/off, yes/no");
 		else

@@ -272,6 +272,25 @@ static void test_markdown_lists_every_knob(void **state)
 	}
 }
 
+/* README.md carries the generated table between its knobs markers (make readme-knobs): they must agree. */
+static void test_readme_table_is_current(void **state)
+{
+	(void)state;
+	static char md[16384], readme[262144];
+	FILE *f = fopen("README.md", "r");
+	assert_non_null(f);
+	size_t n = fread(readme, 1, sizeof(readme) - 1, f);
+	fclose(f);
+	readme[n] = '\0';
+	cmdline_format_markdown(md, sizeof(md));
+	const char *b = strstr(readme, "<!-- knobs:begin -->\n"), *e = strstr(readme, "<!-- knobs:end -->");
+	assert_non_null(b);
+	assert_non_null(e);
+	b += strlen("<!-- knobs:begin -->\n");
+	if ((size_t)(e - b) != strlen(md) || memcmp(b, md, strlen(md)))
+		fail_msg("README.md's option table differs from kernel/cmdline.c's knob table: run `make readme-knobs`");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_format_roundtrip_every_knob),
 		cmocka_unit_test(test_set_names_the_knob),
 		cmocka_unit_test(test_markdown_lists_every_knob),
+		cmocka_unit_test(test_readme_table_is_current),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
