@@ -40,20 +40,27 @@ void virtio_net_pool_free(void *ctx, void *buf)
 		n->stats.pool_overflow++; /* more frees than buffers: a double free above us */
 }
 
+#define VNET_BUF_STRIDE (VNET_BUF_HEADROOM + VNET_BUF_SIZE)
+
+static size_t vnet_pool_pages(unsigned buffers) { return ((size_t)buffers * VNET_BUF_STRIDE + PAGE_SIZE - 1) / PAGE_SIZE; }
+
 static int vnet_pool_init(struct virtio_net *n, unsigned rxpool)
 {
 	/* A full ring plus as many again for frames the stack above still holds (reassembly, out-of-order TCP
 	 * segments): with zero-copy receive those are ring buffers too. */
-	const size_t stride = VNET_BUF_HEADROOM + VNET_BUF_SIZE;
+	const size_t stride = VNET_BUF_STRIDE;
 	n->pool_size = rxpool ? rxpool : 2u * n->rxq.size;
 	n->pool = calloc(n->pool_size, sizeof(void *));
-	uint8_t *mem = page_alloc(((size_t)n->pool_size * stride + PAGE_SIZE - 1) / PAGE_SIZE);
+	uint8_t *mem = page_alloc(vnet_pool_pages(n->pool_size));
 	if (!n->pool || !mem) {
 		printf("virtio-net%u: no memory for %u receive buffers\n", n->id, n->pool_size);
+		if (mem)
+			page_free(mem, vnet_pool_pages(n->pool_size));
 		free(n->pool);
 		n->pool = NULL;
 		return -ENOMEM;
 	}
+	n->pool_mem = mem;
 	for (unsigned i = 0; i < n->pool_size; i++)
 		n->pool[i] = mem + (size_t)i * stride + VNET_BUF_HEADROOM;
 	n->pool_free = n->pool_size;
@@ -91,11 +98,12 @@ static const struct netdev_ops vnet_netdev_ops = {
 	.trace = virtio_net_trace,
 	.format_trace = virtio_net_format_trace,
 	.tx_test = virtio_net_tx_test,
+	.inject_fault = virtio_net_inject_fault,
 };
 
 /* ---- device set-up ---- */
 
-static int vnet_queue_create(struct virtio_net *n, struct virtq *vq, uint16_t index, uint16_t msix)
+static int vnet_queue_alloc(struct virtio_net *n, struct virtq *vq, uint16_t index)
 {
 	uint16_t max = n->vd.ops->queue_max_size(&n->vd, index), size = max;
 	int rc;
@@ -114,20 +122,20 @@ static int vnet_queue_create(struct virtio_net *n, struct virtq *vq, uint16_t in
 	rc = virtq_init(vq, index, size, mem, virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX));
 	if (rc) {
 		printf("virtio-net%u: queue %u: bad size %u (%d)\n", n->id, index, size, rc);
-		goto err_free;
+		page_free(mem, (virtq_mem_size(size) + PAGE_SIZE - 1) / PAGE_SIZE);
+		vq->desc = NULL;
 	}
-	rc = n->vd.ops->queue_setup(&n->vd, vq, msix);
-	if (rc) {
-		printf("virtio-net%u: queue %u setup refused (%d)\n", n->id, index, rc);
-		goto err_destroy;
-	}
-	return 0;
-
-err_destroy:
-	virtq_destroy(vq);
-err_free:
-	page_free(mem, (virtq_mem_size(size) + PAGE_SIZE - 1) / PAGE_SIZE);
 	return rc;
+}
+
+/* Undoes vnet_queue_alloc (a queue that was never allocated has no rings: nothing to do). */
+static void vnet_queue_free(struct virtq *vq)
+{
+	if (!vq->desc)
+		return;
+	page_free(vq->desc, (virtq_mem_size(vq->size) + PAGE_SIZE - 1) / PAGE_SIZE);
+	virtq_destroy(vq);
+	vq->desc = NULL;
 }
 
 static void vnet_read_config(struct virtio_net *n)
@@ -153,8 +161,12 @@ void virtio_net_config_change(struct virtio_net *n)
 {
 	int was = n->nd.link_up;
 	n->cfg_pending = 0;
-	if (n->vd.ops->get_status(&n->vd) & VIRTIO_STATUS_NEEDS_RESET)
+	if ((n->vd.ops->get_status(&n->vd) & VIRTIO_STATUS_NEEDS_RESET) || n->fault_needs_reset) {
+		n->fault_needs_reset = 0;
 		printf("virtio-net%u: device needs a reset\n", n->id);
+		n->reset_pending = 1;
+		return;
+	}
 	vnet_read_config(n);
 	if (n->nd.link_up != was) {
 		n->stats.link_changes++;
@@ -181,22 +193,68 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 	return buf;
 }
 
-/* Step 7 of §3.1.1 for virtio-net (§5.1.5): configuration vector, receive and transmit queues (§5.1.2), the
- * device configuration, and the driver's own per-NIC state. */
+/* Steps 1-6 of §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; then the header size they imply. */
+int virtio_net_negotiate(struct virtio_net *n)
+{
+	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
+				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
+				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT);
+	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
+	if (rc)
+		return rc;
+	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
+			     ? VIRTIO_NET_HDR_LEN
+			     : VIRTIO_NET_HDR_LEN_LEGACY;
+	return 0;
+}
+
+/* Step 7, the part repeated after every reset: the configuration vector and both queues' rings (already
+ * allocated) handed to the device, and its configuration read. */
+int virtio_net_queues_attach(struct virtio_net *n)
+{
+	int rc;
+
+	if (n->use_msix && n->vd.ops->set_config_vector(&n->vd, VNET_MSIX_CONFIG))
+		printf("virtio-net%u: device refused the config MSI-X vector\n", n->id);
+	rc = n->vd.ops->queue_setup(&n->vd, &n->rxq, virtio_net_irq_entry(n, VNET_MSIX_RX));
+	if (!rc)
+		rc = n->vd.ops->queue_setup(&n->vd, &n->txq, virtio_net_irq_entry(n, VNET_MSIX_TX));
+	if (rc) {
+		printf("virtio-net%u: queue setup refused (%d)\n", n->id, rc);
+		return rc;
+	}
+	vnet_read_config(n);
+	return 0;
+}
+
+/* §5.1.5: the receive queue is filled before DRIVER_OK so the device has buffers from its first frame;
+ * step 8, DRIVER_OK. */
+void virtio_net_go(struct virtio_net *n)
+{
+	int kick;
+
+	vnet_rx_refill(&n->rx, &kick);
+	/* Transmit completions are reclaimed by polling; the TX interrupt is only wanted when the ring is full. */
+	virtq_disable_cb(&n->txq);
+	virtio_pci_driver_ok(&n->vd);
+	n->vd.ops->notify(&n->vd, &n->rxq);
+}
+
+/* Step 7 of §3.1.1 for virtio-net (§5.1.5), the first time: rings for the receive and transmit queues
+ * (§5.1.2), then the driver's own per-NIC state. */
 static int vnet_setup_queues(struct virtio_net *n, unsigned rxpool)
 {
 	static const char *const hist_names[VNET_H_COUNT] = { "irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns",
 							      "irq_to_txkick_ns", "tx_complete_ns" };
 	int rc;
 
-	if (n->use_msix && n->vd.ops->set_config_vector(&n->vd, VNET_MSIX_CONFIG))
-		printf("virtio-net%u: device refused the config MSI-X vector\n", n->id);
-	rc = vnet_queue_create(n, &n->rxq, VNET_RXQ, virtio_net_irq_entry(n, VNET_MSIX_RX));
+	rc = vnet_queue_alloc(n, &n->rxq, VNET_RXQ);
 	if (!rc)
-		rc = vnet_queue_create(n, &n->txq, VNET_TXQ, virtio_net_irq_entry(n, VNET_MSIX_TX));
+		rc = vnet_queue_alloc(n, &n->txq, VNET_TXQ);
+	if (!rc)
+		rc = virtio_net_queues_attach(n);
 	if (rc)
 		return rc;
-	vnet_read_config(n);
 	for (int i = 0; i < VNET_H_COUNT; i++)
 		hist_init(&n->hist[i], hist_names[i]);
 	n->tx_tsc = calloc(n->txq.size, sizeof(uint64_t));
@@ -240,53 +298,55 @@ static void vnet_print(const struct virtio_net *n, const struct pci_dev *d)
 	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg);
 }
 
+/* Frees what vnet_setup_queues allocated (each part may be missing). */
+static void vnet_free_queues(struct virtio_net *n)
+{
+	if (n->pool) {
+		page_free(n->pool_mem, vnet_pool_pages(n->pool_size));
+		free(n->pool);
+	}
+	free(n->tx_tsc);
+	vnet_queue_free(&n->rxq);
+	vnet_queue_free(&n->txq);
+}
+
 /* Device initialisation, virtio 1.x §3.1.1 with the virtio-net specifics of §5.1.5. */
 static int vnet_probe(struct pci_dev *d, unsigned id, unsigned rxpool)
 {
-	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
-				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
-				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT);
 	struct virtio_net *n = calloc(1, sizeof(*n));
-	int rc, kick;
+	int rc;
 
 	if (!n)
 		return -ENOMEM;
 	n->id = id;
 	rc = virtio_pci_probe(d, &n->vd);
-	if (!rc)
-		rc = virtio_net_irq_setup(n);
 	if (rc)
 		goto err_free;
-	/* Steps 1-6: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK. */
-	rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
+	rc = virtio_net_irq_setup(n);
 	if (rc)
 		goto err_free;
-	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
-			     ? VIRTIO_NET_HDR_LEN
-			     : VIRTIO_NET_HDR_LEN_LEGACY;
-	/* Step 7: device-specific setup. */
+	rc = virtio_net_negotiate(n);
+	if (rc)
+		goto err_irq;
 	rc = vnet_setup_queues(n, rxpool);
 	if (rc)
-		goto err_failed;
+		goto err_queues;
 	vnet_netdev_fill(n);
 	rc = netdev_register(&n->nd);
 	if (rc)
-		goto err_failed;
-	/* §5.1.5: fill the receive queue before DRIVER_OK so the device has buffers from its first frame. */
-	vnet_rx_refill(&n->rx, &kick);
-	/* Transmit completions are reclaimed by polling; the TX interrupt is only wanted when the ring is full. */
-	virtq_disable_cb(&n->txq);
-
-	/* Step 8: DRIVER_OK. */
-	virtio_pci_driver_ok(&n->vd);
-	n->vd.ops->notify(&n->vd, &n->rxq);
+		goto err_queues;
+	virtio_net_go(n);
 	loop_add_poller(n->nd.name, virtio_net_poll, n);
 	vnet_print(n, d);
 	return 0;
 
-err_failed:
-	/* The device keeps running without us: tell it we gave up (§3.1.1). */
-	n->vd.ops->set_status(&n->vd, n->vd.ops->get_status(&n->vd) | VIRTIO_STATUS_FAILED);
+err_queues:
+	/* The device must stop using our rings before they are freed (§3.1.1 leaves it running otherwise). */
+	virtio_pci_reset(&n->vd);
+	vnet_free_queues(n);
+	n->vd.ops->set_status(&n->vd, VIRTIO_STATUS_FAILED);
+err_irq:
+	virtio_net_irq_teardown(n);
 err_free:
 	free(n);
 	return rc;

@@ -63,6 +63,8 @@ struct virtio_net_stats {
 	uint64_t coalesce_timeouts;
 	uint64_t tx_rekicks, rx_rekicks; /* notifications repeated by the stall watchdog */
 	uint64_t rx_lost_irqs;           /* used entries found waiting a tick without an interrupt */
+	uint64_t resets;                 /* device resets (NEEDS_RESET, a broken queue) */
+	uint64_t tx_dropped_reset;       /* frames the device still held when it was reset */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -91,6 +93,9 @@ struct virtio_net {
 	enum netdev_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
 	volatile int cfg_pending;
+	int reset_pending;        /* the device asked for a reset (NEEDS_RESET) */
+	int fault_needs_reset;    /* test hook: treat the next configuration change as NEEDS_RESET */
+	int dead;                 /* too many resets: no longer driven */
 	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt not yet polled (0: none) */
 	uint64_t cur_irq_tsc, cur_poll_tsc; /* stamps of the poll in progress */
 	int in_rx;                /* delivering a frame: transmits now are replies */
@@ -109,6 +114,7 @@ struct virtio_net {
 	/* The receive buffers (VNET_BUF_HEADROOM + VNET_BUF_SIZE bytes each): posted, held by the consumer, or
 	 * free here. */
 	void **pool;
+	void *pool_mem;
 	unsigned pool_free, pool_size;
 	struct virtio_net_stats stats;
 };
@@ -126,9 +132,19 @@ void *virtio_net_pool_alloc(void *ctx);
 void virtio_net_pool_free(void *ctx, void *buf);
 void virtio_net_config_change(struct virtio_net *n);
 int virtio_net_irq_setup(struct virtio_net *n);
+/* Undoes virtio_net_irq_setup: no vector of this NIC's stays registered, MSI-X is off. */
+void virtio_net_irq_teardown(struct virtio_net *n);
+int virtio_net_negotiate(struct virtio_net *n);
+int virtio_net_queues_attach(struct virtio_net *n);
+void virtio_net_go(struct virtio_net *n);
 /* The MSI-X table entry for config (0), RX (1) or TX (2), or VIRTIO_MSI_NO_VECTOR on INTx. */
 uint16_t virtio_net_irq_entry(const struct virtio_net *n, unsigned which);
 int virtio_net_poll(void *ctx);
+/* Resets and restarts the device (virtio_net_reset.c); after too many, or if it fails, the NIC is dead. */
+int virtio_net_reset(struct virtio_net *n, const char *why);
+int virtio_net_inject_fault(struct netdev *nd, const char *what);
+/* A txtest frame's completion: its slot is free again. Returns 0 if token is not a txtest frame. */
+int virtio_net_txtest_done(struct virtio_net *n, void *token);
 extern const struct vnet_rx_ops virtio_net_rx_ops;
 
 /* The netdev operations, by file: transmit (virtio_net_tx.c), observability and control

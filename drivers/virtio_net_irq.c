@@ -73,23 +73,38 @@ static void vnet_irq_intx(struct trap_frame *f, void *ctx)
 	}
 }
 
+/* Every vector this NIC registered is released; MSI-X is switched off (INTx may then be used). */
+static void vnet_msix_release(struct virtio_net *n, const int *vecs, unsigned registered)
+{
+	pci_msix_disable(&n->msix);
+	for (unsigned e = 0; e < registered; e++)
+		irq_unregister((unsigned)vecs[e]);
+	n->use_msix = 0;
+	n->vd.msix = 0; /* the legacy interface's device configuration moves back */
+}
+
 static int vnet_setup_msix(struct virtio_net *n)
 {
 	irq_handler_fn handlers[3] = { vnet_irq_config, vnet_irq_rx, vnet_irq_tx };
 	int vecs[3];
+	unsigned registered = 0;
 	int rc = pci_msix_init(n->vd.pci, &n->msix);
 	if (rc)
-		return rc;
+		goto err;
 	unsigned entries = n->msix.table_size < 3 ? n->msix.table_size : 3;
 	for (unsigned e = 0; e < entries; e++) {
 		vecs[e] = irq_alloc_vector();
-		if (vecs[e] < 0)
-			return vecs[e];
+		if (vecs[e] < 0) {
+			rc = vecs[e];
+			goto err;
+		}
 		rc = irq_register((unsigned)vecs[e], entries == 3 ? handlers[e] : vnet_irq_all, n);
-		if (!rc)
-			rc = pci_msix_set(&n->msix, e, (uint8_t)vecs[e]);
 		if (rc)
-			return rc;
+			goto err;
+		registered++;
+		rc = pci_msix_set(&n->msix, e, (uint8_t)vecs[e]);
+		if (rc)
+			goto err;
 	}
 	/* config -> entry 0, RX -> 1, TX -> 2; with fewer entries the last one is shared. */
 	n->vec_cfg = vecs[0];
@@ -100,6 +115,13 @@ static int vnet_setup_msix(struct virtio_net *n)
 	pci_intx_disable(n->vd.pci, 1);
 	pci_msix_enable(&n->msix);
 	return 0;
+
+err:
+	/* pci_msix_init may have enabled MSI-X (function-masked) before failing: with MSI-X enabled, INTx can
+	 * never fire, so the fallback needs it off again. */
+	if (n->msix.dev)
+		vnet_msix_release(n, vecs, registered);
+	return rc;
 }
 
 static int vnet_setup_intx(struct virtio_net *n)
@@ -131,6 +153,26 @@ int virtio_net_irq_setup(struct virtio_net *n)
 		return 0;
 	printf("virtio-net%u: no usable MSI-X (%d); using INTx through the IOAPIC\n", n->id, rc);
 	return vnet_setup_intx(n);
+}
+
+void virtio_net_irq_teardown(struct virtio_net *n)
+{
+	if (n->use_msix) {
+		int vecs[3] = { n->vec_cfg, n->vec_rx, n->vec_tx };
+		/* Shared entries repeat a vector: release each once. */
+		unsigned k = (unsigned)n->use_msix;
+		vnet_msix_release(n, vecs, k);
+		return;
+	}
+	for (unsigned i = 0; i < vnet_intx_count; i++) {
+		if (vnet_intx_nics[i] != n)
+			continue;
+		uint64_t flags = irq_save();
+		vnet_intx_nics[i] = vnet_intx_nics[--vnet_intx_count];
+		irq_restore(flags);
+		pci_intx_disable(n->vd.pci, 1);
+		break;
+	}
 }
 
 uint16_t virtio_net_irq_entry(const struct virtio_net *n, unsigned which)

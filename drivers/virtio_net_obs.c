@@ -61,21 +61,23 @@ size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len)
 	vnet_append(buf, len, &used,
 		    "net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
 		    "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
-		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u\n",
+		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u rx_drained=%llu\n",
 		    n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
 		    (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
 		    (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
 		    (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
 		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks, n->pool_free,
-		    n->pool_size);
+		    n->pool_size, (unsigned long long)r->drained);
 	vnet_append(buf, len, &used,
 		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "
-		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu rx_lost_irqs=%llu\n",
+		    "tx_kicks=%llu link_changes=%llu tx_rekicks=%llu rx_rekicks=%llu rx_lost_irqs=%llu resets=%llu "
+		    "tx_dropped_reset=%llu dead=%d\n",
 		    n->id, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
 		    (unsigned long long)s->tx_completions, (unsigned long long)s->tx_ring_full,
 		    (unsigned long long)s->tx_bad_used, (unsigned long long)t->kicks,
 		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
-		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs);
+		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs, (unsigned long long)s->resets,
+		    (unsigned long long)s->tx_dropped_reset, n->dead);
 	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);

@@ -180,8 +180,15 @@ int virtio_net_poll(void *ctx)
 	struct virtio_net *n = ctx;
 	int more = 0;
 
+	if (n->dead)
+		return 0;
 	if (n->cfg_pending)
 		virtio_net_config_change(n);
+	/* A queue the device corrupted returns nothing more, and a device in NEEDS_RESET does nothing more:
+	 * either way only a reset brings the NIC back. */
+	if (n->reset_pending || n->rxq.broken || n->txq.broken)
+		return virtio_net_reset(n, n->reset_pending ? "needs reset" : n->rxq.broken ? "receive queue broken"
+												    : "transmit queue broken") == 0;
 	virtio_net_tx_reclaim(&n->nd, 0);
 	if (n->txtest)
 		more = virtio_net_txtest_poll(n);

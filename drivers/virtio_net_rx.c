@@ -132,6 +132,8 @@ void vnet_rx_drain(struct vnet_rx *rx)
 	void *buf;
 
 	vnet_rx_drop_cur(rx);
-	while ((buf = virtq_detach_unused(rx->vq)))
+	while ((buf = virtq_detach_unused(rx->vq))) {
+		rx->stats.drained++;
 		rx->ops->buf_free(rx->ctx, buf);
+	}
 }

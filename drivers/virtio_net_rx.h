@@ -49,6 +49,7 @@ struct vnet_rx_stats {
 	uint64_t posted;          /* buffers posted */
 	uint64_t refills, refill_failures;
 	uint64_t ring_empty;      /* polls that left no buffer posted: the device drops frames until refilled */
+	uint64_t drained;         /* posted buffers taken back unused (device reset) */
 };
 
 struct vnet_rx {

@@ -16,8 +16,7 @@
  * every frame. */
 static const struct virtio_net_hdr vnet_tx_hdr;
 
-/* A txtest frame's completion: its slot is free again. Returns 0 if token is not a txtest frame. */
-static int vnet_txtest_done(struct virtio_net *n, void *token)
+int virtio_net_txtest_done(struct virtio_net *n, void *token)
 {
 	struct vnet_txtest *t = n->txtest;
 	uint8_t *p = token;
@@ -53,7 +52,7 @@ unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue)
 			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ % n->txq.size];
 			hist_record(&n->hist[VNET_H_TX_COMPLETE], tsc_to_ns(rdtsc() - t0));
 		}
-		if (!vnet_txtest_done(n, token) && nd->consumer.tx_done)
+		if (!virtio_net_txtest_done(n, token) && nd->consumer.tx_done)
 			nd->consumer.tx_done(nd, 0, token, nd->consumer.ctx);
 	}
 	return done;

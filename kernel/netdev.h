@@ -113,6 +113,9 @@ struct netdev_ops {
 	/* Test hook: transmits count broadcast frames of the local experimental ethertype 0x88b5 from the
 	 * driver's own buffers, as fast as the ring takes them; completions of these never reach the consumer. */
 	int (*tx_test)(struct netdev *nd, unsigned count);
+	/* Test hook: makes the driver see a fault its detectors would report ("rx-broken", "tx-broken",
+	 * "needs-reset"), so its recovery path runs; -EINVAL for an unknown fault. */
+	int (*inject_fault)(struct netdev *nd, const char *what);
 };
 
 struct netdev {

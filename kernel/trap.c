@@ -87,6 +87,16 @@ int irq_register(unsigned vector, irq_handler_fn fn, void *ctx)
 	return 0;
 }
 
+void irq_unregister(unsigned vector)
+{
+	if (vector < 32 || vector > 255)
+		return;
+	uint64_t flags = irq_save();
+	irq_table[vector].fn = NULL;
+	irq_table[vector].ctx = NULL;
+	irq_restore(flags);
+}
+
 int irq_alloc_vector(void)
 {
 	for (int v = IRQ_VECTOR_FIRST; v <= IRQ_VECTOR_LAST; v++)

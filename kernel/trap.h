@@ -24,6 +24,9 @@ void idt_init(void);
 /* Installs handler for vector (>= 32). The dispatcher sends the LAPIC EOI after the handler returns. */
 int irq_register(unsigned vector, irq_handler_fn fn, void *ctx);
 
+/* Removes vector's handler (it becomes free for irq_alloc_vector); an interrupt on it now counts as spurious. */
+void irq_unregister(unsigned vector);
+
 /* A free device vector in [IRQ_VECTOR_FIRST, IRQ_VECTOR_LAST], or -ENOSPC. */
 int irq_alloc_vector(void);
 

@@ -22,6 +22,7 @@ const struct control_command control_commands[] = {
 	{ "config", "print the configuration in force, as a command line" },
 	{ "trace", "trace on|off|START: per-frame stamps for tools/timeline.py" },
 	{ "txtest", "txtest COUNT: send COUNT broadcast frames (ethertype 88b5) on net0" },
+	{ "fault", "fault rx-broken|tx-broken|needs-reset: make net0's driver recover from that fault (tests)" },
 	{ NULL, NULL },
 };
 
@@ -93,6 +94,17 @@ static size_t control_txtest(int argc, char **argv, char *out, size_t len)
 	return (size_t)snprintf(out, len, "txtest: sending %lu frames on %s\n", count, nd->name);
 }
 
+static size_t control_fault(int argc, char **argv, char *out, size_t len)
+{
+	struct netdev *nd = netdev_get(0);
+
+	if (!nd || argc != 2)
+		return control_error(out, len, "usage: fault rx-broken|tx-broken|needs-reset (needs a NIC)", NULL);
+	if (nd->ops->inject_fault(nd, argv[1]))
+		return control_error(out, len, "fault: expected rx-broken|tx-broken|needs-reset, got", argv[1]);
+	return (size_t)snprintf(out, len, "fault: %s injected on %s\n", argv[1], nd->name);
+}
+
 size_t net_control(const char *cmd, char *out, size_t len)
 {
 	char buf[96], *argv[CONTROL_ARGS] = { 0 };
@@ -150,5 +162,7 @@ size_t net_control(const char *cmd, char *out, size_t len)
 		return control_trace(argc, argv, out, len);
 	if (!strcmp(argv[0], "txtest"))
 		return control_txtest(argc, argv, out, len);
+	if (!strcmp(argv[0], "fault"))
+		return control_fault(argc, argv, out, len);
 	return control_error(out, len, "unknown command", argv[0]);
 }

@@ -215,9 +215,10 @@ def mgmt_status(ns):
 
 def pool(c, nic="net0"):
     """Receive-buffer accounting: every buffer of the pool is free, posted on the ring, or held above (lwIP:
-    reassembly, out-of-order segments). posted and rx_buffers count since boot (these tests never `reset`)."""
+    reassembly, out-of-order segments). posted, rx_buffers and rx_drained (taken back at a device reset) count
+    since boot (these tests never `reset` the counters)."""
     n = c[nic]
-    on_ring = n["posted"] - n["rx_buffers"]
+    on_ring = n["posted"] - n["rx_buffers"] - n["rx_drained"]
     return {"pool_free": n["pool_free"], "pool_size": n["pool_size"], "on_ring": on_ring,
             "held": n["pool_size"] - n["pool_free"] - on_ring}
 
@@ -692,22 +693,79 @@ def test_link_flap(tap_guest):
     stop(g)
 
 
-def test_needs_reset_from_monitor():
-    """Can QEMU 7.2's monitor make a virtio device set VIRTIO_CONFIG_S_NEEDS_RESET (virtio 1.x §2.1.2), so the
-    driver's `device needs a reset` path could be exercised? QEMU sets the bit only in virtio_error(), i.e. when
-    it finds the *driver* misbehaving (a bad descriptor chain, ...); no monitor command reaches it: HMP has only
-    query commands for virtio (info virtio, virtio-status, virtio-queue-status, virtio-queue-element, ...), and the
-    status byte is not a QOM property (qom-set cannot write it). Checked against this QEMU's own `help`."""
+def needs_reset_monitor_command():
+    """A monitor command of this QEMU that makes a virtio device set VIRTIO_CONFIG_S_NEEDS_RESET (virtio 1.x
+    §2.1.2), or None. QEMU 7.2 sets the bit only in virtio_error(), i.e. when it finds the *driver* misbehaving
+    (a bad descriptor chain, ...); HMP has only query commands for virtio (info virtio, virtio-status, ...), and
+    the status byte is not a QOM property (qom-set cannot write it)."""
     p = subprocess.run(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none", "-monitor", "stdio"],
                        input="help\nquit\n", capture_output=True, text=True, timeout=30)
     cmds = [line.split()[0] for line in p.stdout.splitlines() if line and line[0].isalpha() and "--" in line]
     assert "set_link" in cmds and "info" in cmds, p.stdout[-2000:]
     setters = [c for c in cmds if "virtio" in c or "reset" in c.lower() and c != "system_reset"]
-    if setters:
-        pytest.fail(f"this QEMU's monitor has {setters}: use it to test NEEDS_RESET")
-    version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    pytest.skip(f"{version}: no monitor command sets VIRTIO_CONFIG_S_NEEDS_RESET (only virtio_error() does, on a "
-                f"driver error); the driver's NEEDS_RESET path stays untested here")
+    return setters[0] if setters else None
+
+
+FAULTS = {"needs-reset": "needs reset", "rx-broken": "receive queue broken", "tx-broken": "transmit queue broken"}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_device_reset_without_reboot(tap_guest, fault):
+    """A device in NEEDS_RESET, or a queue the driver marked broken, is reset and re-initialised in place: link
+    down and up, fresh rings, every buffer back in the pool, the heap as before, and the guest answers again.
+    QEMU cannot raise NEEDS_RESET from outside and will not write a bad used entry, so the console's `fault`
+    command sets the flag the real detector sets (the configuration-change path, or the queue's broken flag)
+    and the same recovery path runs."""
+    if fault == "needs-reset" and needs_reset_monitor_command():
+        pytest.fail(f"this QEMU's monitor has {needs_reset_monitor_command()}: use it to raise NEEDS_RESET")
+    g = start(tap_guest, timeout=120)
+    ns = g.netns
+    check_service(g, ns, tcp_bytes=1 << 18, seed=7)
+    c0 = settled_counters(g)
+    mark = g.mark()
+    assert g.command(f"fault {fault}").startswith(f"fault: {fault} injected on net0")
+    g.wait_for(rf"^virtio-net0: resetting the device \({FAULTS[fault]}\): reset 1 of at most 8\n", 5, mark)
+    g.wait_for(r"^virtio-net0: device restarted, link up\n", 5, mark)
+    check_service(g, ns, tcp_bytes=1 << 18, seed=8)
+    c1 = settled_counters(g)
+    n = c1["net0"]
+    assert (n["resets"], n["dead"]) == (1, 0), n
+    # Every receive buffer is free or posted again: nothing leaked through the reset.
+    assert n["pool_free"] == n["pool_size"] - RING and n["rx_drained"] == RING, n
+    assert pool(c1) == {"pool_free": n["pool_size"] - RING, "pool_size": n["pool_size"], "on_ring": RING, "held": 0}
+    m0, m1 = memory(c0), memory(c1)
+    for k in ("heap_used", "mem_used", "pbuf_pool_used"):
+        assert m1[k] == m0[k], f"{k}: {m0[k]} before the reset, {m1[k]} after (log: {g.log})"
+    FIGURES[f"reset ({fault})"] = f"resets=1 tx_dropped_reset={n['tx_dropped_reset']} memory {m1}"
+    assert_alive(g, mark)
+    stop(g)
+
+
+def test_reset_is_bounded_then_nic_is_dead(tap_guest):
+    """A device that keeps failing is reset at most 8 times; the ninth fault declares the NIC dead, once, and
+    the guest stays up (console answers) and idle instead of spinning on the broken queue."""
+    g = start(tap_guest, timeout=120)
+    mark = g.mark()
+    for i in range(1, 9):
+        m = g.mark()
+        g.command("fault rx-broken")
+        g.wait_for(rf"^virtio-net0: resetting the device \(receive queue broken\): reset {i} of at most 8\n", 5, m)
+        g.wait_for(r"^virtio-net0: device restarted, link up\n", 5, m)
+    g.command("fault rx-broken")
+    g.wait_for(r"^virtio-net0: giving up on the device after 9 reset\(s\) \(receive queue broken, -5\): NIC dead\n",
+               5, mark)
+    time.sleep(1)
+    c = counters(g)
+    assert (c["net0"]["resets"], c["net0"]["dead"]) == (9, 1), c["net0"]
+    assert g.output.count("NIC dead") == 1, g.log
+    # Dead means not polled: the guest halts nearly all of an idle second.
+    u0, i0 = c["uptime"]["uptime_ms"], c["uptime"]["idle_ms"]
+    time.sleep(1)
+    c2 = counters(g)
+    share = (c2["uptime"]["idle_ms"] - i0) / max(1, c2["uptime"]["uptime_ms"] - u0)
+    assert share > 0.5, f"a dead NIC keeps the CPU busy: halted {share:.0%} (log: {g.log})"
+    assert_alive(g, mark)
+    stop(g)
 
 
 # ---- 6. bad configuration ----
@@ -732,8 +790,9 @@ def test_bad_configuration_is_reported(tap_guest, live_guest, case):
                 f'cmdline: "{BAD_CMDLINE}"',
                 "cmdline: option 'budget': bad value 'abc' (expected an integer in 1..4096); value unchanged",
                 "cmdline: option 'hz': bad value '1' (expected an integer in 10..10000); value unchanged",
-                "cmdline: option 'rxpool': bad value '1' (expected an integer in 8..65536); value unchanged",
-                "config: mode=napi budget=64 hz=100 heartbeat=10 ip=999.1.1.1/33 gw=x ipv6=1 services=all "
+                "cmdline: option 'rxpool': bad value '1' (expected an integer in 0 or 8..65536); value unchanged",
+                "config: mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 hz=100 heartbeat=10 "
+                "ip=999.1.1.1/33 gw=x ipv6=1 services=all "
                 "(after command-line problems above)",
                 "net0: ip '999.1.1.1/33' is not ADDR/PREFIX or dhcp; no IPv4 address",
                 "net0: gw 'x' is not an IPv4 address; no gateway"):

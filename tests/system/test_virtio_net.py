@@ -443,7 +443,7 @@ def test_no_nic_boots_and_console_works(live_guest):
 
 def test_small_budget_is_exhausted_and_counts_stay_exact(tap_guest):
     g = boot(tap_guest, cmdline="budget=8")
-    g.expect(r"^config: mode=napi budget=8 ")
+    g.expect(r"^config: mode=napi budget=8 ")  # the knob table's order: mode, then budget
     n = 5000
     sends = burst(g, n, backlog=1000)
     delivered = drain(g, *sends)
