@@ -37,6 +37,8 @@ const struct cmdline_knob cmdline_knobs[] = {
 	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),
+	KNOB(irq_vectors, CMDLINE_UINT, 1, IRQ_DEVICE_VECTORS, NULL, "0", CMDLINE_ZERO_AUTO,
+	     "Device interrupt vectors the kernel hands out (0: all); fewer exercises the drivers' fallbacks."),
 	KNOB(ip, CMDLINE_STR, 0, 0, NULL, "", 0, "net0's IPv4 address: `ADDR/PREFIX`, or `dhcp` (lwIP's DHCP client)."),
 	KNOB(gw, CMDLINE_STR, 0, 0, NULL, "", 0, "net0's IPv4 gateway (the default route)."),
 	KNOB(ip1, CMDLINE_STR, 0, 0, NULL, "", 0,

@@ -22,6 +22,7 @@ struct kernel_config {
 	unsigned rxpool;      /* 0: twice the ring */
 	unsigned hz;
 	unsigned heartbeat;
+	unsigned irq_vectors; /* 0: all */
 	char ip[48];
 	char gw[48];
 	char ip1[48];
@@ -29,6 +30,9 @@ struct kernel_config {
 	int ipv6;
 	char services[64];
 };
+
+/* Vectors IRQ_VECTOR_FIRST..IRQ_VECTOR_LAST (kernel/trap.h). */
+#define IRQ_DEVICE_VECTORS 176
 
 enum cmdline_consumer { CMDLINE_CONSUMER_LWIP, CMDLINE_CONSUMER_NOOP };
 

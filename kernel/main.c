@@ -165,6 +165,7 @@ static void kernel_time_init(void)
 /* Buses, interrupt routing and the NIC drivers; each NIC registers itself as a netdev. */
 static void kernel_devices_init(void)
 {
+	irq_limit_vectors(kernel_config.irq_vectors);
 	pci_init();
 	if (ioapic_init())
 		printf("devices: no IOAPIC; devices without MSI-X cannot interrupt\n");

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmdline.h"
 #include "cpu.h"
 #include "gdt.h"
 #include "kernel.h"
@@ -87,6 +88,8 @@ int irq_register(unsigned vector, irq_handler_fn fn, void *ctx)
 	return 0;
 }
 
+_Static_assert(IRQ_VECTOR_LAST - IRQ_VECTOR_FIRST + 1 == IRQ_DEVICE_VECTORS, "cmdline.h's vector count");
+
 void irq_unregister(unsigned vector)
 {
 	if (vector < 32 || vector > 255)
@@ -97,8 +100,17 @@ void irq_unregister(unsigned vector)
 	irq_restore(flags);
 }
 
+static unsigned irq_vector_limit = IRQ_VECTOR_LAST - IRQ_VECTOR_FIRST + 1;
+
+void irq_limit_vectors(unsigned n) { irq_vector_limit = n ? n : IRQ_VECTOR_LAST - IRQ_VECTOR_FIRST + 1; }
+
 int irq_alloc_vector(void)
 {
+	unsigned used = 0;
+	for (int v = IRQ_VECTOR_FIRST; v <= IRQ_VECTOR_LAST; v++)
+		used += irq_table[v].fn != NULL;
+	if (used >= irq_vector_limit)
+		return -ENOSPC;
 	for (int v = IRQ_VECTOR_FIRST; v <= IRQ_VECTOR_LAST; v++)
 		if (!irq_table[v].fn)
 			return v;

@@ -30,6 +30,9 @@ void irq_unregister(unsigned vector);
 /* A free device vector in [IRQ_VECTOR_FIRST, IRQ_VECTOR_LAST], or -ENOSPC. */
 int irq_alloc_vector(void);
 
+/* At most n device vectors in use at once from now on (command line irq_vectors=; 0: no limit). */
+void irq_limit_vectors(unsigned n);
+
 /* Counts of external interrupts taken per vector, and spurious/unexpected ones. */
 extern uint64_t irq_counts[256];
 extern uint64_t irq_spurious;
