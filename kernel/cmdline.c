@@ -41,6 +41,8 @@ static const struct cmdline_opt cmdline_opts[] = {
 	OPT(coalesce_us, OPT_UINT, 1, 1000000, NULL),
 	OPT(consumer, OPT_ENUM, 0, 0, cmdline_consumers),
 	OPT(rxpool, OPT_UINT, 8, 65536, NULL),
+	OPT(tcp_conns, OPT_UINT, 1, CMDLINE_TCP_CONNS_MAX, NULL),
+	OPT(tcp_idle_s, OPT_UINT, 0, 86400, NULL),
 };
 
 void cmdline_defaults(struct kernel_config *cfg)
@@ -55,6 +57,8 @@ void cmdline_defaults(struct kernel_config *cfg)
 	cfg->coalesce = 8;
 	cfg->coalesce_us = 200;
 	strcpy(cfg->consumer, "lwip");
+	cfg->tcp_conns = CMDLINE_TCP_CONNS_DEFAULT;
+	cfg->tcp_idle_s = CMDLINE_TCP_IDLE_S_DEFAULT;
 }
 
 static void cmdline_report(cmdline_report_fn report, void *ctx, const char *fmt, const char *a, const char *b,
@@ -184,10 +188,20 @@ int cmdline_parse(const char *s, struct kernel_config *cfg, cmdline_report_fn re
 
 int cmdline_format(const struct kernel_config *cfg, char *buf, size_t len)
 {
-	/* Empty options are left out, so the line parses back to the same configuration. */
-	return snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s%s ipv6=%d services=%s%s%s%s",
+	/* Empty options are left out, so the line parses back to the same configuration; so are the TCP limits
+	 * while they keep their defaults. */
+	int n = snprintf(buf, len, "mode=%s budget=%u hz=%u heartbeat=%u%s%s%s%s%s%s%s%s ipv6=%d services=%s%s%s%s",
 			cfg->mode, cfg->budget, cfg->hz, cfg->heartbeat, cfg->ip[0] ? " ip=" : "", cfg->ip,
 			cfg->gw[0] ? " gw=" : "", cfg->gw, cfg->ip1[0] ? " ip1=" : "", cfg->ip1, cfg->gw1[0] ? " gw1=" : "",
 			cfg->gw1, cfg->ipv6, cfg->services, cfg->test[0] ? " test=" : "", cfg->test,
 			cfg->quiet ? " quiet" : "");
+	char tcp[48] = "";
+	int k = 0;
+	if (cfg->tcp_conns != CMDLINE_TCP_CONNS_DEFAULT)
+		k = snprintf(tcp, sizeof(tcp), " tcp_conns=%u", cfg->tcp_conns);
+	if (cfg->tcp_idle_s != CMDLINE_TCP_IDLE_S_DEFAULT)
+		snprintf(tcp + k, sizeof(tcp) - (size_t)k, " tcp_idle_s=%u", cfg->tcp_idle_s);
+	if (n < 0)
+		return n;
+	return n + snprintf((size_t)n < len ? buf + n : NULL, (size_t)n < len ? len - (size_t)n : 0, "%s", tcp);
 }

@@ -23,7 +23,14 @@ struct kernel_config {
 	char consumer[8];  /* consumer=lwip|noop */
 	unsigned rxpool;   /* rxpool=N: receive buffers per NIC (0 = twice the ring) */
 	int quiet;         /* quiet: fewer boot messages */
+	unsigned tcp_conns;  /* tcp_conns=N: TCP connections held at once; a SYN beyond them gets RST */
+	unsigned tcp_idle_s; /* tcp_idle_s=S: services close a TCP connection idle this long (0 = never) */
 };
+
+/* lwIP's pcb pool is static (net/include/lwipopts.h TCP_CONNS_MAX): tcp_conns= can only lower the limit. */
+#define CMDLINE_TCP_CONNS_MAX 2048
+#define CMDLINE_TCP_CONNS_DEFAULT 1024
+#define CMDLINE_TCP_IDLE_S_DEFAULT 300
 
 /* Called once per problem with a full message (no trailing newline). */
 typedef void (*cmdline_report_fn)(void *ctx, const char *msg);

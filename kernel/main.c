@@ -5,6 +5,7 @@
 
 #include "acpi.h"
 #include "cmdline.h"
+#include "random.h"
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
@@ -157,6 +158,8 @@ void kernel_main(const struct boot_info *bi)
 	if (rc)
 		fatal_boot("LAPIC timer", rc);
 
+	/* Before the network: lwIP's first random numbers (DHCP xid, ports) and the ISN key come from it. */
+	random_init();
 	console_init();
 	rc = net_init(&kernel_config);
 	if (rc)

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cmdline.h"
+#include "tcp_guard.h"
+#include "tcp_isn.h"
 #include "console.h"
 #include "control.h"
 #include "ioapic.h"
@@ -120,6 +122,8 @@ int net_init(const struct kernel_config *cfg)
 {
 	lwip_init();
 	printf("net: lwIP %s initialised\n", LWIP_VERSION_STRING);
+	tcp_isn_init();
+	tcp_guard_init(cfg->tcp_conns);
 	pci_init();
 	if (ioapic_init())
 		printf("net: no IOAPIC; devices without MSI-X cannot interrupt\n");
@@ -138,7 +142,7 @@ int net_init(const struct kernel_config *cfg)
 	for (unsigned i = 0; i < virtio_net_count; i++)
 		virtio_net_set_coalesce(virtio_net_nics[i], cfg->coalesce, cfg->coalesce_us);
 	if (net_netif_count) {
-		services_start(cfg->services);
+		services_start(cfg->services, cfg->tcp_idle_s);
 		if (!strcmp(cfg->consumer, "noop"))
 			netif_virtio_set_noop(net_netifs[0], 1);
 	}

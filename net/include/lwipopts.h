@@ -46,7 +46,13 @@
 /* protocol control blocks: a handful of servers/clients at a time */
 #define MEMP_NUM_RAW_PCB                4    /* ping tools, tests */
 #define MEMP_NUM_UDP_PCB                8    /* DHCP + a few app sockets */
-#define MEMP_NUM_TCP_PCB                16   /* concurrent TCP connections (iperf -P ...) */
+/* TCP connections: tcp_conns= (kernel/cmdline.c, default 1024) sets how many are held at once, up to
+ * TCP_CONNS_MAX; net/tcp_guard.c keeps TCP_SYN_BACKLOG half-open ones besides and answers a SYN beyond both with
+ * RST. The pool is static (a pcb is 280 bytes on x86_64: 2192 of them are ~600 KiB of .bss, printed at boot);
+ * 16 more cover pcbs the guard does not count (lwiperf's, TIME_WAIT until lwIP reclaims them). */
+#define TCP_CONNS_MAX                   2048
+#define TCP_SYN_BACKLOG                 128
+#define MEMP_NUM_TCP_PCB                (TCP_CONNS_MAX + TCP_SYN_BACKLOG + 16)
 #define MEMP_NUM_TCP_PCB_LISTEN         8    /* listening ports */
 
 /* ---- protocols ---------------------------------------------------------- */
@@ -88,6 +94,12 @@
  * segments held for a full receive window (TCP_QUEUE_OOSEQ), times two for a
  * second busy connection. init.c requires >= TCP_SND_QUEUELEN. */
 #define MEMP_NUM_TCP_SEG                (2 * (TCP_SND_QUEUELEN + TCP_WND / TCP_MSS))
+
+/* Hooks (net/include/lwip_hooks.h): RFC 6528 initial sequence numbers instead of lwIP's counter
+ * (net/tcp_isn.c), and admission control in front of tcp_listen_input() (net/tcp_guard.c). */
+#define LWIP_HOOK_FILENAME              "lwip_hooks.h"
+#define LWIP_HOOK_TCP_ISN               tcp_isn_hook
+#define LWIP_HOOK_TCP_INPACKET_PCB      tcp_guard_inpacket
 
 /* ---- netif ------------------------------------------------------------- */
 #define LWIP_SINGLE_NETIF               0   /* the NIC plus possibly loopback/test netifs */

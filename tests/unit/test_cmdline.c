@@ -161,6 +161,36 @@ static void test_format_roundtrip(void **state)
 	assert_memory_equal(&c, &d, sizeof(c));
 }
 
+/* The TCP limits: range-checked, printed only when they differ from their defaults, and parsed back. */
+static void test_tcp_limits(void **state)
+{
+	(void)state;
+	struct kernel_config c, d;
+	struct reports r;
+	char buf[256];
+
+	parse("", &c, &r);
+	assert_int_equal(c.tcp_conns, CMDLINE_TCP_CONNS_DEFAULT);
+	assert_int_equal(c.tcp_idle_s, CMDLINE_TCP_IDLE_S_DEFAULT);
+	cmdline_format(&c, buf, sizeof(buf));
+	assert_null(strstr(buf, "tcp_"));
+	assert_int_equal(parse("tcp_conns=0 tcp_idle_s=x", &c, &r), 2);
+	assert_int_equal(c.tcp_conns, CMDLINE_TCP_CONNS_DEFAULT);
+	assert_int_equal(parse("tcp_conns=8 tcp_idle_s=0", &c, &r), 0);
+	assert_int_equal(c.tcp_conns, 8);
+	assert_int_equal(c.tcp_idle_s, 0);
+	int n = cmdline_format(&c, buf, sizeof(buf));
+	assert_int_equal(n, (int)strlen(buf));
+	assert_non_null(strstr(buf, " tcp_conns=8 tcp_idle_s=0"));
+	cmdline_defaults(&d);
+	assert_int_equal(cmdline_parse(buf, &d, NULL, NULL), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+	/* A short buffer: the return value is still the full length, as snprintf's. */
+	char small[8];
+	assert_int_equal(cmdline_format(&c, small, sizeof(small)), n);
+	assert_int_equal(strlen(small), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_bad_values_keep_default),
 		cmocka_unit_test(test_overflow_and_oddities),
 		cmocka_unit_test(test_format_roundtrip),
+		cmocka_unit_test(test_tcp_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
