@@ -120,6 +120,13 @@
 /* Queue a few packets per unresolved neighbour instead of dropping all but the last (a UDP echo reply to a
  * host whose ARP entry expired would otherwise be lost). */
 #define ARP_QUEUEING                    1
+/* Room for neighbours that never answer. A SYN from a spoofed on-link address leaves an ARP entry pending with
+ * the SYN-ACK queued on it, and lwIP recycles the oldest *stable* entry first when the table is full: at 2000
+ * spoofed SYNs/s a 10-entry table dropped the entry (and the queued SYN-ACK) of a genuine client before its ARP
+ * reply was processed, failing 7 % of its connects (test_tcp_hardening.py's SYN flood). 256 entries give a
+ * pending entry ~128 ms at that rate; each costs 40 bytes, and one queued packet per entry needs a queue slot. */
+#define ARP_TABLE_SIZE                  256
+#define MEMP_NUM_ARP_QUEUE              (2 * ARP_TABLE_SIZE)
 
 /* ---- statistics (exported by the kernel later) -------------------------- */
 #define LWIP_STATS                      1
