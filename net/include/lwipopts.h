@@ -43,7 +43,7 @@
  * (TCP_SND_QUEUELEN) of two connections. */
 #define MEMP_NUM_PBUF                   (2 * TCP_SND_QUEUELEN)
 
-/* protocol control blocks: a handful of servers/clients at a time */
+/* protocol control blocks */
 #define MEMP_NUM_RAW_PCB                4    /* ping tools, tests */
 #define MEMP_NUM_UDP_PCB                8    /* DHCP + a few app sockets */
 /* TCP connections: tcp_conns= (kernel/cmdline.c, default 1024) sets how many are held at once, up to
