@@ -16,7 +16,7 @@ Counts, rates and durations have hard upper limits.
         sequence number of every SYN-ACK (the guest's initial sequence number). The host kernel answers those
         SYN-ACKs with RST (it has no such connections), so no guest state is left behind.
     hold --conns N [--probe] [--wait-eof S] [--status]
-        Opens N TCP connections to the echo port and keeps them idle; then --probe makes one more echo
+        Opens N TCP connections to the echo port (giving up after 5 failures in a row) and keeps them idle; then --probe makes one more echo
         connection (timed; "refused" if the guest answers with RST), --wait-eof waits up to S seconds for the
         guest to close the idle ones, --status appends the status service's `stats` text (UDP 7007).
 """
@@ -195,7 +195,7 @@ def hold(a):
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard != resource.RLIM_INFINITY else want,
                                                     hard))
-    socks, errors = [], {}
+    socks, errors, failed_in_a_row = [], {}, 0
     t0 = time.monotonic()
     for _ in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -203,9 +203,13 @@ def hold(a):
         try:
             s.connect((a.guest, a.port))
             socks.append(s)
+            failed_in_a_row = 0
         except OSError as e:
             errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
             s.close()
+            failed_in_a_row += 1
+            if failed_in_a_row >= 5:
+                break  # the guest takes no more: do not wait out a timeout per remaining connection
     out = {"conns": n, "held": len(socks), "open_errors": errors, "open_seconds": round(time.monotonic() - t0, 2)}
     if a.probe:
         outcome, took = echo_once(a.guest, a.port, 1.0)
