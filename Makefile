@@ -103,8 +103,9 @@ readme-knobs: $(BUILD)/tools/knobs
 
 # ---- tests ----
 # Each unit test is compiled for the host with the real kernel/driver sources it exercises.
-UNIT_TESTS := cmdline memmap pmm hist
+UNIT_TESTS := cmdline memmap pmm hist siphash
 UNIT_SRCS_hist := kernel/hist.c
+UNIT_SRCS_siphash := kernel/siphash.c
 UNIT_SRCS_cmdline := kernel/cmdline.c kernel/netdev.c
 UNIT_SRCS_memmap := kernel/memmap.c
 UNIT_SRCS_pmm := kernel/pmm.c

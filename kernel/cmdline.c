@@ -47,6 +47,11 @@ const struct cmdline_knob cmdline_knobs[] = {
 	KNOB(ipv6, CMDLINE_BOOL, 0, 1, NULL, "1", 0, "IPv6 link-local address and SLAAC."),
 	KNOB(services, CMDLINE_STR, 0, 0, NULL, "all", 0,
 	     "Which services start: `all`, `none`, or a list such as `echo,discard,iperf,status`."),
+	KNOB(tcp_conns, CMDLINE_UINT, 1, CMDLINE_TCP_CONNS_MAX, NULL, "1024", 0,
+	     "TCP connections held at once (besides 128 half-open ones); a SYN beyond them is answered with RST."),
+	KNOB(tcp_idle_s, CMDLINE_UINT, 0, 86400, NULL, "300", 0,
+	     "The echo, discard and status services close a TCP connection that received nothing for this many "
+	     "seconds (0: never)."),
 };
 const size_t cmdline_knob_count = sizeof(cmdline_knobs) / sizeof(cmdline_knobs[0]);
 

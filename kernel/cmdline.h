@@ -29,7 +29,12 @@ struct kernel_config {
 	char gw1[48];
 	int ipv6;
 	char services[64];
+	unsigned tcp_conns;   /* TCP connections held at once; a SYN beyond them gets RST */
+	unsigned tcp_idle_s;  /* services close a TCP connection idle this long (0 = never) */
 };
+
+/* lwIP's pcb pool is static (net/include/lwipopts.h TCP_CONNS_MAX): tcp_conns= can only lower the limit. */
+#define CMDLINE_TCP_CONNS_MAX 2048
 
 /* Vectors IRQ_VECTOR_FIRST..IRQ_VECTOR_LAST (kernel/trap.h). */
 #define IRQ_DEVICE_VECTORS 176

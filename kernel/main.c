@@ -5,6 +5,7 @@
 
 #include "acpi.h"
 #include "cmdline.h"
+#include "random.h"
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
@@ -197,6 +198,8 @@ void kernel_main(const struct boot_info *bi)
 	idt_init();
 	kernel_memory_init(bi);
 	kernel_time_init();
+	/* Before the network: lwIP's first random numbers (DHCP xid, ports) and the ISN key come from it. */
+	random_init();
 	console_init();
 	kernel_devices_init();
 	kernel_run_initcalls();

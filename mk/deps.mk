@@ -41,7 +41,7 @@ LWIP_STAMP    := $(LWIP_DIR)/.stamp-verified
 DEPS_READY    := $(NEWLIB_STAMP) $(LWIP_STAMP)
 LWIP_OBJDIR   := $(BUILD)/lwip
 LWIP_LIB      := $(LWIP_OBJDIR)/liblwip.a
-LWIP_PORT_HEADERS := net/include/lwipopts.h net/include/arch/cc.h
+LWIP_PORT_HEADERS := net/include/lwipopts.h net/include/arch/cc.h net/include/lwip_hooks.h
 
 ifneq ($(LWIP_SUBMAKE),1)
 # ===================== included by the top-level Makefile =====================

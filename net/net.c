@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tcp_guard.h"
+#include "tcp_isn.h"
 #include "console.h"
 #include "control.h"
 #include "ethif.h"
@@ -66,6 +68,8 @@ static int net_init(const struct kernel_config *cfg)
 	net_cfg = *cfg;
 	lwip_init();
 	printf("net: lwIP %s initialised\n", LWIP_VERSION_STRING);
+	tcp_isn_init();
+	tcp_guard_init(cfg->tcp_conns);
 	/* net0 takes ip=/gw= and is the default route; net1 takes ip1=/gw1=; further NICs no address. */
 	for (unsigned i = 0; i < netdev_count(); i++) {
 		const char *ip = i == 0 ? cfg->ip : i == 1 ? cfg->ip1 : "";
@@ -75,7 +79,7 @@ static int net_init(const struct kernel_config *cfg)
 	}
 	net_apply_config();
 	if (has_netif)
-		services_start(cfg->services);
+		services_start(cfg->services, cfg->tcp_idle_s);
 	net_register_commands();
 	return loop_add_poller("lwip-timers", net_timers_poll, NULL);
 }

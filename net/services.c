@@ -7,12 +7,14 @@
 #include "loop.h"
 #include "lwip/pbuf.h"
 #include "lwip/stats.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
 #include "lwip/apps/lwiperf.h"
 #include "mm.h"
 #include "net.h"
 #include "ethif.h"
+#include "tcp_guard.h"
 #include "cpu.h"
 #include "time.h"
 
@@ -21,15 +23,48 @@
 static struct {
 	uint64_t udp_echo, udp_echo_fail, tcp_echo_conns, tcp_echo_bytes, discard_bytes, discard_datagrams, status_queries;
 	uint64_t iperf_reports;
+	uint64_t tcp_reaped; /* TCP connections closed because they were idle for services_tcp_idle_s */
 } svc;
+
+/* lwIP calls a connection's poll callback every SERVICES_POLL_TICKS coarse timer ticks (TCP_SLOW_INTERVAL,
+ * 500 ms): often enough to reap within a second of the deadline, rarely enough to cost nothing. */
+#define SERVICES_POLL_TICKS 2
+static unsigned services_tcp_idle_s;
 
 /* Ends a connection whose peer is done or that has answered: no more receive callbacks, a graceful close,
  * or an abort if lwIP has no memory to queue the FIN. */
 static void services_tcp_finish(struct tcp_pcb *pcb)
 {
 	tcp_recv(pcb, NULL);
+	tcp_poll(pcb, NULL, 0);
 	if (tcp_close(pcb) != ERR_OK)
 		tcp_abort(pcb);
+}
+
+/* Whether pcb has received nothing for at least services_tcp_idle_s. lwIP stamps pcb->tmr with its coarse clock
+ * (tcp_ticks, one tick per TCP_SLOW_INTERVAL) whenever a segment arrives for the connection, so this needs no
+ * state of our own; one tick less is counted because the stamp may have been taken just before a tick. */
+static int services_tcp_idle(const struct tcp_pcb *pcb)
+{
+	u32_t ticks = tcp_ticks - pcb->tmr;
+	return services_tcp_idle_s && ticks &&
+	       (uint64_t)(ticks - 1) * TCP_SLOW_INTERVAL >= (uint64_t)services_tcp_idle_s * 1000;
+}
+
+/* Poll callback of the stateless services: closes an idle connection. Returns ERR_ABRT if it had to abort. */
+static err_t services_tcp_poll(void *arg, struct tcp_pcb *pcb)
+{
+	(void)arg;
+	if (!services_tcp_idle(pcb))
+		return ERR_OK;
+	svc.tcp_reaped++;
+	tcp_recv(pcb, NULL);
+	tcp_poll(pcb, NULL, 0);
+	if (tcp_close(pcb) != ERR_OK) {
+		tcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	return ERR_OK;
 }
 
 /* Accepts a connection for a service that needs no per-connection state: the listener's arg is the service's
@@ -39,6 +74,7 @@ static err_t services_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	if (err != ERR_OK || !pcb)
 		return ERR_VAL;
 	tcp_recv(pcb, (tcp_recv_fn)arg);
+	tcp_poll(pcb, services_tcp_poll, SERVICES_POLL_TICKS);
 	return ERR_OK;
 }
 
@@ -64,22 +100,36 @@ struct echo_conn {
 	int closing;
 };
 
-static void echo_tcp_close(struct tcp_pcb *pcb, struct echo_conn *c)
+/* Returns ERR_ABRT if the connection had to be aborted (lwIP callbacks must then return ERR_ABRT). */
+static err_t echo_tcp_close(struct tcp_pcb *pcb, struct echo_conn *c)
 {
 	tcp_arg(pcb, NULL);
 	tcp_recv(pcb, NULL);
 	tcp_sent(pcb, NULL);
 	tcp_err(pcb, NULL);
+	tcp_poll(pcb, NULL, 0);
 	if (c) {
 		if (c->pending)
 			pbuf_free(c->pending);
 		mem_free(c);
 	}
-	if (tcp_close(pcb) != ERR_OK)
+	if (tcp_close(pcb) != ERR_OK) {
 		tcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	return ERR_OK;
 }
 
-static void echo_tcp_flush(struct tcp_pcb *pcb, struct echo_conn *c)
+/* An idle echo connection is closed like a finished one; what it had not echoed yet is dropped with it. */
+static err_t echo_tcp_poll(void *arg, struct tcp_pcb *pcb)
+{
+	if (!services_tcp_idle(pcb))
+		return ERR_OK;
+	svc.tcp_reaped++;
+	return echo_tcp_close(pcb, arg);
+}
+
+static err_t echo_tcp_flush(struct tcp_pcb *pcb, struct echo_conn *c)
 {
 	while (c->pending) {
 		struct pbuf *p = c->pending;
@@ -99,15 +149,14 @@ static void echo_tcp_flush(struct tcp_pcb *pcb, struct echo_conn *c)
 	}
 	tcp_output(pcb);
 	if (c->closing && !c->pending)
-		echo_tcp_close(pcb, c);
+		return echo_tcp_close(pcb, c);
+	return ERR_OK;
 }
 
 static err_t echo_tcp_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	(void)len;
-	if (arg)
-		echo_tcp_flush(pcb, arg);
-	return ERR_OK;
+	return arg ? echo_tcp_flush(pcb, arg) : ERR_OK;
 }
 
 static err_t echo_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -117,21 +166,18 @@ static err_t echo_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t
 	if (err != ERR_OK) {
 		if (p)
 			pbuf_free(p);
-		echo_tcp_close(pcb, c);
-		return ERR_OK;
+		return echo_tcp_close(pcb, c);
 	}
 	if (!p) {
 		/* The peer is done sending: finish echoing, then close (echo_tcp_flush). */
 		c->closing = 1;
-		echo_tcp_flush(pcb, c);
-		return ERR_OK;
+		return echo_tcp_flush(pcb, c);
 	}
 	if (c->pending)
 		pbuf_cat(c->pending, p);
 	else
 		c->pending = p;
-	echo_tcp_flush(pcb, c);
-	return ERR_OK;
+	return echo_tcp_flush(pcb, c);
 }
 
 static void echo_tcp_err(void *arg, err_t err)
@@ -159,6 +205,7 @@ static err_t echo_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_recv(pcb, echo_tcp_recv);
 	tcp_sent(pcb, echo_tcp_sent);
 	tcp_err(pcb, echo_tcp_err);
+	tcp_poll(pcb, echo_tcp_poll, SERVICES_POLL_TICKS);
 	tcp_nagle_disable(pcb);
 	return ERR_OK;
 }
@@ -250,6 +297,13 @@ size_t services_format_status(char *buf, size_t len)
 	       (unsigned long long)svc.discard_bytes, (unsigned long long)svc.discard_datagrams,
 	       (unsigned long long)svc.status_queries,
 	       (unsigned long long)svc.iperf_reports);
+	struct tcp_guard_counts tc;
+	tcp_guard_count(&tc);
+	APPEND("tcp: conns=%u max_conns=%u syn_rcvd=%u time_wait=%u syn_evicted=%llu refused=%llu reaped=%llu "
+	       "idle_s=%u\n",
+	       tc.conns, tcp_guard_max_conns, tc.syn_rcvd, tc.time_wait,
+	       (unsigned long long)tcp_guard_stats.syn_evicted, (unsigned long long)tcp_guard_stats.refused,
+	       (unsigned long long)svc.tcp_reaped, services_tcp_idle_s);
 	APPEND("lwip: link_recv=%u link_drop=%u ip_recv=%u ip_drop=%u ip_chkerr=%u ip_lenerr=%u ip_proterr=%u "
 	       "ipfrag_recv=%u ipfrag_drop=%u icmp_recv=%u icmp_xmit=%u udp_recv=%u udp_drop=%u udp_chkerr=%u "
 	       "tcp_recv=%u tcp_drop=%u tcp_chkerr=%u tcp_xmit=%u etharp_recv=%u etharp_drop=%u "
@@ -268,6 +322,7 @@ size_t services_format_status(char *buf, size_t len)
 void services_reset_counters(void)
 {
 	memset(&svc, 0, sizeof(svc));
+	memset(&tcp_guard_stats, 0, sizeof(tcp_guard_stats));
 	for (unsigned i = 0; i < netdev_count(); i++) {
 		netdev_get(i)->ops->reset_stats(netdev_get(i));
 		if (net_ethif(i))
@@ -354,11 +409,12 @@ static int services_tcp(u16_t port, tcp_accept_fn fn, void *arg)
 	return 0;
 }
 
-int services_start(const char *names)
+int services_start(const char *names, unsigned tcp_idle_s)
 {
 	int rc = 0;
 	char list[96] = "";
 
+	services_tcp_idle_s = tcp_idle_s;
 	if (!strcmp(names, "none")) {
 		printf("services: none\n");
 		return 0;

@@ -11,8 +11,9 @@
 #define SERVICE_IPERF_PORT 5001
 #define SERVICE_STATUS_PORT 7007
 
-/* names: comma-separated subset of "echo,discard,iperf,status", "all" or "none". */
-int services_start(const char *names);
+/* names: comma-separated subset of "echo,discard,iperf,status", "all" or "none". A TCP connection of the echo,
+ * discard or status service that receives nothing for tcp_idle_s seconds is closed (0: never). */
+int services_start(const char *names, unsigned tcp_idle_s);
 
 /* Fills buf with every counter (drivers, netifs, lwIP, services); the status service and the console's
  * "stats" use it. Returns the length written (truncated to len-1). */

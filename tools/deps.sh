@@ -23,6 +23,7 @@ PACKAGES=(
     libcmocka-dev python3-pytest python3-scapy
     iperf tcpdump iputils-ping iproute2 socat bc gnuplot-nox
     cpio busybox-static            # the Linux baseline guest for make bench (bench/linux)
+    nmap                           # OS scan: TCP ISN predictability (test_tcp_hardening.py)
 )
 # libc6-dev: gcc only *recommends* it, and we install without recommends;
 # the host-side unit tests (cmocka) need the host libc headers.

@@ -43,10 +43,16 @@
  * (TCP_SND_QUEUELEN) of two connections. */
 #define MEMP_NUM_PBUF                   (2 * TCP_SND_QUEUELEN)
 
-/* protocol control blocks: a handful of servers/clients at a time */
+/* protocol control blocks */
 #define MEMP_NUM_RAW_PCB                4    /* ping tools, tests */
 #define MEMP_NUM_UDP_PCB                8    /* DHCP + a few app sockets */
-#define MEMP_NUM_TCP_PCB                16   /* concurrent TCP connections (iperf -P ...) */
+/* TCP connections: tcp_conns= (kernel/cmdline.c, default 1024) sets how many are held at once, up to
+ * TCP_CONNS_MAX; net/tcp_guard.c keeps TCP_SYN_BACKLOG half-open ones besides and answers a SYN beyond both with
+ * RST. The pool is static (a pcb is 280 bytes on x86_64: 2192 of them are ~600 KiB of .bss, printed at boot);
+ * 16 more cover pcbs the guard does not count (lwiperf's, TIME_WAIT until lwIP reclaims them). */
+#define TCP_CONNS_MAX                   2048
+#define TCP_SYN_BACKLOG                 128
+#define MEMP_NUM_TCP_PCB                (TCP_CONNS_MAX + TCP_SYN_BACKLOG + 16)
 #define MEMP_NUM_TCP_PCB_LISTEN         8    /* listening ports */
 
 /* ---- protocols ---------------------------------------------------------- */
@@ -89,6 +95,12 @@
  * second busy connection. init.c requires >= TCP_SND_QUEUELEN. */
 #define MEMP_NUM_TCP_SEG                (2 * (TCP_SND_QUEUELEN + TCP_WND / TCP_MSS))
 
+/* Hooks (net/include/lwip_hooks.h): RFC 6528 initial sequence numbers instead of lwIP's counter
+ * (net/tcp_isn.c), and admission control in front of tcp_listen_input() (net/tcp_guard.c). */
+#define LWIP_HOOK_FILENAME              "lwip_hooks.h"
+#define LWIP_HOOK_TCP_ISN               tcp_isn_hook
+#define LWIP_HOOK_TCP_INPACKET_PCB      tcp_guard_inpacket
+
 /* ---- netif ------------------------------------------------------------- */
 #define LWIP_SINGLE_NETIF               0   /* the NIC plus possibly loopback/test netifs */
 #define LWIP_NETIF_LINK_CALLBACK        1   /* the NIC driver reports link up/down */
@@ -108,6 +120,13 @@
 /* Queue a few packets per unresolved neighbour instead of dropping all but the last (a UDP echo reply to a
  * host whose ARP entry expired would otherwise be lost). */
 #define ARP_QUEUEING                    1
+/* Room for neighbours that never answer. A SYN from a spoofed on-link address leaves an ARP entry pending with
+ * the SYN-ACK queued on it, and lwIP recycles the oldest *stable* entry first when the table is full: at 2000
+ * spoofed SYNs/s a 10-entry table dropped the entry (and the queued SYN-ACK) of a genuine client before its ARP
+ * reply was processed, failing 7 % of its connects (test_tcp_hardening.py's SYN flood). 256 entries give a
+ * pending entry ~128 ms at that rate; each costs 40 bytes, and one queued packet per entry needs a queue slot. */
+#define ARP_TABLE_SIZE                  256
+#define MEMP_NUM_ARP_QUEUE              (2 * ARP_TABLE_SIZE)
 
 /* ---- statistics (exported by the kernel later) -------------------------- */
 #define LWIP_STATS                      1

@@ -943,7 +943,7 @@ def crafted_spoofed_syns(gm, hm, guest_ip="192.168.77.2", count=16):
     guest's SYN-ACKs never get an answer (nobody owns those addresses; ARP stays unresolved), so every SYN leaves
     a pcb in SYN_RCVD until TCP_SYN_RCVD_TIMEOUT (20 s). lwIP 2.1.3 has MEMP_NUM_TCP_PCB (16 here) pcbs and
     tcp_alloc() never reclaims a SYN_RCVD pcb for a new connection of the same priority (tcp_kill_prio() only
-    takes lower priorities), so 16 such SYNs lock every new TCP connection out for 20 s."""
+    takes lower priorities), so 16 such SYNs locked every new TCP connection out for 20 s (fixed by net/tcp_guard.c)."""
     g4 = socket.inet_aton(guest_ip)
     out = []
     for i in range(count):

@@ -291,6 +291,36 @@ static void test_readme_table_is_current(void **state)
 		fail_msg("README.md's option table differs from kernel/cmdline.c's knob table: run `make readme-knobs`");
 }
 
+/* The TCP limits: range-checked, printed, and parsed back. */
+static void test_tcp_limits(void **state)
+{
+	(void)state;
+	struct kernel_config c, d;
+	struct reports r;
+	char buf[512];
+
+	parse("", &c, &r);
+	assert_int_equal(c.tcp_conns, 1024);
+	assert_int_equal(c.tcp_idle_s, 300);
+	cmdline_format(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " tcp_conns=1024 tcp_idle_s=300"));
+	assert_int_equal(parse("tcp_conns=0 tcp_idle_s=x tcp_conns=2049", &c, &r), 3);
+	assert_int_equal(c.tcp_conns, 1024);
+	assert_int_equal(parse("tcp_conns=8 tcp_idle_s=0", &c, &r), 0);
+	assert_int_equal(c.tcp_conns, 8);
+	assert_int_equal(c.tcp_idle_s, 0);
+	int n = cmdline_format(&c, buf, sizeof(buf));
+	assert_int_equal(n, (int)strlen(buf));
+	assert_non_null(strstr(buf, " tcp_conns=8 tcp_idle_s=0"));
+	cmdline_defaults(&d);
+	assert_int_equal(cmdline_parse(buf, &d, NULL, NULL), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+	/* A short buffer: the return value is still the full length, as snprintf's. */
+	char small[8];
+	assert_int_equal(cmdline_format(&c, small, sizeof(small)), n);
+	assert_int_equal(strlen(small), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_set_names_the_knob),
 		cmocka_unit_test(test_markdown_lists_every_knob),
 		cmocka_unit_test(test_readme_table_is_current),
+		cmocka_unit_test(test_tcp_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

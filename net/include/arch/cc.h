@@ -62,7 +62,8 @@
 void lwip_port_assert(const char *msg, const char *file, int line);
 #define LWIP_PLATFORM_ASSERT(x) lwip_port_assert((x), __FILE__, __LINE__)
 
-/* Randomness for TCP initial sequence numbers, DHCP xids, IPv6, ports. */
+/* Randomness for DHCP xids, ephemeral ports, IPv6 and MLD timers: newlib's arc4random() (kernel/random.c).
+ * TCP initial sequence numbers do not use it: see LWIP_HOOK_TCP_ISN in lwipopts.h. */
 uint32_t lwip_port_rand(void);
 #define LWIP_RAND() ((u32_t)lwip_port_rand())
 
