@@ -140,6 +140,8 @@ void virtio_net_go(struct virtio_net *n);
 /* The MSI-X table entry for config (0), RX (1) or TX (2), or VIRTIO_MSI_NO_VECTOR on INTx. */
 uint16_t virtio_net_irq_entry(const struct virtio_net *n, unsigned which);
 int virtio_net_poll(void *ctx);
+/* Shared INTx lines masked because of an unclaimed interrupt storm (virtio_net_irq.c). */
+extern uint64_t virtio_net_intx_storms;
 /* Resets and restarts the device (virtio_net_reset.c); after too many, or if it fails, the NIC is dead. */
 int virtio_net_reset(struct virtio_net *n, const char *why);
 int virtio_net_inject_fault(struct netdev *nd, const char *what);

@@ -12,11 +12,16 @@
 
 #define INTX_GSI_FIRST 16 /* q35 routes PCI INTx (PIRQ A-H) to IOAPIC pins 16-23 */
 #define INTX_GSI_LAST 23
+/* Unclaimed INTx interrupts in a row that make a storm: a level-triggered line that some other device holds
+ * asserted re-fires after every EOI, and would keep the CPU in this handler for ever. */
+#define INTX_STORM 1000
 
 /* NICs on INTx share one vector: the handler asks each whether the interrupt was its own. */
 static struct virtio_net *vnet_intx_nics[NETDEV_MAX];
 static unsigned vnet_intx_count;
 static int vnet_intx_vector = -1;
+static unsigned vnet_intx_unclaimed_run;
+uint64_t virtio_net_intx_storms;
 
 static void vnet_irq_rx(struct trap_frame *f, void *ctx)
 {
@@ -55,9 +60,27 @@ static void vnet_irq_all(struct trap_frame *f, void *ctx)
 	vnet_irq_config(f, ctx);
 }
 
+/* A storm on lines none of our NICs claims: mask the lines being serviced now (Remote IRR set), once each.
+ * A NIC of ours on the same line then loses its interrupt; its poller's watchdog still finds its work each
+ * tick (rx_lost_irqs). */
+static void vnet_intx_storm(void)
+{
+	for (uint32_t gsi = INTX_GSI_FIRST; gsi <= INTX_GSI_LAST; gsi++) {
+		if (!ioapic_in_service(gsi))
+			continue;
+		ioapic_mask(gsi, 1);
+		virtio_net_intx_storms++;
+		printf("virtio-net: GSI %u: %u unclaimed interrupts in a row (another device holds the shared line): "
+		       "line masked\n", gsi, INTX_STORM);
+	}
+	vnet_intx_unclaimed_run = 0;
+}
+
 /* INTx is level-triggered and may be shared: reading ISR tells whose it is and deasserts it. */
 static void vnet_irq_intx(struct trap_frame *f, void *ctx)
 {
+	int claimed = 0;
+
 	(void)ctx;
 	for (unsigned i = 0; i < vnet_intx_count; i++) {
 		struct virtio_net *n = vnet_intx_nics[i];
@@ -70,7 +93,12 @@ static void vnet_irq_intx(struct trap_frame *f, void *ctx)
 			vnet_irq_config(f, n);
 		if (!isr)
 			n->stats.irq_intx_spurious++;
+		claimed |= isr != 0;
 	}
+	if (claimed)
+		vnet_intx_unclaimed_run = 0;
+	else if (++vnet_intx_unclaimed_run >= INTX_STORM)
+		vnet_intx_storm();
 }
 
 /* Every vector this NIC registered is released; MSI-X is switched off (INTx may then be used). */

@@ -14,6 +14,7 @@
 #define IOAPIC_VER 0x01
 #define IOAPIC_REDTBL 0x10
 #define RTE_MASKED (1u << 16)
+#define RTE_REMOTE_IRR (1u << 14)
 #define RTE_LEVEL (1u << 15)
 #define RTE_ACTIVE_LOW (1u << 13)
 
@@ -84,4 +85,13 @@ void ioapic_mask(uint32_t gsi, int masked)
 	uint32_t lo = ioapic_read(ioapics[i].base, IOAPIC_REDTBL + 2 * pin);
 	lo = masked ? (lo | RTE_MASKED) : (lo & ~RTE_MASKED);
 	ioapic_write(ioapics[i].base, IOAPIC_REDTBL + 2 * pin, lo);
+}
+
+int ioapic_in_service(uint32_t gsi)
+{
+	unsigned i, pin;
+	if (ioapic_find(gsi, &i, &pin))
+		return 0;
+	/* Remote IRR: a level-triggered interrupt from this pin was delivered and has not had its EOI yet. */
+	return (ioapic_read(ioapics[i].base, IOAPIC_REDTBL + 2 * pin) & RTE_REMOTE_IRR) != 0;
 }

@@ -8,6 +8,7 @@
 #include "random.h"
 #include "console.h"
 #include "cpu.h"
+#include "edu.h"
 #include "gdt.h"
 #include "initcall.h"
 #include "ioapic.h"
@@ -173,6 +174,7 @@ static void kernel_devices_init(void)
 	printf("devices: stage stamp cost %llu ns (TSC read + histogram update; 4 per received frame)\n",
 	       (unsigned long long)virtio_net_stamp_cost_ns());
 	virtio_net_init_all(kernel_config.rxpool);
+	edu_init();
 }
 
 /* The layers above the kernel (kernel/initcall.h). A failure is reported and the kernel goes on without
