@@ -242,7 +242,7 @@ void virtio_net_go(struct virtio_net *n)
 
 /* Step 7 of §3.1.1 for virtio-net (§5.1.5), the first time: rings for the receive and transmit queues
  * (§5.1.2), then the driver's own per-NIC state. */
-static int vnet_setup_queues(struct virtio_net *n, unsigned rxpool)
+static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_params *p)
 {
 	static const char *const hist_names[VNET_H_COUNT] = { "irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns",
 							      "irq_to_txkick_ns", "tx_complete_ns" };
@@ -262,7 +262,8 @@ static int vnet_setup_queues(struct virtio_net *n, unsigned rxpool)
 		printf("virtio-net%u: no memory for transmit stamps\n", n->id);
 		return -ENOMEM;
 	}
-	rc = vnet_pool_init(n, rxpool);
+	rc = vnet_pool_init(n, p->rxpool);
+	n->tx_limit = p->txring ? p->txring : n->txq.size;
 	if (rc)
 		return rc;
 	vnet_rx_init(&n->rx, &n->rxq, VNET_BUF_SIZE, n->hdr_len, virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF),
@@ -311,7 +312,7 @@ static void vnet_free_queues(struct virtio_net *n)
 }
 
 /* Device initialisation, virtio 1.x §3.1.1 with the virtio-net specifics of §5.1.5. */
-static int vnet_probe(struct pci_dev *d, unsigned id, unsigned rxpool)
+static int vnet_probe(struct pci_dev *d, unsigned id, const struct virtio_net_params *p)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	int rc;
@@ -328,7 +329,7 @@ static int vnet_probe(struct pci_dev *d, unsigned id, unsigned rxpool)
 	rc = virtio_net_negotiate(n);
 	if (rc)
 		goto err_irq;
-	rc = vnet_setup_queues(n, rxpool);
+	rc = vnet_setup_queues(n, p);
 	if (rc)
 		goto err_queues;
 	vnet_netdev_fill(n);
@@ -352,7 +353,7 @@ err_free:
 	return rc;
 }
 
-int virtio_net_init_all(unsigned rxpool)
+int virtio_net_init_all(const struct virtio_net_params *p)
 {
 	unsigned found = 0;
 
@@ -362,7 +363,7 @@ int virtio_net_init_all(unsigned rxpool)
 		if (d->vendor != VIRTIO_PCI_VENDOR ||
 		    !(d->device == VIRTIO_NET_DEVICE_MODERN || (d->device == VIRTIO_NET_DEVICE_LEGACY && d->subsys_id == 1)))
 			continue;
-		int rc = vnet_probe(d, netdev_count(), rxpool);
+		int rc = vnet_probe(d, netdev_count(), p);
 		if (rc)
 			printf("virtio-net: %02x:%02x.%u not usable (%d); continuing without it\n", d->bus, d->dev, d->fn, rc);
 		else

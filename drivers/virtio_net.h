@@ -65,6 +65,7 @@ struct virtio_net_stats {
 	uint64_t rx_lost_irqs;           /* used entries found waiting a tick without an interrupt */
 	uint64_t resets;                 /* device resets (NEEDS_RESET, a broken queue) */
 	uint64_t tx_dropped_reset;       /* frames the device still held when it was reset */
+	uint64_t tx_space_wakeups;       /* the consumer told that a full transmit ring has room again */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -99,6 +100,8 @@ struct virtio_net {
 	uint64_t rx_irq_tsc;     /* TSC of the last RX interrupt not yet polled (0: none) */
 	uint64_t cur_irq_tsc, cur_poll_tsc; /* stamps of the poll in progress */
 	int in_rx;                /* delivering a frame: transmits now are replies */
+	int tx_was_full;          /* a transmit was refused for want of descriptors since the last completion */
+	unsigned tx_inflight, tx_limit; /* frames posted and not yet completed; at most tx_limit (txring=) */
 	uint64_t *tx_tsc;         /* FIFO of transmit stamps (completions come back in order) */
 	unsigned tx_tsc_head, tx_tsc_tail;
 	unsigned coalesce_frames; /* coalesce mode: interrupt after this many frames ... */
@@ -119,9 +122,15 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 };
 
-/* Finds every virtio-net function, initialises it and registers it as a netdev with its poller. rxpool:
- * receive buffers per NIC (0: twice the ring). Returns the number of NICs. */
-int virtio_net_init_all(unsigned rxpool);
+/* Boot-time sizes (command line rxpool=, txring=). */
+struct virtio_net_params {
+	unsigned rxpool; /* receive buffers per NIC (0: twice the ring) */
+	unsigned txring; /* transmit frames in flight at most (0: the ring's capacity) */
+};
+
+/* Finds every virtio-net function, initialises it and registers it as a netdev with its poller. Returns the
+ * number of NICs. */
+int virtio_net_init_all(const struct virtio_net_params *p);
 
 /* ---- shared by the driver's files (virtio_net*.c) ---- */
 

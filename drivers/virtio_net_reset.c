@@ -36,6 +36,7 @@ static void vnet_reclaim_all(struct virtio_net *n)
 			n->nd.consumer.tx_done(&n->nd, 0, token, n->nd.consumer.ctx);
 	}
 	n->tx_tsc_head = n->tx_tsc_tail = 0;
+	n->tx_inflight = 0;
 	n->rx_pending = 0;
 	n->coalesce_deadline = 0;
 	n->wd_tx_used = n->wd_rx_used = n->wd_rx_avail = 0;

@@ -34,6 +34,8 @@ const struct cmdline_knob cmdline_knobs[] = {
 	     "`noop`: net0's frames are counted and recycled without lwIP (the receive ceiling)."),
 	KNOB(rxpool, CMDLINE_UINT, 8, 65536, NULL, "0", CMDLINE_ZERO_AUTO,
 	     "Receive buffers per NIC (0: twice the ring); fewer than the ring exercises refill failure."),
+	KNOB(txring, CMDLINE_UINT, 2, 4096, NULL, "0", CMDLINE_ZERO_AUTO,
+	     "Transmit frames in flight per NIC at most (0: as many as the ring holds); fewer exercises back-pressure."),
 	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),

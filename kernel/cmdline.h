@@ -20,6 +20,7 @@ struct kernel_config {
 	unsigned coalesce_us;
 	unsigned consumer;    /* enum cmdline_consumer */
 	unsigned rxpool;      /* 0: twice the ring */
+	unsigned txring;      /* 0: as many frames in flight as the ring holds */
 	unsigned hz;
 	unsigned heartbeat;
 	unsigned irq_vectors; /* 0: all */

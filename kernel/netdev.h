@@ -75,6 +75,9 @@ struct netdev_consumer {
 	void (*rx)(struct netdev *nd, unsigned queue, struct netdev_rx_frame *f, void *ctx);
 	void (*tx_done)(struct netdev *nd, unsigned queue, void *token, void *ctx);
 	void (*link)(struct netdev *nd, int up, void *ctx);
+	/* The transmit ring refused a frame (-ENOSPC) and completions have since freed room: output that was
+	 * held back can go now, instead of waiting for the stack's next timer. */
+	void (*tx_space)(struct netdev *nd, unsigned queue, void *ctx);
 	void *ctx;
 };
 

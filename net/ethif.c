@@ -15,7 +15,9 @@
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/snmp.h"
+#include "lwip/priv/tcp_priv.h" /* tcp_txnow */
 #include "lwip/stats.h"
+#include "lwip/tcp.h"
 #include "netdev.h"
 #include "netif/ethernet.h"
 #include "ip6_guard.h"
@@ -129,6 +131,22 @@ static void ethif_tx_done(struct netdev *nd, unsigned queue, void *token, void *
 	pbuf_free(token);
 }
 
+/* A TCP segment that linkoutput refused with ERR_MEM while the ring was full stays on its connection's unsent
+ * queue, flagged TF_NAGLEMEMERR, until lwIP's fast timer retries it (up to 250 ms later). The ring has room
+ * again: lwIP's tcp_txnow() retries every such connection now. */
+static void ethif_tx_space(struct netdev *nd, unsigned queue, void *ctx)
+{
+	struct ethif *e = ctx;
+
+	(void)nd;
+	(void)queue;
+	if (!e->tx_refused)
+		return;
+	e->tx_refused = 0;
+	e->stats.tx_tcp_resumed++;
+	tcp_txnow();
+}
+
 static void ethif_link(struct netdev *nd, int up, void *ctx)
 {
 	struct ethif *e = ctx;
@@ -175,6 +193,7 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 	if (rc) {
 		pbuf_free(send);
 		e->stats.tx_dropped_full++;
+		e->tx_refused = 1;
 		LINK_STATS_INC(link.drop);
 		return ERR_MEM;
 	}
@@ -255,6 +274,7 @@ static const struct netdev_consumer ethif_consumer_template = {
 	.rx = ethif_rx,
 	.tx_done = ethif_tx_done,
 	.link = ethif_link,
+	.tx_space = ethif_tx_space,
 };
 
 /* Addresses from the command line's words; a malformed one is reported and left unset. */
@@ -333,11 +353,12 @@ size_t ethif_format_stats(struct ethif *e, char *buf, size_t len)
 	int k = snprintf(buf, len,
 			 "%s: rx_zero_copy_frames=%llu rx_copied_frames=%llu rx_copied_bytes=%llu "
 			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_copied_frames=%llu tx_copied_bytes=%llu "
-			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu\n",
+			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu tx_tcp_resumed=%llu\n",
 			 e->nd->name, (unsigned long long)s->rx_zero_copy_frames, (unsigned long long)s->rx_copied_frames,
 			 (unsigned long long)s->rx_copied_bytes, (unsigned long long)s->rx_dropped_nomem,
 			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_copied_frames,
 			 (unsigned long long)s->tx_copied_bytes, (unsigned long long)s->tx_dropped_full,
-			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6);
+			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6,
+			 (unsigned long long)s->tx_tcp_resumed);
 	return k < 0 ? 0 : (size_t)k;
 }

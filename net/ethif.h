@@ -20,6 +20,7 @@ struct ethif_stats {
 	uint64_t tx_dropped_full;     /* transmit ring full: lwIP sees ERR_MEM and retries (TCP) or drops (UDP) */
 	uint64_t tx_dropped_nomem;
 	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (ip6_guard.h) */
+	uint64_t tx_tcp_resumed;      /* times output refused by a full ring was retried as soon as it had room */
 };
 
 struct ethif {
@@ -29,6 +30,7 @@ struct ethif {
 	/* What the status callback printed last, so each address is announced once. */
 	uint32_t shown_ip4, shown_gw4;
 	uint8_t shown_ip6; /* bit per valid IPv6 address slot */
+	int tx_refused;    /* the ring refused a frame since the last tx_space */
 };
 
 /* Adds an lwIP netif for nd and attaches it as nd's consumer. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4);
