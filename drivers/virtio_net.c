@@ -440,22 +440,23 @@ static void vnet_config_change(struct virtio_net *n)
 
 /* NAPI-style: the interrupt only marked the queue; here at most `budget` buffers are taken per call, so
  * other pollers (timers, other NICs) get a turn between calls however fast frames arrive. */
-/* Once per tick: a queue the driver has published to but the device has not touched since the last tick
- * gets another notification. It costs one notification per stalled tick and recovers from a lost one (a
- * VMM that reorders our index store with its event-index check, or a device that ignored a kick), which
- * would otherwise stop that queue for good. */
+/* Once per tick: a queue with published buffers outstanding whose device has returned nothing for at least a
+ * tick gets another notification (virtq_kick_overdue decides, with back-off). It recovers from a lost one (a
+ * VMM that reorders our index store with its event-index check, or a device that ignored a kick), including
+ * one lost right after a refill of a ring the device had just emptied, which would otherwise stop that queue
+ * for good. */
 static void vnet_watchdog(struct virtio_net *n)
 {
-	uint16_t tx_used = le16_read(&n->txq.used->idx), rx_used = le16_read(&n->rxq.used->idx);
+	uint16_t rx_used = le16_read(&n->rxq.used->idx);
 
 	if (timer_ticks == n->wd_tick)
 		return;
 	n->wd_tick = timer_ticks;
-	if (n->txq.num_free < n->txq.size && tx_used == n->wd_tx_used && n->txq.avail_idx != tx_used) {
+	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->txq);
 	}
-	if (n->rxq.avail_idx != n->wd_rx_avail && rx_used == n->wd_rx_used) {
+	if (virtq_kick_overdue(&n->rxq, timer_ticks)) {
 		n->stats.rx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->rxq);
 	}
@@ -466,9 +467,7 @@ static void vnet_watchdog(struct virtio_net *n)
 		virtq_disable_cb(&n->rxq);
 		n->rx_pending = 1;
 	}
-	n->wd_tx_used = tx_used;
 	n->wd_rx_used = rx_used;
-	n->wd_rx_avail = n->rxq.avail_idx;
 }
 
 static int vnet_poll(void *ctx)
