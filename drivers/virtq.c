@@ -92,6 +92,7 @@ static void virtq_reset_state(struct virtq *vq)
 	vq->avail_flags = 0;
 	vq->wd_armed = 0;
 	vq->wd_stamped = 0;
+	vq->in_chains = 0;
 	for (uint16_t i = 0; i < vq->size; i++) {
 		vq->next[i] = (uint16_t)(i + 1);
 		vq->token[i] = NULL;
@@ -174,6 +175,8 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 	vq->token[head] = token;
 	vq->chain_len[head] = (uint16_t)n;
 	vq->in_len[head] = (uint32_t)in_total;
+	if (in_total)
+		vq->in_chains++;
 
 	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
 	vq->avail_idx++;
@@ -192,12 +195,15 @@ int virtq_publish(struct virtq *vq)
 	le16_write(&vq->avail->idx, new);
 	virtq_barrier_check_event();
 	vq->kicked_idx = new;
-	if (!vq->wd_armed) {
-		/* Start the stall watchdog's clock: from now on the device owes us progress. An armed watchdog is
-		 * left alone, or a steady stream of publishes to a stalled device would keep restarting it. */
+	uint16_t used = le16_read(&vq->used->idx);
+	if (!vq->wd_armed || used != vq->wd_used) {
+		/* Start the stall watchdog's clock: from now on the device owes us progress. While the device
+		 * makes none the watchdog is left as it is, or a steady stream of publishes to a stalled device
+		 * would keep restarting it. wd_base: what the device had before this publish. */
 		vq->wd_armed = 1;
 		vq->wd_stamped = 0;
-		vq->wd_used = le16_read(&vq->used->idx);
+		vq->wd_used = used;
+		vq->wd_base = old;
 		vq->wd_wait = 2;
 	}
 	if (vq->event_idx)
@@ -220,6 +226,8 @@ static void virtq_free_chain(struct virtq *vq, uint16_t head)
 	vq->next[last] = vq->free_head;
 	vq->free_head = head;
 	vq->num_free += vq->chain_len[head];
+	if (vq->in_len[head])
+		vq->in_chains--;
 	vq->token[head] = NULL;
 	vq->chain_len[head] = 0;
 }
@@ -266,17 +274,30 @@ int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 		vq->wd_wait = 2;
 		return 0;
 	}
+	/* Device-writable chains (receive buffers) may wait for input as long as it takes, so an idle receive
+	 * queue is not stalled. There only a device that returned everything it had before the publish and
+	 * nothing since counts: it ran dry, and is waiting for the notification. */
+	if (vq->in_chains && used != vq->wd_base) {
+		vq->wd_stamped = 0;
+		return 0;
+	}
 	if (!vq->wd_stamped) {
 		vq->wd_tick = prev;
 		vq->wd_stamped = 1;
 	}
 	if (now_tick - vq->wd_tick < vq->wd_wait)
 		return 0;
-	/* Overdue: the caller notifies now. If that does not help either, back off (an idle receive queue
-	 * looks the same as a stalled one: buffers posted, nothing returned). */
-	vq->wd_tick = now_tick;
-	vq->wd_wait = vq->wd_wait * 2 > VIRTQ_KICK_BACKOFF_MAX ? VIRTQ_KICK_BACKOFF_MAX : vq->wd_wait * 2;
+	/* Overdue: the caller notifies now. If that does not help either, back off, and after the try
+	 * VIRTQ_KICK_BACKOFF_MAX ticks after the one before, give up until the next publish: a device that
+	 * ignores notifications needs a reset, and a receive queue filled for a link that stays idle looks
+	 * exactly like one that ran dry. */
 	vq->stats.kicks_overdue++;
+	if (vq->wd_wait >= VIRTQ_KICK_BACKOFF_MAX) {
+		vq->wd_armed = 0;
+	} else {
+		vq->wd_tick = now_tick;
+		vq->wd_wait *= 2;
+	}
 	return 1;
 }
 

@@ -28,8 +28,8 @@
 #define VIRTQ_MAX_SIZE 32768
 #define VIRTQ_BROKEN_THRESHOLD 16
 #define VIRTQ_LEGACY_ALIGN 4096
-/* virtq_kick_overdue: a queue that stays stalled is notified again after 1, 2, 4, ... ticks, at most this
- * many apart (an idle receive queue looks exactly like a stalled one from the driver's side). */
+/* virtq_kick_overdue: a queue that stays stalled is notified again after 2, 4, 8, ... ticks, the last time
+ * this many ticks after the one before (6 tries, 126 ticks in all); then not until the next publish. */
 #define VIRTQ_KICK_BACKOFF_MAX 64
 
 struct virtq_desc {
@@ -97,6 +97,7 @@ struct virtq {
 
 	/* Stall watchdog (virtq_kick_overdue). */
 	uint16_t wd_used;       /* used->idx when armed, or at the last progress seen */
+	uint16_t wd_base;       /* avail index published before the publish that armed the watchdog */
 	uint8_t wd_armed;       /* published chains are outstanding: the device owes us progress */
 	uint8_t wd_stamped;     /* wd_tick is set (a publish is stamped at the watchdog's next look) */
 	uint8_t wd_clock_valid; /* wd_clock is set */
@@ -116,6 +117,7 @@ struct virtq {
 	/* Our own copy of each descriptor's free-list/chain link: the device can write guest memory, so the
 	 * driver never follows a link it reads back from the shared table. */
 	uint16_t *next;
+	uint16_t in_chains;     /* outstanding chains with a device-writable part */
 
 	struct virtq_stats stats;
 };
@@ -157,12 +159,15 @@ int virtq_has_used(const struct virtq *vq);
 int virtq_is_broken(const struct virtq *vq);
 
 /* The stall watchdog, to be called about once per timer tick with the current tick count: returns 1 (and
- * counts stats.kicks_overdue) when the device must be notified again, because buffers are outstanding and
- * the device has not returned a single one since a publish that is at least one tick old (the watchdog's
- * first look at that publish was at least one tick ago). That covers a lost notification in any state,
- * including a refill of a ring the device had just emptied (the index both sides moved, nothing returned).
- * While the stall lasts it returns 1 again after 2, 4, ... up to VIRTQ_KICK_BACKOFF_MAX ticks. Pure
- * function of the queue's state: no MMIO, no clock. 0 on a broken queue. */
+ * counts stats.kicks_overdue) when the device must be notified again, because published chains are
+ * outstanding and the device has not returned a single one for at least a tick since a publish (the
+ * watchdog's look before that publish was at least 2 ticks ago). That covers a lost notification in any
+ * state, including a refill of a ring the device had just emptied (both indices moved, nothing returned).
+ * Chains with a device-writable part (receive buffers) wait for input, so while such chains are outstanding
+ * only a device that has returned everything published before that publish, and nothing since, counts as
+ * stalled (it ran dry and waits for the notification); an idle receive queue is not re-kicked. While the
+ * stall lasts it returns 1 again after 4, 8, ... VIRTQ_KICK_BACKOFF_MAX ticks, then gives up until the next
+ * publish. Pure function of the queue's state: no MMIO, no clock. 0 on a broken queue. */
 int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick);
 
 /* Interrupt suppression. disable is cheap and safe from an interrupt handler. enable returns 1 if entries
