@@ -17,7 +17,7 @@ struct cmdline_opt {
 	const char *const *choices;
 };
 
-const char *const cmdline_tests[] = { "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", NULL };
+const char *const cmdline_tests[] = { "boot", "ticks", "wake", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", NULL };
 static const char *const cmdline_modes[] = { "irq", "napi", "poll", "coalesce", NULL };
 static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
 
