@@ -117,6 +117,10 @@ ifneq ($(wildcard tests/unit/test_virtio_net_rx.c),)
 UNIT_TESTS += virtio_net_rx
 UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c tests/unit/virtq_sim.c
 endif
+ifneq ($(wildcard tests/unit/test_virtio_pci.c),)
+UNIT_TESTS += virtio_pci
+UNIT_SRCS_virtio_pci := drivers/virtio_pci.c drivers/virtq.c
+endif
 UNIT_TESTS += stats
 UNIT_SRCS_stats := tools/stats.c tools/pace.c
 $(BUILD)/unit/test_stats: tools/stats.h tools/pace.h

@@ -111,8 +111,8 @@ struct virtio_net {
 	int trace_on;
 	unsigned trace_next; /* entries written so far (the ring holds the last VNET_TRACE_SIZE) */
 	struct vnet_trace_entry *trace, *trace_cur;
-	uint64_t wd_tick; /* watchdog: tick of the last check and the indices seen then */
-	uint16_t wd_tx_used, wd_rx_used, wd_rx_avail;
+	uint64_t wd_tick;     /* watchdog: tick of the last check ... */
+	uint16_t wd_rx_used;  /* ... and the device's RX used index then */
 	struct vnet_txtest *txtest; /* allocated on first use */
 	/* The receive buffers (VNET_BUF_HEADROOM + VNET_BUF_SIZE bytes each): posted, held by the consumer, or
 	 * free here. */

@@ -78,9 +78,12 @@ size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len)
 		    (unsigned long long)s->link_changes, (unsigned long long)s->tx_rekicks,
 		    (unsigned long long)s->rx_rekicks, (unsigned long long)s->rx_lost_irqs, (unsigned long long)s->resets,
 		    (unsigned long long)s->tx_dropped_reset, n->dead);
-	vnet_append(buf, len, &used, "net%u: irq_intx_spurious=%llu intx_storms_masked=%llu tx_space_wakeups=%llu\n",
+	vnet_append(buf, len, &used,
+		    "net%u: irq_intx_spurious=%llu intx_storms_masked=%llu tx_space_wakeups=%llu rx_kicks_overdue=%llu "
+		    "tx_kicks_overdue=%llu tx_len_ignored=%llu\n",
 		    n->id, (unsigned long long)s->irq_intx_spurious, (unsigned long long)virtio_net_intx_storms,
-		    (unsigned long long)s->tx_space_wakeups);
+		    (unsigned long long)s->tx_space_wakeups, (unsigned long long)q->kicks_overdue,
+		    (unsigned long long)t->kicks_overdue, (unsigned long long)t->len_ignored);
 	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);

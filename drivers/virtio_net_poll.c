@@ -69,35 +69,32 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
 	.deliver = vnet_deliver,
 };
 
-/* Once per tick: a queue the driver has published to but the device has not touched since the last tick
- * gets another notification. It costs one notification per stalled tick and recovers from a lost one (a
- * VMM that reorders our index store with its event-index check, or a device that ignored a kick), which
- * would otherwise stop that queue for good. */
+/* Once per tick: a queue the device has not served since a publish a tick old gets another notification
+ * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
+ * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
+ * for good. */
 static void vnet_watchdog(struct virtio_net *n)
 {
-	uint16_t tx_used = le16_read(&n->txq.used->idx), rx_used = le16_read(&n->rxq.used->idx);
-
 	if (timer_ticks == n->wd_tick)
 		return;
 	n->wd_tick = timer_ticks;
-	if (n->txq.num_free < n->txq.size && tx_used == n->wd_tx_used && n->txq.avail_idx != tx_used) {
+	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->txq);
 	}
-	if (n->rxq.avail_idx != n->wd_rx_avail && rx_used == n->wd_rx_used) {
+	if (virtq_kick_overdue(&n->rxq, timer_ticks)) {
 		n->stats.rx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->rxq);
 	}
 	/* The other direction: used entries that sat a whole tick with no poll pending mean an interrupt the
 	 * device should have raised never came (the same lost-ordering race seen from the device side). */
-	if (!n->rx_pending && rx_used == n->wd_rx_used && rx_used != n->rxq.last_used_idx) {
+	uint16_t rx_used = le16_read(&n->rxq.used->idx);
+	if (!n->rx_pending && rx_used == n->wd_rx_used && virtq_has_used(&n->rxq)) {
 		n->stats.rx_lost_irqs++;
 		virtq_disable_cb(&n->rxq);
 		n->rx_pending = 1;
 	}
-	n->wd_tx_used = tx_used;
 	n->wd_rx_used = rx_used;
-	n->wd_rx_avail = n->rxq.avail_idx;
 }
 
 /* Coalesce mode's time bound. The wake-up timer may fire a little early (count rounding): within 1/8 of the
@@ -186,9 +183,10 @@ int virtio_net_poll(void *ctx)
 		virtio_net_config_change(n);
 	/* A queue the device corrupted returns nothing more, and a device in NEEDS_RESET does nothing more:
 	 * either way only a reset brings the NIC back. */
-	if (n->reset_pending || n->rxq.broken || n->txq.broken)
-		return virtio_net_reset(n, n->reset_pending ? "needs reset" : n->rxq.broken ? "receive queue broken"
-												    : "transmit queue broken") == 0;
+	if (n->reset_pending || virtq_is_broken(&n->rxq) || virtq_is_broken(&n->txq))
+		return virtio_net_reset(n, n->reset_pending		 ? "needs reset"
+					   : virtq_is_broken(&n->rxq) ? "receive queue broken"
+								       : "transmit queue broken") == 0;
 	virtio_net_tx_reclaim(&n->nd, 0);
 	if (n->txtest)
 		more = virtio_net_txtest_poll(n);

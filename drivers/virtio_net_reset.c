@@ -39,7 +39,7 @@ static void vnet_reclaim_all(struct virtio_net *n)
 	n->tx_inflight = 0;
 	n->rx_pending = 0;
 	n->coalesce_deadline = 0;
-	n->wd_tx_used = n->wd_rx_used = n->wd_rx_avail = 0;
+	n->wd_rx_used = 0;
 }
 
 int virtio_net_reset(struct virtio_net *n, const char *why)

@@ -46,7 +46,7 @@ static unsigned vnet_tx_reclaim(struct virtio_net *n)
 			continue;
 		}
 		if (rc)
-			n->stats.tx_bad_used++; /* a length on a read-only chain: still ours to free */
+			n->stats.tx_bad_used++; /* rejected, but its descriptors were reclaimed: still ours to free */
 		n->stats.tx_completions++;
 		n->tx_inflight--;
 		done++;

@@ -65,6 +65,17 @@ static void modern_set_features(struct virtio_dev *vd, uint64_t f)
 
 static uint32_t modern_config_read(struct virtio_dev *vd, unsigned off, unsigned width)
 {
+	/* The capability says how much device configuration there is (§4.1.4.6); the driver's offsets come
+	 * from feature bits the device offered, so a short (or missing) structure is the device's fault. Such
+	 * a read must not touch whatever lies beyond it in the BAR. */
+	if (!vd->device_cfg || (uint64_t)off + width > vd->device_cfg_len) {
+		if (!vd->device_cfg_oob_logged) {
+			printf("virtio-pci: device config read at %u (width %u) outside its %u bytes; reads as 0\n", off,
+			       width, vd->device_cfg ? vd->device_cfg_len : 0);
+			vd->device_cfg_oob_logged = 1;
+		}
+		return 0;
+	}
 	switch (width) {
 	case 1:
 		return mmio_read8(vd->device_cfg + off);
@@ -89,6 +100,16 @@ static int modern_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t 
 	uintptr_t c = vd->common;
 
 	mmio_write16(c + COMMON_Q_SELECT, vq->index);
+	/* §4.1.4.4: the queue's notify address is notify_base + queue_notify_off * notify_off_multiplier; both
+	 * come from the device, so the 2-byte notification written there must lie inside the notify capability.
+	 * Checked once here and cached per queue, which also saves two MMIO accesses per notification. */
+	uint64_t noff = (uint64_t)mmio_read16(c + COMMON_Q_NOFF) * vd->notify_mult;
+	if (noff + 2 > vd->notify_len) {
+		printf("virtio-pci: queue %u notify offset %llu outside the %u-byte notify capability\n", vq->index,
+		       (unsigned long long)noff, vd->notify_len);
+		return -EINVAL;
+	}
+	vq->notify_addr = vd->notify_base + (uintptr_t)noff;
 	mmio_write16(c + COMMON_Q_SIZE, vq->size);
 	mmio_write16(c + COMMON_Q_MSIX, msix);
 	if (mmio_read16(c + COMMON_Q_MSIX) != msix)
@@ -112,12 +133,8 @@ static int modern_set_config_vector(struct virtio_dev *vd, uint16_t msix)
 
 static void modern_notify(struct virtio_dev *vd, struct virtq *vq)
 {
-	/* §4.1.4.4: the queue's notify address is notify_base + queue_notify_off * notify_off_multiplier. The
-	 * offset is read at notify time instead of cached per queue only because notifications are rare next
-	 * to completions (EVENT_IDX suppresses most). */
-	mmio_write16(vd->common + COMMON_Q_SELECT, vq->index);
-	uint16_t off = mmio_read16(vd->common + COMMON_Q_NOFF);
-	mmio_write16(vd->notify_base + (uintptr_t)off * vd->notify_mult, vq->index);
+	(void)vd;
+	mmio_write16(vq->notify_addr, vq->index); /* checked and cached by modern_queue_setup */
 }
 
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
@@ -164,6 +181,7 @@ static int virtio_pci_probe_modern(struct pci_dev *d, struct virtio_dev *vd)
 		case VIRTIO_PCI_CAP_NOTIFY_CFG:
 			if (!vd->notify_base) {
 				vd->notify_base = base + off;
+				vd->notify_len = len;
 				vd->notify_mult = pci_read32(d, cap + CAP_NOTIFY_MULT);
 			}
 			break;
@@ -172,8 +190,10 @@ static int virtio_pci_probe_modern(struct pci_dev *d, struct virtio_dev *vd)
 				vd->isr_reg = base + off;
 			break;
 		case VIRTIO_PCI_CAP_DEVICE_CFG:
-			if (!vd->device_cfg)
+			if (!vd->device_cfg) {
 				vd->device_cfg = base + off;
+				vd->device_cfg_len = len;
+			}
 			break;
 		}
 		found++;

@@ -34,12 +34,15 @@ struct virtio_ops {
 	void (*set_status)(struct virtio_dev *vd, uint8_t status);
 	uint64_t (*get_features)(struct virtio_dev *vd);
 	void (*set_features)(struct virtio_dev *vd, uint64_t features);
-	/* Device-specific configuration (§4.1.4.6 / legacy §4.1.4.8), byte offset off, width 1, 2 or 4. */
+	/* Device-specific configuration (§4.1.4.6 / legacy §4.1.4.8), byte offset off, width 1, 2 or 4. A read
+	 * outside the device-config capability's length (or with none) returns 0 and is logged once. */
 	uint32_t (*config_read)(struct virtio_dev *vd, unsigned off, unsigned width);
 	uint8_t (*config_generation)(struct virtio_dev *vd);
 	uint16_t (*queue_max_size)(struct virtio_dev *vd, uint16_t index);
 	/* Tells the device where vq's rings are, with MSI-X vector msix (or VIRTIO_MSI_NO_VECTOR), and enables
-	 * it. Returns 0, or -EIO if the device refused the vector. */
+	 * it; the modern transport also checks the queue's notify address against the notify capability and
+	 * caches it in vq->notify_addr. Returns 0, -EIO if the device refused the vector, or -EINVAL (one log
+	 * line, queue left untouched) if the device's queue_notify_off puts the address outside the capability. */
 	int (*queue_setup)(struct virtio_dev *vd, struct virtq *vq, uint16_t msix);
 	int (*set_config_vector)(struct virtio_dev *vd, uint16_t msix);
 	void (*notify)(struct virtio_dev *vd, struct virtq *vq);
@@ -57,6 +60,8 @@ struct virtio_dev {
 	/* modern */
 	uintptr_t common, isr_reg, device_cfg, notify_base;
 	uint32_t notify_mult;
+	uint32_t notify_len, device_cfg_len; /* lengths of the notify and device-config capabilities */
+	int device_cfg_oob_logged;           /* an out-of-range config read was reported (once per device) */
 	/* legacy */
 	uint16_t io;
 };

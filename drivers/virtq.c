@@ -5,6 +5,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Interrupt masking around the read-modify-write of avail_flags and its store (see virtq_set_avail_flags).
+ * The kernel masks interrupts; host builds (unit tests, fuzzer) have none, and instead let a test run a
+ * stand-in handler at the point where an interrupt could arrive (virtq_irq_window), delivered at once when
+ * not masked and at the unmask otherwise, so a test can show the section is closed. -ffreestanding (the
+ * kernel build) is what makes __STDC_HOSTED__ 0. */
+#if __STDC_HOSTED__
+void (*virtq_host_irq)(struct virtq *vq);
+static unsigned virtq_host_masked;
+static struct virtq *virtq_host_pending;
+
+static void virtq_host_deliver(struct virtq *vq)
+{
+	void (*handler)(struct virtq *) = virtq_host_irq;
+	virtq_host_irq = NULL; /* one interrupt; the handler's own disable must not re-enter it */
+	handler(vq);
+}
+
+static uint64_t virtq_irq_save(void)
+{
+	virtq_host_masked++;
+	return 0;
+}
+
+static void virtq_irq_restore(uint64_t flags)
+{
+	(void)flags;
+	if (--virtq_host_masked == 0 && virtq_host_pending) {
+		struct virtq *vq = virtq_host_pending;
+		virtq_host_pending = NULL;
+		virtq_host_deliver(vq);
+	}
+}
+
+static void virtq_irq_window(struct virtq *vq)
+{
+	if (!virtq_host_irq)
+		return;
+	if (virtq_host_masked)
+		virtq_host_pending = vq;
+	else
+		virtq_host_deliver(vq);
+}
+#else
+#include "cpu.h"
+#define virtq_irq_save() irq_save()
+#define virtq_irq_restore(flags) irq_restore(flags)
+#define virtq_irq_window(vq) ((void)(vq))
+#endif
+
 /* The three barriers on the ring, and why each is enough on x86, where write-back memory is TSO (loads are
  * not reordered with older loads, stores not with older stores, but a load may pass an older store):
  *  - publish: descriptor and ring-slot stores before the avail->idx store that exposes them (store->store:
@@ -41,6 +90,9 @@ static void virtq_reset_state(struct virtq *vq)
 	vq->kicked_idx = 0;
 	vq->last_used_idx = 0;
 	vq->avail_flags = 0;
+	vq->wd_armed = 0;
+	vq->wd_stamped = 0;
+	vq->in_chains = 0;
 	for (uint16_t i = 0; i < vq->size; i++) {
 		vq->next[i] = (uint16_t)(i + 1);
 		vq->token[i] = NULL;
@@ -123,6 +175,8 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 	vq->token[head] = token;
 	vq->chain_len[head] = (uint16_t)n;
 	vq->in_len[head] = (uint32_t)in_total;
+	if (in_total)
+		vq->in_chains++;
 
 	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
 	vq->avail_idx++;
@@ -141,6 +195,17 @@ int virtq_publish(struct virtq *vq)
 	le16_write(&vq->avail->idx, new);
 	virtq_barrier_check_event();
 	vq->kicked_idx = new;
+	uint16_t used = le16_read(&vq->used->idx);
+	if (!vq->wd_armed || used != vq->wd_used) {
+		/* Start the stall watchdog's clock: from now on the device owes us progress. While the device
+		 * makes none the watchdog is left as it is, or a steady stream of publishes to a stalled device
+		 * would keep restarting it. wd_base: what the device had before this publish. */
+		vq->wd_armed = 1;
+		vq->wd_stamped = 0;
+		vq->wd_used = used;
+		vq->wd_base = old;
+		vq->wd_wait = 2;
+	}
 	if (vq->event_idx)
 		need = virtq_need_event(le16_read(virtq_avail_event(vq)), new, old);
 	else
@@ -161,6 +226,8 @@ static void virtq_free_chain(struct virtq *vq, uint16_t head)
 	vq->next[last] = vq->free_head;
 	vq->free_head = head;
 	vq->num_free += vq->chain_len[head];
+	if (vq->in_len[head])
+		vq->in_chains--;
 	vq->token[head] = NULL;
 	vq->chain_len[head] = 0;
 }
@@ -171,7 +238,68 @@ static void virtq_violation(struct virtq *vq)
 		vq->broken = 1;
 }
 
-int virtq_has_used(const struct virtq *vq) { return le16_read(&vq->used->idx) != vq->last_used_idx; }
+int virtq_is_broken(const struct virtq *vq) { return vq->broken; }
+
+int virtq_has_used(const struct virtq *vq)
+{
+	/* A broken queue returns nothing (virtq_get_used says -ENODEV), so it has no work to offer: reporting
+	 * the garbage index as work would have the poller spin on it for ever. */
+	return !vq->broken && le16_read(&vq->used->idx) != vq->last_used_idx;
+}
+
+int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
+{
+	/* Ticks are coarse, so "at least one tick ago" is reckoned from lower bounds: anything first seen at
+	 * this call happened after the previous call (prev), and is overdue when now_tick - prev >= 2. Called
+	 * once per tick, that is 2 ticks after the previous look, and never less than a full tick after the
+	 * event itself. A stale previous call (a long busy period) only makes a kick come early, which is
+	 * harmless. */
+	uint64_t prev = vq->wd_clock_valid ? vq->wd_clock : now_tick;
+	vq->wd_clock = now_tick;
+	vq->wd_clock_valid = 1;
+
+	if (vq->broken || !vq->wd_armed)
+		return 0;
+	uint16_t used = le16_read(&vq->used->idx);
+	if (used == vq->kicked_idx) {
+		vq->wd_armed = 0; /* the device returned everything published: nothing it could be waiting for */
+		return 0;
+	}
+	if (used != vq->wd_used) {
+		/* Progress. It does not prove the device saw the last publish (its completions of older chains
+		 * can land after our index store and its stale read of it), so the clock restarts, not stops. */
+		vq->wd_used = used;
+		vq->wd_tick = prev;
+		vq->wd_stamped = 1;
+		vq->wd_wait = 2;
+		return 0;
+	}
+	/* Device-writable chains (receive buffers) may wait for input as long as it takes, so an idle receive
+	 * queue is not stalled. There only a device that returned everything it had before the publish and
+	 * nothing since counts: it ran dry, and is waiting for the notification. */
+	if (vq->in_chains && used != vq->wd_base) {
+		vq->wd_stamped = 0;
+		return 0;
+	}
+	if (!vq->wd_stamped) {
+		vq->wd_tick = prev;
+		vq->wd_stamped = 1;
+	}
+	if (now_tick - vq->wd_tick < vq->wd_wait)
+		return 0;
+	/* Overdue: the caller notifies now. If that does not help either, back off, and after the try
+	 * VIRTQ_KICK_BACKOFF_MAX ticks after the one before, give up until the next publish: a device that
+	 * ignores notifications needs a reset, and a receive queue filled for a link that stays idle looks
+	 * exactly like one that ran dry. */
+	vq->stats.kicks_overdue++;
+	if (vq->wd_wait >= VIRTQ_KICK_BACKOFF_MAX) {
+		vq->wd_armed = 0;
+	} else {
+		vq->wd_tick = now_tick;
+		vq->wd_wait *= 2;
+	}
+	return 1;
+}
 
 int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 {
@@ -210,6 +338,15 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 	uint32_t posted = vq->in_len[id];
 	virtq_free_chain(vq, (uint16_t)id);
 	*token = tok;
+	if (posted == 0) {
+		/* Nothing device-writable (a transmit chain): the length means nothing, and some devices report
+		 * the bytes they read there. Counting it as a violation would break the transmit queue after
+		 * VIRTQ_BROKEN_THRESHOLD frames. */
+		if (n)
+			vq->stats.len_ignored++;
+		vq->stats.used++;
+		return 0;
+	}
 	if (n > posted) {
 		vq->stats.bad_len++;
 		virtq_violation(vq);
@@ -220,35 +357,61 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 	return 0;
 }
 
+/* The one place avail->flags is changed (without EVENT_IDX): our copy and the ring are updated together with
+ * interrupts masked. Otherwise an interrupt handler's virtq_disable_cb between the main loop's update of the
+ * copy and its store would be undone by that store: the ring would say "interrupt" while our copy says "no
+ * interrupt", every later disable would see nothing to do, and the queue would interrupt per frame for the
+ * rest of a flood. */
+static void virtq_set_avail_flags(struct virtq *vq, uint16_t set, uint16_t clear)
+{
+	uint64_t irq = virtq_irq_save();
+	uint16_t flags = (uint16_t)((vq->avail_flags | set) & ~clear);
+
+	if (flags != vq->avail_flags) {
+		vq->avail_flags = flags;
+		virtq_irq_window(vq); /* where a handler would run, were interrupts not masked */
+		le16_write(&vq->avail->flags, flags);
+	}
+	virtq_irq_restore(irq);
+}
+
 void virtq_disable_cb(struct virtq *vq)
 {
 	if (vq->event_idx) {
 		/* The device ignores avail->flags with EVENT_IDX (§2.7.7): park used_event just behind the
-		 * consumer, which the device's index cannot cross again for 65535 entries. */
+		 * consumer, which the device's index cannot cross again for 65535 entries. A single store of a
+		 * value that does not depend on a copy, so a racing enable/disable pair cannot leave it stale:
+		 * the last writer wins and says what it means. */
 		le16_write(virtq_used_event(vq), (uint16_t)(vq->last_used_idx - 1));
 		return;
 	}
-	if (!(vq->avail_flags & VIRTQ_AVAIL_F_NO_INTERRUPT)) {
-		vq->avail_flags |= VIRTQ_AVAIL_F_NO_INTERRUPT;
-		le16_write(&vq->avail->flags, vq->avail_flags);
-	}
+	virtq_set_avail_flags(vq, VIRTQ_AVAIL_F_NO_INTERRUPT, 0);
 }
 
 int virtq_enable_cb(struct virtq *vq)
 {
-	if (vq->event_idx) {
+	/* A broken queue returns nothing more, so it must not interrupt either: interrupts stay as they are
+	 * (off, after the handler's disable) until the device is reset. */
+	if (vq->broken)
+		return 0;
+	if (vq->event_idx)
 		le16_write(virtq_used_event(vq), vq->last_used_idx);
-	} else {
-		vq->avail_flags &= (uint16_t)~VIRTQ_AVAIL_F_NO_INTERRUPT;
-		le16_write(&vq->avail->flags, vq->avail_flags);
-	}
+	else
+		virtq_set_avail_flags(vq, 0, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	virtq_barrier_check_event();
 	return virtq_has_used(vq);
 }
 
 int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after)
 {
-	if (!vq->event_idx || after <= 1)
+	/* The device can complete at most the chains outstanding (added, published or about to be, and not
+	 * yet consumed): a used_event beyond the last of them would never be crossed, and the frames it was
+	 * meant to bound would wait for the next unrelated completion. */
+	uint16_t outstanding = (uint16_t)(vq->avail_idx - vq->last_used_idx);
+
+	if (after > outstanding)
+		after = outstanding;
+	if (vq->broken || !vq->event_idx || after <= 1)
 		return virtq_enable_cb(vq);
 	/* The device interrupts when its used index passes used_event, i.e. after `after` more entries. */
 	le16_write(virtq_used_event(vq), (uint16_t)(vq->last_used_idx + after - 1));

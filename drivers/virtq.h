@@ -9,7 +9,8 @@
  * VIRTQ_BROKEN_THRESHOLD violations the queue is marked broken and returns nothing more.
  *
  * Not reentrant: one queue is used from one context (the main loop) at a time. Interrupt handlers only call
- * virtq_disable_cb(). */
+ * virtq_disable_cb(); the read-modify-write of the interrupt flag is done with interrupts masked, so such a
+ * handler cannot slip in between the main loop's update of our copy of the flags and its store to the ring. */
 #ifndef VIRTQ_H
 #define VIRTQ_H
 
@@ -27,6 +28,9 @@
 #define VIRTQ_MAX_SIZE 32768
 #define VIRTQ_BROKEN_THRESHOLD 16
 #define VIRTQ_LEGACY_ALIGN 4096
+/* virtq_kick_overdue: a queue that stays stalled is notified again after 2, 4, 8, ... ticks, the last time
+ * this many ticks after the one before (6 tries, 126 ticks in all); then not until the next publish. */
+#define VIRTQ_KICK_BACKOFF_MAX 64
 
 struct virtq_desc {
 	le64 addr;
@@ -65,9 +69,12 @@ struct virtq_stats {
 	uint64_t kicks_suppressed; /* publishes after which the device did not want a notification */
 	uint64_t bad_id;       /* used id >= queue size */
 	uint64_t bad_not_outstanding; /* used id not a posted head (duplicate or invented completion) */
-	uint64_t bad_len;      /* used len larger than the writable space posted */
+	uint64_t bad_len;      /* used len larger than the writable space posted (chains with a writable part) */
+	uint64_t len_ignored;  /* nonzero used len on a chain with no writable part: ignored (reported as 0), not a
+				* violation, since a device has nothing to report there and some report the bytes read */
 	uint64_t bad_idx;      /* used->idx ran more than a ring ahead of what we consumed */
 	uint64_t full;         /* virtq_add refused: no free descriptors */
+	uint64_t kicks_overdue; /* virtq_kick_overdue said: notify again, the device did nothing since a publish */
 };
 
 struct virtq {
@@ -86,7 +93,21 @@ struct virtq {
 	uint16_t avail_idx;     /* our copy of avail->idx: the next slot to fill */
 	uint16_t kicked_idx;    /* avail_idx at the last notification check (EVENT_IDX window start) */
 	uint16_t last_used_idx; /* next used entry to consume */
-	uint16_t avail_flags;   /* our copy of avail->flags */
+	uint16_t avail_flags;   /* our copy of avail->flags: changed and stored only in virtq_set_avail_flags */
+
+	/* Stall watchdog (virtq_kick_overdue). */
+	uint16_t wd_used;       /* used->idx when armed, or at the last progress seen */
+	uint16_t wd_base;       /* avail index published before the publish that armed the watchdog */
+	uint8_t wd_armed;       /* published chains are outstanding: the device owes us progress */
+	uint8_t wd_stamped;     /* wd_tick is set (a publish is stamped at the watchdog's next look) */
+	uint8_t wd_clock_valid; /* wd_clock is set */
+	uint32_t wd_wait;       /* ticks from wd_tick to the next notification (doubles while stalled) */
+	uint64_t wd_tick;       /* lower bound of when the device last owed/made progress, or last re-kick */
+	uint64_t wd_clock;      /* the tick of the watchdog's previous look */
+
+	/* Transport's per-queue state: where to write a notification (modern PCI: checked and cached at
+	 * queue setup; 0 for transports that do not use it). */
+	uintptr_t notify_addr;
 
 	/* Per head descriptor: the caller's token (NULL = not outstanding), descriptors in the chain and
 	 * device-writable bytes posted. */
@@ -96,6 +117,7 @@ struct virtq {
 	/* Our own copy of each descriptor's free-list/chain link: the device can write guest memory, so the
 	 * driver never follows a link it reads back from the shared table. */
 	uint16_t *next;
+	uint16_t in_chains;     /* outstanding chains with a device-writable part */
 
 	struct virtq_stats stats;
 };
@@ -122,17 +144,38 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
  * (EVENT_IDX avail_event crossed, or NO_NOTIFY clear), else 0. */
 int virtq_publish(struct virtq *vq);
 
-/* Next used chain: 0 with *token and *len set; -EAGAIN when none is pending; -EIO when the entry was
+/* Next used chain: 0 with *token and *len set (*len is 0 for a chain with no device-writable part, whatever
+ * the device wrote there; see stats.len_ignored); -EAGAIN when none is pending; -EIO when the entry was
  * rejected (then *token is the chain's token if its descriptors could be reclaimed — bad length — so the
  * caller can recycle it, else NULL); -ENODEV when the queue is broken. */
 int virtq_get_used(struct virtq *vq, void **token, uint32_t *len);
 
-/* True if the device has returned entries not yet consumed. */
+/* True if the device has returned entries not yet consumed. False on a broken queue (nothing more will be
+ * returned from it, so a poller must not be told there is work). */
 int virtq_has_used(const struct virtq *vq);
+
+/* True once the queue is broken (a garbage used->idx, or VIRTQ_BROKEN_THRESHOLD bad used entries): it
+ * returns nothing more and takes no buffers until the device is reset and virtq_detach_unused has run. */
+int virtq_is_broken(const struct virtq *vq);
+
+/* The stall watchdog, to be called about once per timer tick with the current tick count: returns 1 (and
+ * counts stats.kicks_overdue) when the device must be notified again, because published chains are
+ * outstanding and the device has not returned a single one for at least a tick since a publish (the
+ * watchdog's look before that publish was at least 2 ticks ago). That covers a lost notification in any
+ * state, including a refill of a ring the device had just emptied (both indices moved, nothing returned).
+ * Chains with a device-writable part (receive buffers) wait for input, so while such chains are outstanding
+ * only a device that has returned everything published before that publish, and nothing since, counts as
+ * stalled (it ran dry and waits for the notification); an idle receive queue is not re-kicked. While the
+ * stall lasts it returns 1 again after 4, 8, ... VIRTQ_KICK_BACKOFF_MAX ticks, then gives up until the next
+ * publish. Pure function of the queue's state: no MMIO, no clock. 0 on a broken queue. */
+int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick);
 
 /* Interrupt suppression. disable is cheap and safe from an interrupt handler. enable returns 1 if entries
  * arrived meanwhile (the caller must poll again instead of sleeping, or an interrupt could be lost).
- * enable_delayed asks for the next interrupt only after `after` more entries (EVENT_IDX), which coalesces.
+ * enable_delayed asks for the next interrupt only after `after` more entries (EVENT_IDX), which coalesces;
+ * `after` is clamped to the chains outstanding (added and not yet returned), since the device can never
+ * complete more than those and a used_event beyond them would leave the last ones without an interrupt.
+ * On a broken queue enable and enable_delayed leave interrupts off and return 0.
  * With EVENT_IDX an enable arms ONE interrupt (get_used does not move used_event on), so the intended use is
  * the NAPI cycle: disable in the handler, poll, enable when done; without EVENT_IDX interrupts stay on until
  * disable. */
@@ -143,6 +186,14 @@ int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after);
 /* After a device reset: returns the tokens of all outstanding chains one by one (NULL when done) and puts
  * the queue back to its initial state. */
 void *virtq_detach_unused(struct virtq *vq);
+
+#if __STDC_HOSTED__
+/* Host builds only (unit tests, fuzzer), which have no interrupts: a test may point this at a stand-in for an
+ * interrupt handler. It runs once (the pointer is cleared first) at the point inside virtq_disable_cb /
+ * virtq_enable_cb where a real interrupt could arrive between our update of avail_flags and its store to the
+ * ring: at once if interrupts are not masked there, else as soon as they are unmasked, as a CPU would. */
+extern void (*virtq_host_irq)(struct virtq *vq);
+#endif
 
 /* The EVENT_IDX test from the spec (§2.7.7.2 / §2.7.10, vring_need_event): notify if the index moving from
  * old to new_idx passed event_idx, i.e. event_idx lies in [old, new_idx) modulo 2^16. */

@@ -37,13 +37,14 @@ unsigned timer_hz;
 
 /* The timer runs periodic at timer_hz; a wake-up earlier than the next tick (timer_wake_at) switches it to
  * one-shot for the wake-up, then one-shot for the rest of the tick period, then back to periodic, so ticks
- * keep their count and cadence. */
+ * keep their count and cadence. Another wake-up may be armed in either one-shot state; the earliest wins. */
 enum lapic_timer_state { TIMER_PERIODIC, TIMER_WAKE, TIMER_TICK_ONESHOT };
 static enum lapic_timer_state lapic_timer_state;
 static uint32_t lapic_period_count;  /* initial count of one tick period */
 static uint64_t lapic_timer_rate;    /* timer counts per second (after the divider) */
 static uint64_t lapic_tick_tsc;      /* one tick period in TSC ticks */
 static uint64_t lapic_next_tick_tsc; /* when the next tick is due */
+static uint64_t lapic_wake_tsc;      /* the pending wake-up's deadline (TIMER_WAKE) */
 uint64_t timer_wakeups;
 static uintptr_t lapic_mmio;
 static int lapic_x2;
@@ -145,8 +146,16 @@ void timer_wake_at(uint64_t tsc)
 {
 	uint64_t flags = irq_save(), now = rdtsc();
 
-	/* Only if it comes before the next tick (which wakes the loop anyway) and before a pending wake-up. */
-	if (lapic_timer_rate && tsc < lapic_next_tick_tsc && lapic_timer_state != TIMER_TICK_ONESHOT) {
+	/* Only if it comes before the next tick (which wakes the loop anyway) and before a wake-up already
+	 * pending: the earliest deadline is the one to keep, since the caller of the earlier one is still
+	 * waiting for it (the caller of a later one is woken early and asks again). In TIMER_TICK_ONESHOT the
+	 * timer is counting down the rest of the tick period after an earlier wake-up: a new wake-up is armed
+	 * the same way, since its interrupt goes back to counting the rest of the period (lapic_next_tick_tsc
+	 * is kept in every state). Ignoring it there left a coalescing bound armed in that window waiting for
+	 * the next tick instead. */
+	if (lapic_timer_rate && tsc < lapic_next_tick_tsc &&
+	    !(lapic_timer_state == TIMER_WAKE && lapic_wake_tsc <= tsc)) {
+		lapic_wake_tsc = tsc;
 		lapic_timer_oneshot(tsc > now ? tsc - now : 1, TIMER_WAKE);
 	}
 	irq_restore(flags);

@@ -24,7 +24,8 @@ extern volatile uint64_t timer_ticks;
 extern unsigned timer_hz;
 extern uint64_t timer_wakeups;
 
-/* Interrupts the CPU (waking the main loop) at TSC time tsc, if that is before the next tick. */
+/* Interrupts the CPU (waking the main loop) at TSC time tsc, if that is before the next tick. With several
+ * requests pending, the earliest is kept (the others' callers are woken early and must ask again). */
 void timer_wake_at(uint64_t tsc);
 
 #endif

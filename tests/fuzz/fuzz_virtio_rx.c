@@ -3,7 +3,8 @@
  * used->idx jumps, arbitrary bytes in the virtio-net header (num_buffers included), garbage anywhere in the
  * shared ring memory — interleaved with driver polls, refills, interrupt enable/disable and resets. Under
  * ASan and UBSan every out-of-bounds access or undefined behaviour is a crash; the harness also checks that
- * buffers are conserved (none lost, none returned twice) and that accepted frames respect the bounds. */
+ * buffers are conserved (none lost, none returned twice) and that accepted frames respect the bounds, and that
+ * a broken queue offers no work and does not turn its interrupt back on (a poller would spin on it). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,22 @@ static void f_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_
 
 static const struct vnet_rx_ops ops = { f_alloc, f_free, f_deliver };
 
+/* Once broken, whatever the device writes: no work reported, nothing polled, no interrupt re-armed. Checked
+ * after every step: the device keeps scribbling over the ring after the queue broke. */
+static void check_broken(struct virtq *vq, struct vnet_rx *rx)
+{
+	if (!virtq_is_broken(vq))
+		return;
+	le16 *used_event = &vq->avail->ring[vq->size];
+	uint16_t flags = le16_read(&vq->avail->flags), ev = le16_read(used_event);
+	if (virtq_has_used(vq) || vnet_rx_poll(rx, 8) != 0)
+		abort();
+	if (virtq_enable_cb(vq) || virtq_enable_cb_delayed(vq, 4))
+		abort();
+	if (le16_read(&vq->avail->flags) != flags || le16_read(used_event) != ev)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *mem;
@@ -140,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		}
+		check_broken(&vq, &rx);
 	}
 	vnet_rx_poll(&rx, 64);
 	/* Conservation: after a drain every buffer is back in the pool exactly once. */
