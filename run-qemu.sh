@@ -91,24 +91,8 @@ need_tool() { # need_tool COMMAND DEBIAN-PACKAGE
 }
 need_tool qemu-system-x86_64 qemu-system-x86
 
-# KVM only where it really works: the CPU must have VMX/SVM and /dev/kvm must be usable. A paravirtual
-# kvm-pvm device (this kind of cloud guest) cannot run firmware or a normal kernel: it counts as no KVM.
-kvm_works() {
-	grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null || return 1
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-	[ ! -d /sys/module/kvm_pvm ] || return 1
-	return 0
-}
-case "$accel" in
-auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
-kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
-esac
-if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
-# One vCPU, but maxcpus=2 under TCG: QEMU 7.2 omits guest memory barriers (mfence) when it believes only one
-# vCPU can exist, and the virtqueue's "publish index, then read the device's event index" check then races
-# QEMU's I/O thread (fixed in QEMU 8.1). The driver also re-notifies a queue that stalls (tx_rekicks).
-smp=1
-[ "$accel" = kvm ] || smp=1,maxcpus=2
+# KVM only where it really works; the -cpu and -smp that go with the accelerator (tools/kvm-usable.sh says why).
+read -r accel cpu smp <<<"$("$here/tools/kvm-usable.sh" --accel "$accel" --prog "$prog")"
 
 if [ "$build" = 1 ] && [ "$dry_run" = 0 ]; then
 	if ! make -C "$here" --no-print-directory -s all >&2; then

@@ -87,21 +87,8 @@ if [ "$dry_run" = 0 ]; then
 	[ -c /dev/net/tun ] || die "/dev/net/tun is missing: load the tun module (modprobe tun)"
 fi
 
-# Same KVM test as run-qemu.sh: VMX/SVM, a usable /dev/kvm, and not the paravirtual kvm-pvm.
-kvm_works() {
-	grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null || return 1
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-	[ ! -d /sys/module/kvm_pvm ] || return 1
-	return 0
-}
-case "$accel" in
-auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
-kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
-esac
-if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
-# Same vCPU topology as run-qemu.sh (maxcpus=2 under TCG keeps QEMU 7.2 emitting guest memory barriers).
-smp=1
-[ "$accel" = kvm ] || smp=1,maxcpus=2
+# The same accelerator choice, -cpu and -smp as run-qemu.sh (tools/kvm-usable.sh).
+read -r accel cpu smp <<<"$("$root/tools/kvm-usable.sh" --accel "$accel" --prog "$prog")"
 
 IFS=./ read -r o1 o2 o3 o4 plen <<<"$host_ip"
 guest_ip="$o1.$o2.$o3.$((o4 + 1))"
