@@ -43,12 +43,10 @@ Exit status: QEMU's. In test mode the kernel exits through isa-debug-exit: 33 = 
 USAGE
 }
 
-die() {
-	echo "$prog: $*" >&2
-	exit 2
-}
 
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs a value"; }
+# die, need_arg and the steps both launch scripts share.
+# shellcheck source=tools/launch-lib.sh
+. "$here/tools/launch-lib.sh"
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -211,9 +209,7 @@ if [ -n "$pcap" ]; then
 	fi
 fi
 
-for ev in "${traces[@]+"${traces[@]}"}"; do args+=(-trace "$ev"); done
-[ -z "$trace_file" ] || args+=(-D "$trace_file")
-[ -z "$monitor" ] || args+=(-monitor "unix:$monitor,server,nowait")
+launch_add_debug_args
 if [ "$gdb" = 1 ]; then
 	args+=(-s -S)
 	echo "$prog: waiting for gdb on tcp::1234: gdb $kernel -ex 'target remote :1234'" >&2
@@ -221,12 +217,7 @@ fi
 args+=("${qemu_args[@]+"${qemu_args[@]}"}")
 
 cmd=("${netns_exec[@]+"${netns_exec[@]}"}" qemu-system-x86_64 "${args[@]}")
-if [ -n "$timeout_s" ]; then cmd=(timeout --foreground -k 2 "$timeout_s" "${cmd[@]}"); fi
-if [ "$dry_run" = 1 ]; then
-	printf '%q ' "${cmd[@]}"
-	echo
-	exit 0
-fi
+launch_finish_cmd
 
 set +e
 "${cmd[@]}"
