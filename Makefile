@@ -87,8 +87,8 @@ TOOLS_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP
 TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load $(BUILD)/tools/knobs
 tools: $(TOOLS_BINS)
 all: $(TOOLS_BINS)
-$(BUILD)/tools/probe: tools/probe.c tools/stats.c tools/pace.c tools/stats.h tools/pace.h
-$(BUILD)/tools/load: tools/load.c tools/pace.c tools/pace.h
+$(BUILD)/tools/probe: tools/probe.c tools/args.c tools/stats.c tools/pace.c tools/args.h tools/stats.h tools/pace.h
+$(BUILD)/tools/load: tools/load.c tools/args.c tools/pace.c tools/args.h tools/pace.h
 $(BUILD)/tools/knobs: TOOLS_CFLAGS += -I kernel
 $(BUILD)/tools/knobs: tools/knobs.c kernel/cmdline.c kernel/netdev.c kernel/cmdline.h kernel/netdev.h
 $(TOOLS_BINS):
@@ -124,6 +124,9 @@ endif
 UNIT_TESTS += stats
 UNIT_SRCS_stats := tools/stats.c tools/pace.c
 $(BUILD)/unit/test_stats: tools/stats.h tools/pace.h
+UNIT_TESTS += args
+UNIT_SRCS_args := tools/args.c
+$(BUILD)/unit/test_args: tools/args.h
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -I kernel -I drivers -I tests/unit

@@ -43,12 +43,10 @@ Exit status: QEMU's. In test mode the kernel exits through isa-debug-exit: 33 = 
 USAGE
 }
 
-die() {
-	echo "$prog: $*" >&2
-	exit 2
-}
 
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs a value"; }
+# die, need_arg and the steps both launch scripts share.
+# shellcheck source=tools/launch-lib.sh
+. "$here/tools/launch-lib.sh"
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -91,24 +89,8 @@ need_tool() { # need_tool COMMAND DEBIAN-PACKAGE
 }
 need_tool qemu-system-x86_64 qemu-system-x86
 
-# KVM only where it really works: the CPU must have VMX/SVM and /dev/kvm must be usable. A paravirtual
-# kvm-pvm device (this kind of cloud guest) cannot run firmware or a normal kernel: it counts as no KVM.
-kvm_works() {
-	grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null || return 1
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-	[ ! -d /sys/module/kvm_pvm ] || return 1
-	return 0
-}
-case "$accel" in
-auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
-kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
-esac
-if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
-# One vCPU, but maxcpus=2 under TCG: QEMU 7.2 omits guest memory barriers (mfence) when it believes only one
-# vCPU can exist, and the virtqueue's "publish index, then read the device's event index" check then races
-# QEMU's I/O thread (fixed in QEMU 8.1). The driver also re-notifies a queue that stalls (tx_rekicks).
-smp=1
-[ "$accel" = kvm ] || smp=1,maxcpus=2
+# KVM only where it really works; the -cpu and -smp that go with the accelerator (tools/kvm-usable.sh says why).
+read -r accel cpu smp <<<"$("$here/tools/kvm-usable.sh" --accel "$accel" --prog "$prog")"
 
 if [ "$build" = 1 ] && [ "$dry_run" = 0 ]; then
 	if ! make -C "$here" --no-print-directory -s all >&2; then
@@ -227,9 +209,7 @@ if [ -n "$pcap" ]; then
 	fi
 fi
 
-for ev in "${traces[@]+"${traces[@]}"}"; do args+=(-trace "$ev"); done
-[ -z "$trace_file" ] || args+=(-D "$trace_file")
-[ -z "$monitor" ] || args+=(-monitor "unix:$monitor,server,nowait")
+launch_add_debug_args
 if [ "$gdb" = 1 ]; then
 	args+=(-s -S)
 	echo "$prog: waiting for gdb on tcp::1234: gdb $kernel -ex 'target remote :1234'" >&2
@@ -237,12 +217,7 @@ fi
 args+=("${qemu_args[@]+"${qemu_args[@]}"}")
 
 cmd=("${netns_exec[@]+"${netns_exec[@]}"}" qemu-system-x86_64 "${args[@]}")
-if [ -n "$timeout_s" ]; then cmd=(timeout --foreground -k 2 "$timeout_s" "${cmd[@]}"); fi
-if [ "$dry_run" = 1 ]; then
-	printf '%q ' "${cmd[@]}"
-	echo
-	exit 0
-fi
+launch_finish_cmd
 
 set +e
 "${cmd[@]}"

@@ -13,12 +13,10 @@ import os
 import pathlib
 import re
 import select
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -28,13 +26,8 @@ GUEST, HOST_IP = "192.168.77.2", "192.168.77.1/24"
 RATES = [5000, 10000, 20000, 40000, 60000, 80000, 120000, 160000]
 LOSS_FREE = 0.995  # "loss-free": at least 99.5 % of the offered datagrams counted by the guest
 
-
-def sh(*args, timeout=60, check=True, ns=None):
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
-    if check and p.returncode:
-        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout[-2000:]}")
-    return p.stdout
+sys.path.insert(0, str(ROOT / "tools"))
+from guest_console import ConsoleGuest, sh  # noqa: E402
 
 
 # ---- inside the namespace: first ICMP echo reply after boot ----
@@ -77,12 +70,11 @@ def inner_first_ping(t0, limit, tap):
 
 # ---- guests ----
 
-class Guest:
+class Guest(ConsoleGuest):
     """One guest (ours or Linux) in its own namespace; its console output is collected in the background."""
 
     def __init__(self, kind, ns, tap, extra=()):
-        self.kind, self.ns, self.tap = kind, ns, tap
-        self.lines, self.lock = [], threading.Lock()
+        self.kind, self.label, self.ns, self.tap = kind, kind, ns, tap
         sh("ip", "netns", "add", ns)
         if kind == "ours":
             cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", ns, "--tap", tap,
@@ -91,49 +83,13 @@ class Guest:
             cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
                    "--cmdline", "vg_shell=0", *extra]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.start_process(cmd)
         # The clock starts when the QEMU process exists, not when the launch script (namespace and tap
         # set-up) started: both guests are timed from the same event.
         end = time.monotonic() + 30
         while time.monotonic() < end and not self.qemu_pid():
             time.sleep(0.003)
         self.t_qemu = time.monotonic()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            with self.lock:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    def text(self):
-        with self.lock:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            m = re.search(pattern, self.text(), re.M)
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.kind}: no {pattern!r} within {timeout} s:\n{self.text()[-3000:]}")
-
-    def console(self, cmd, timeout=15):
-        """Ours only: a serial-console command; returns its output."""
-        start = len(self.text())
-        self.proc.stdin.write((cmd + "\n").encode())
-        self.proc.stdin.flush()
-        name = cmd.split()[0]
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            t = self.text()[start:]
-            if f"console: done {name}" in t:
-                return t
-            time.sleep(0.02)
-        raise RuntimeError(f"console command {cmd!r} got no answer")
 
     def qemu_pid(self):
         # Anchored at the start of the command line: the `timeout ... ip netns exec ...` wrappers also carry
@@ -143,12 +99,7 @@ class Guest:
         return int(out[0]) if out else None
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.stop_process()
         sh("ip", "netns", "del", self.ns, check=False)
 
 

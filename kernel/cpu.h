@@ -61,13 +61,6 @@ static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
 	return r;
 }
 
-static inline uint64_t read_cr0(void)
-{
-	uint64_t v;
-	__asm__ volatile("mov %%cr0, %0" : "=r"(v));
-	return v;
-}
-
 static inline uint64_t read_cr2(void)
 {
 	uint64_t v;
@@ -79,13 +72,6 @@ static inline uint64_t read_cr3(void)
 {
 	uint64_t v;
 	__asm__ volatile("mov %%cr3, %0" : "=r"(v));
-	return v;
-}
-
-static inline uint64_t read_cr4(void)
-{
-	uint64_t v;
-	__asm__ volatile("mov %%cr4, %0" : "=r"(v));
 	return v;
 }
 

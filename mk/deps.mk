@@ -64,10 +64,10 @@ $(DEPS_STAMP): tools/deps.sh
 
 # Order-only on DEPS_STAMP: re-checking the package list must not trigger a
 # rebuild of newlib or a refetch of lwIP.
-$(NEWLIB_STAMP): tools/build-newlib.sh | $(DEPS_STAMP)
+$(NEWLIB_STAMP): tools/build-newlib.sh tools/dep-script.sh | $(DEPS_STAMP)
 	@tools/build-newlib.sh $(CACHE)
 
-$(LWIP_STAMP): tools/fetch-lwip.sh | $(DEPS_STAMP)
+$(LWIP_STAMP): tools/fetch-lwip.sh tools/dep-script.sh | $(DEPS_STAMP)
 	@tools/fetch-lwip.sh $(CACHE)
 
 .PHONY: deps-lwip-submake

@@ -33,12 +33,28 @@ static unsigned services_tcp_idle_s;
 
 /* Ends a connection whose peer is done or that has answered: no more receive callbacks, a graceful close,
  * or an abort if lwIP has no memory to queue the FIN. */
-static void services_tcp_finish(struct tcp_pcb *pcb)
+static err_t services_tcp_finish(struct tcp_pcb *pcb)
 {
 	tcp_recv(pcb, NULL);
 	tcp_poll(pcb, NULL, 0);
-	if (tcp_close(pcb) != ERR_OK)
-		tcp_abort(pcb);
+	if (tcp_close(pcb) == ERR_OK)
+		return ERR_OK;
+	/* The pcb is gone: a receive callback must say so to lwIP (ERR_ABRT), or lwIP would use it again. */
+	tcp_abort(pcb);
+	return ERR_ABRT;
+}
+
+/* For receive callbacks of services that answer and close: the peer closed (p NULL) or an error came, so
+ * the connection is finished here (and p freed). Returns 1 if so, with what the callback must return in
+ * *ret. */
+static int services_tcp_ended(struct tcp_pcb *pcb, struct pbuf *p, err_t err, err_t *ret)
+{
+	if (p && err == ERR_OK)
+		return 0;
+	if (p)
+		pbuf_free(p);
+	*ret = services_tcp_finish(pcb);
+	return 1;
 }
 
 /* Whether pcb has received nothing for at least services_tcp_idle_s. lwIP stamps pcb->tmr with its coarse clock
@@ -225,13 +241,10 @@ static void discard_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
 
 static err_t discard_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
+	err_t ret;
 	(void)arg;
-	if (!p || err != ERR_OK) {
-		if (p)
-			pbuf_free(p);
-		services_tcp_finish(pcb);
-		return ERR_OK;
-	}
+	if (services_tcp_ended(pcb, p, err, &ret))
+		return ret;
 	svc.discard_bytes += p->tot_len;
 	tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
@@ -352,14 +365,11 @@ static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, cons
 static err_t status_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	char cmd[96] = { 0 };
+	err_t ret;
 	(void)arg;
 
-	if (!p || err != ERR_OK) {
-		if (p)
-			pbuf_free(p);
-		services_tcp_finish(pcb);
-		return ERR_OK;
-	}
+	if (services_tcp_ended(pcb, p, err, &ret))
+		return ret;
 	pbuf_copy_partial(p, cmd, sizeof(cmd) - 1, 0);
 	tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
@@ -368,8 +378,7 @@ static err_t status_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err
 	if (n > tcp_sndbuf(pcb))
 		n = tcp_sndbuf(pcb);
 	tcp_write(pcb, status_buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
-	services_tcp_finish(pcb);
-	return ERR_OK;
+	return services_tcp_finish(pcb);
 }
 
 /* ---- start ---- */

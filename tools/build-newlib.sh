@@ -34,12 +34,9 @@ TOOL_VARS=(
     READELF_FOR_TARGET=readelf
 )
 
-die() { printf 'build-newlib: error: %s\n' "$*" >&2; exit 1; }
-note() { printf 'build-newlib: %s\n' "$*"; }
-
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
-mkdir -p "$1" || die "cannot create output directory '$1'"
-OUTDIR=$(cd "$1" && pwd)
+# shellcheck source=tools/dep-script.sh
+. "$(dirname "$0")/dep-script.sh"
+dep_init build-newlib "$@"
 PREFIX="$OUTDIR/newlib"
 STAMP="$PREFIX/.stamp"
 LOG="$OUTDIR/newlib-build.log"
@@ -57,10 +54,7 @@ fi
 
 [ -f "$TARBALL" ] ||
     die "$TARBALL not found (package newlib-source; run: tools/deps.sh install)"
-for tool in gcc as ld ar ranlib strip make tar xz; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        die "'$tool' not found (run: tools/deps.sh install)"
-done
+need_tools gcc as ld ar ranlib strip make tar xz
 
 # Isolate newlib's build from whatever make / environment called us: flags
 # meant for the kernel (or command-line overrides carried in MAKEFLAGS) must

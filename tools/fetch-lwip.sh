@@ -22,12 +22,9 @@ LWIP_VERSION=2.1.3
 ORIG_TARBALL="lwip_${LWIP_VERSION}+dfsg1.orig.tar.xz"
 TREE_NAME="lwip-${LWIP_VERSION}"
 
-die() { printf 'fetch-lwip: error: %s\n' "$*" >&2; exit 1; }
-note() { printf 'fetch-lwip: %s\n' "$*"; }
-
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
-mkdir -p "$1" || die "cannot create output directory '$1'"
-OUTDIR=$(cd "$1" && pwd)
+# shellcheck source=tools/dep-script.sh
+. "$(dirname "$0")/dep-script.sh"
+dep_init fetch-lwip "$@"
 TREE="$OUTDIR/$TREE_NAME"
 STAMP="$TREE/.stamp-verified"
 
@@ -39,10 +36,7 @@ if [ -f "$TREE/src/core/init.c" ] && [ -f "$STAMP" ] &&
 fi
 
 # ---- tools ---------------------------------------------------------------
-for tool in apt-get sha256sum tar xz awk; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        die "'$tool' not found (run: tools/deps.sh install)"
-done
+need_tools apt-get sha256sum tar xz awk
 # apt-get source is part of the dpkg-dev tool set (dpkg-source); require it
 # so that a machine set up by tools/deps.sh behaves like this one.
 command -v dpkg-source >/dev/null 2>&1 ||

@@ -19,10 +19,8 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "pace.h"
 
 #define LOAD_DEFAULT_SIZE          18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
@@ -46,15 +45,14 @@
 #define LOAD_EXIT_FAILED           3
 
 struct load_opts {
-	const char *dst;
-	unsigned port;
+	struct args_target to;
 	double rate;
 	int flat;
 	double duration_s;
 	unsigned size;
 	unsigned batch; /* 0: automatic */
 	int quiet;
-	int have_port, have_rate, have_duration;
+	int have_rate, have_duration;
 };
 
 static volatile sig_atomic_t load_stop;
@@ -115,46 +113,10 @@ static void usage(FILE *f)
 	           "exit: 0 done, 2 bad arguments, 3 run failed\n");
 }
 
-static int load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int load_parse_double(const char *s, double min, double max, double *out)
-{
-	if (!s || !*s || *s == ' ')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || !isfinite(v) || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static void bad(int *errors, const char *opt, const char *val, const char *why)
-{
-	if (val)
-		fprintf(stderr, "load: %s: '%s' %s\n", opt, val, why);
-	else
-		fprintf(stderr, "load: %s: %s\n", opt, why);
-	(*errors)++;
-}
-
-enum { OPT_DST = 1, OPT_PORT, OPT_RATE, OPT_FLAT, OPT_DURATION, OPT_SIZE, OPT_BATCH, OPT_QUIET, OPT_HELP };
+enum { OPT_RATE = ARGS_OPT_TOOL, OPT_FLAT, OPT_DURATION, OPT_SIZE, OPT_BATCH, OPT_QUIET, OPT_HELP };
 
 static const struct option load_longopts[] = {
-    {"dst", required_argument, NULL, OPT_DST},
-    {"port", required_argument, NULL, OPT_PORT},
+    ARGS_TARGET_OPTIONS,
     {"rate", required_argument, NULL, OPT_RATE},
     {"flat", no_argument, NULL, OPT_FLAT},
     {"duration", required_argument, NULL, OPT_DURATION},
@@ -165,106 +127,72 @@ static const struct option load_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Returns the number of bad arguments (each reported by name), or -1 after --help. */
-static int load_parse_args(int argc, char **argv, struct load_opts *o)
+/* One option (c, from args_next()) into *o. Returns -1 for --help, else 0. */
+static int load_parse_option(struct args *a, int c, struct load_opts *o)
 {
-	int errors = 0;
-	uint64_t u = 0;
-	memset(o, 0, sizeof(*o));
-	o->size = LOAD_DEFAULT_SIZE;
-
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":", load_longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DST:
-			o->dst = optarg;
-			break;
-		case OPT_PORT:
-			if (load_parse_u64(optarg, 1, 65535, &u))
-				bad(&errors, "--port", optarg, "is not a port number (1..65535)");
-			o->port = (unsigned)u;
-			o->have_port = 1;
-			break;
-		case OPT_RATE:
-			if (load_parse_double(optarg, 1, 1e8, &o->rate))
-				bad(&errors, "--rate", optarg, "is not a rate in packets/s (1..100000000)");
-			o->have_rate = 1;
-			break;
-		case OPT_FLAT:
-			o->flat = 1;
-			break;
-		case OPT_DURATION:
-			if (load_parse_double(optarg, 1e-3, 86400, &o->duration_s))
-				bad(&errors, "--duration", optarg, "is not a number of seconds (0.001..86400)");
-			o->have_duration = 1;
-			break;
-		case OPT_SIZE:
-			if (load_parse_u64(optarg, 0, LOAD_MAX_SIZE, &u))
-				bad(&errors, "--size", optarg, "is not a payload size (0..65507 bytes)");
-			o->size = (unsigned)u;
-			break;
-		case OPT_BATCH:
-			if (load_parse_u64(optarg, 1, LOAD_MAX_BATCH, &u))
-				bad(&errors, "--batch", optarg, "is not a batch size (1..1024)");
-			o->batch = (unsigned)u;
-			break;
-		case OPT_QUIET:
-			o->quiet = 1;
-			break;
-		case OPT_HELP:
-			usage(stdout);
-			return -1;
-		case ':':
-			bad(&errors, argv[optind - 1], NULL, "needs a value");
-			break;
-		default:
-			bad(&errors, argv[optind - 1], NULL, "unknown option");
-			break;
-		}
+	if (args_target_option(a, c, &o->to))
+		return 0;
+	switch (c) {
+	case OPT_RATE:
+		args_double(a, 1, 1e8, "is not a rate in packets/s (1..100000000)", &o->rate);
+		o->have_rate = 1;
+		break;
+	case OPT_FLAT:
+		o->flat = 1;
+		break;
+	case OPT_DURATION:
+		args_double(a, 1e-3, 86400, "is not a number of seconds (0.001..86400)", &o->duration_s);
+		o->have_duration = 1;
+		break;
+	case OPT_SIZE:
+		args_unsigned(a, 0, LOAD_MAX_SIZE, "is not a payload size (0..65507 bytes)", &o->size);
+		break;
+	case OPT_BATCH:
+		args_unsigned(a, 1, LOAD_MAX_BATCH, "is not a batch size (1..1024)", &o->batch);
+		break;
+	case OPT_QUIET:
+		o->quiet = 1;
+		break;
+	case OPT_HELP:
+		usage(stdout);
+		return -1;
 	}
-	for (int i = optind; i < argc; i++)
-		bad(&errors, argv[i], NULL, "unexpected argument");
-	if (!o->dst)
-		bad(&errors, "--dst", NULL, "is required");
-	if (!o->have_port)
-		bad(&errors, "--port", NULL, "is required");
-	if (!o->have_duration)
-		bad(&errors, "--duration", NULL, "is required");
-	if (o->have_rate && o->flat)
-		bad(&errors, "--flat", NULL, "cannot be combined with --rate");
-	else if (!o->have_rate && !o->flat)
-		bad(&errors, "--rate", NULL, "is required (or --flat)");
-	return errors;
+	return 0;
 }
 
-/* Resolves --dst (numeric only: no DNS traffic) into *dst and opens the (unconnected) socket. */
-static int load_open(const struct load_opts *o, int *fd_out, struct sockaddr_storage *dst, socklen_t *dst_len)
+/* Parses argv into *o; every bad argument is reported by name and counted in a->errors. Returns -1 after
+ * --help, else 0. */
+static int load_parse_args(struct args *a, int argc, char **argv, struct load_opts *o)
 {
-	char port[8];
-	snprintf(port, sizeof(port), "%u", o->port);
-	struct addrinfo hints = {
-	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-	struct addrinfo *ai;
-	int rc = getaddrinfo(o->dst, port, &hints, &ai);
-	if (rc) {
-		fprintf(stderr, "load: --dst: '%s' is not a numeric IPv4 or IPv6 address (%s)\n", o->dst,
-		        gai_strerror(rc));
-		return LOAD_EXIT_USAGE;
-	}
-	memcpy(dst, ai->ai_addr, ai->ai_addrlen);
-	*dst_len = ai->ai_addrlen;
-	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	freeaddrinfo(ai);
+	memset(o, 0, sizeof(*o));
+	o->size = LOAD_DEFAULT_SIZE;
+	args_init(a, "load", argc, argv, load_longopts);
+	int c;
+	while ((c = args_next(a)) != -1)
+		if (load_parse_option(a, c, o))
+			return -1;
+	args_target_check(a, &o->to);
+	if (!o->have_duration)
+		args_bad(a, "--duration", NULL, "is required");
+	if (o->have_rate && o->flat)
+		args_bad(a, "--flat", NULL, "cannot be combined with --rate");
+	else if (!o->have_rate && !o->flat)
+		args_bad(a, "--rate", NULL, "is required (or --flat)");
+	return 0;
+}
+
+/* Opens the (unconnected) socket for --dst; -1 if it cannot. */
+static int load_open(const struct args_target *to)
+{
+	int fd = socket(to->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		perror("load: socket");
-		return LOAD_EXIT_FAILED;
+		return -1;
 	}
 	/* Best effort (capped by net.core.wmem_max): room for whole batches in the socket's send buffer. */
 	int sndbuf = 4 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	*fd_out = fd;
-	return LOAD_EXIT_OK;
+	return fd;
 }
 
 struct load_stats {
@@ -303,110 +231,151 @@ static void load_send_batch(int fd, struct mmsghdr *msgs, unsigned n, unsigned s
 	}
 }
 
-int main(int argc, char **argv)
+/* --batch, or the automatic choice: the smallest batch that keeps sendmmsg() calls LOAD_MIN_BATCH_INTERVAL_NS
+ * apart, at most LOAD_FLAT_BATCH. */
+static unsigned load_batch_size(const struct load_opts *o)
 {
-	struct load_opts o;
-	int errors = load_parse_args(argc, argv, &o);
-	if (errors < 0)
-		return LOAD_EXIT_OK;
-	if (errors) {
-		fprintf(stderr, "load: %d bad argument%s; see load --help\n", errors, errors > 1 ? "s" : "");
-		return LOAD_EXIT_USAGE;
-	}
-	int fd;
-	struct sockaddr_storage dst;
-	socklen_t dst_len;
-	int rc = load_open(&o, &fd, &dst, &dst_len);
-	if (rc) {
-		if (rc == LOAD_EXIT_USAGE)
-			fprintf(stderr, "load: 1 bad argument; see load --help\n");
-		return rc;
-	}
+	if (o->batch)
+		return o->batch;
+	if (o->flat)
+		return LOAD_FLAT_BATCH;
+	double b = ceil(LOAD_MIN_BATCH_INTERVAL_NS * o->rate / 1e9);
+	return b > LOAD_FLAT_BATCH ? LOAD_FLAT_BATCH : (unsigned)b;
+}
 
-	unsigned batch = o.batch;
-	if (!batch) {
-		if (o.flat) {
-			batch = LOAD_FLAT_BATCH;
-		} else {
-			double b = ceil(LOAD_MIN_BATCH_INTERVAL_NS * o.rate / 1e9);
-			batch = b > LOAD_FLAT_BATCH ? LOAD_FLAT_BATCH : (unsigned)b;
-		}
-	}
-	size_t bufsz = o.size ? o.size : 1;
-	uint8_t *bufs = calloc(batch, bufsz);
-	struct iovec *iov = calloc(batch, sizeof(*iov));
-	struct mmsghdr *msgs = calloc(batch, sizeof(*msgs));
-	if (!bufs || !iov || !msgs) {
-		fprintf(stderr, "load: out of memory\n");
-		return LOAD_EXIT_FAILED;
-	}
-	for (unsigned i = 0; i < batch; i++) {
-		iov[i].iov_base = bufs + (size_t)i * bufsz;
-		iov[i].iov_len = o.size;
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
-		msgs[i].msg_hdr.msg_name = &dst;
-		msgs[i].msg_hdr.msg_namelen = dst_len;
-	}
+/* The datagrams of one batch, all to --dst, each with a buffer of its own (the sequence numbers differ). */
+struct load_batch {
+	unsigned n;
+	uint8_t *bufs;
+	struct iovec *iov;
+	struct mmsghdr *msgs;
+};
 
+static int load_batch_alloc(struct load_batch *b, unsigned n, unsigned size, struct args_target *to)
+{
+	size_t bufsz = size ? size : 1;
+	b->n = n;
+	b->bufs = calloc(n, bufsz);
+	b->iov = calloc(n, sizeof(*b->iov));
+	b->msgs = calloc(n, sizeof(*b->msgs));
+	if (!b->bufs || !b->iov || !b->msgs)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		b->iov[i].iov_base = b->bufs + (size_t)i * bufsz;
+		b->iov[i].iov_len = size;
+		b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+		b->msgs[i].msg_hdr.msg_iovlen = 1;
+		b->msgs[i].msg_hdr.msg_name = &to->addr;
+		b->msgs[i].msg_hdr.msg_namelen = to->addr_len;
+	}
+	return 0;
+}
+
+static void load_batch_free(struct load_batch *b)
+{
+	free(b->bufs);
+	free(b->iov);
+	free(b->msgs);
+}
+
+/* SIGINT and SIGTERM end the run early (with its summary line); the second one kills. */
+static void load_prepare_process(void)
+{
 	struct sigaction sa = {.sa_handler = load_on_signal, .sa_flags = SA_RESETHAND};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	/* 1 ns of timer slack instead of 50 us, so that sleeps end on time. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+}
+
+/* --flat: batches back to back until the end. Returns when it stopped. */
+static uint64_t load_run_flat(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
+                              struct load_stats *st)
+{
+	uint64_t seq = 0;
+	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
+	uint64_t now = t0;
+	while (!load_stop && now < end) {
+		load_send_batch(fd, b->msgs, b->n, o->size, &seq, st);
+		now = load_now();
+	}
+	return now;
+}
+
+/* --rate: batches of b->n datagrams at a fixed interval (the fixed pattern at rate / batch); a batch held up by
+ * more than LOAD_SLIP_NS moves the rest of the schedule. Returns when it stopped. */
+static uint64_t load_run_paced(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
+                               struct load_stats *st)
+{
+	uint64_t seq = 0;
+	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
+	struct pace pace;
+	pace_init(&pace, PACE_FIXED, o->rate / b->n, 1, 0, t0);
+	for (;;) {
+		uint64_t due = pace_next(&pace);
+		if (load_stop || due >= end)
+			break;
+		uint64_t now = load_wait_until(due);
+		if (load_stop)
+			break;
+		if (now - due > LOAD_SLIP_NS) {
+			pace_delay(&pace, now - due);
+			st->slips++;
+			st->lost_ns += now - due;
+			if (now - due > st->max_lag_ns)
+				st->max_lag_ns = now - due;
+		}
+		load_send_batch(fd, b->msgs, b->n, o->size, &seq, st);
+	}
+	/* The run lasts its full duration even though the last batch left before the end. */
+	return load_wait_until(end);
+}
+
+static void load_report(const struct load_opts *o, const struct load_stats *st, uint64_t t0, uint64_t now)
+{
+	double duration = (double)(now - t0) / 1e9;
+	printf("load: sent=%" PRIu64 " duration_s=%.3f offered_pps=%.0f errors=%" PRIu64 "\n", st->sent, duration,
+	       duration > 0 ? (double)st->sent / duration : 0.0, st->errors);
+	fflush(stdout);
+	if (!o->quiet && (st->errors || st->slips))
+		fprintf(stderr, "load: last_error=%s schedule_slips=%" PRIu64 " slipped_ms=%.1f max_lag_us=%.1f\n",
+		        st->errors ? strerror(st->last_errno) : "none", st->slips, st->lost_ns / 1e6,
+		        st->max_lag_ns / 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	struct load_opts o;
+	struct args a;
+	if (load_parse_args(&a, argc, argv, &o))
+		return LOAD_EXIT_OK;
+	if (!a.errors)
+		args_target_resolve(&a, &o.to);
+	if (args_finish(&a))
+		return LOAD_EXIT_USAGE;
+	int fd = load_open(&o.to);
+	if (fd < 0)
+		return LOAD_EXIT_FAILED;
+	struct load_batch b;
+	if (load_batch_alloc(&b, load_batch_size(&o), o.size, &o.to)) {
+		fprintf(stderr, "load: out of memory\n");
+		return LOAD_EXIT_FAILED;
+	}
+	load_prepare_process();
 	if (!o.quiet) {
-		fprintf(stderr, "load: %s port %u ", o.dst, o.port);
+		fprintf(stderr, "load: %s port %u ", o.to.dst, o.to.port);
 		if (o.flat)
 			fprintf(stderr, "flat");
 		else
 			fprintf(stderr, "rate=%g", o.rate);
-		fprintf(stderr, " duration=%gs size=%u batch=%u\n", o.duration_s, o.size, batch);
+		fprintf(stderr, " duration=%gs size=%u batch=%u\n", o.duration_s, o.size, b.n);
 	}
-
 	struct load_stats st = {0};
-	uint64_t seq = 0;
 	uint64_t t0 = load_now();
-	uint64_t end = t0 + (uint64_t)(o.duration_s * 1e9);
-	uint64_t now = t0;
-	if (o.flat) {
-		while (!load_stop && now < end) {
-			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
-			now = load_now();
-		}
-	} else {
-		/* Batches of `batch` datagrams at a fixed interval: the fixed pattern at rate / batch. */
-		struct pace pace;
-		pace_init(&pace, PACE_FIXED, o.rate / batch, 1, 0, t0);
-		for (;;) {
-			uint64_t due = pace_next(&pace);
-			if (load_stop || due >= end)
-				break;
-			now = load_wait_until(due);
-			if (load_stop)
-				break;
-			if (now - due > LOAD_SLIP_NS) {
-				pace_delay(&pace, now - due);
-				st.slips++;
-				st.lost_ns += now - due;
-				if (now - due > st.max_lag_ns)
-					st.max_lag_ns = now - due;
-			}
-			load_send_batch(fd, msgs, batch, o.size, &seq, &st);
-		}
-		/* The run lasts its full duration even though the last batch left before the end. */
-		now = load_wait_until(end);
-	}
-	double duration = (double)(now - t0) / 1e9;
-	printf("load: sent=%" PRIu64 " duration_s=%.3f offered_pps=%.0f errors=%" PRIu64 "\n", st.sent, duration,
-	       duration > 0 ? (double)st.sent / duration : 0.0, st.errors);
-	fflush(stdout);
-	if (!o.quiet && (st.errors || st.slips))
-		fprintf(stderr, "load: last_error=%s schedule_slips=%" PRIu64 " slipped_ms=%.1f max_lag_us=%.1f\n",
-		        st.errors ? strerror(st.last_errno) : "none", st.slips, st.lost_ns / 1e6, st.max_lag_ns / 1e3);
+	uint64_t now = o.flat ? load_run_flat(fd, &b, &o, t0, &st) : load_run_paced(fd, &b, &o, t0, &st);
+	load_report(&o, &st, t0, now);
 	close(fd);
-	free(bufs);
-	free(iov);
-	free(msgs);
+	load_batch_free(&b);
 	return LOAD_EXIT_OK;
 }

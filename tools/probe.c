@@ -17,10 +17,8 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,6 +34,7 @@
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
 
+#include "args.h"
 #include "pace.h"
 #include "stats.h"
 
@@ -64,8 +63,7 @@ struct probe_rec {
 };
 
 struct probe_opts {
-	const char *dst;
-	unsigned port;
+	struct args_target to;
 	uint64_t count;
 	double duration_s;
 	double rate;
@@ -79,14 +77,12 @@ struct probe_opts {
 	double hist_us;
 	int quiet;
 	int user_ts;
-	int have_port, have_count, have_duration, have_burst, pattern_ok;
+	int have_count, have_duration, have_burst, pattern_ok;
 };
 
 struct probe_run {
 	const struct probe_opts *o;
 	int fd;
-	struct sockaddr_storage dst;
-	socklen_t dst_len;
 	int kernel_ts;
 	uint32_t tag;
 	uint64_t timeout_ns;
@@ -138,37 +134,8 @@ static void usage(FILE *f)
 	           "exit: 0 echoes received, 1 none received, 2 bad arguments, 3 run failed\n");
 }
 
-/* Strict unsigned parse: digits only (decimal, or 0x hex), no sign, no trailing text. */
-static int probe_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int probe_parse_double(const char *s, double min, double max, double *out)
-{
-	if (!s || !*s || *s == ' ')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || !isfinite(v) || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 enum {
-	OPT_DST = 1,
-	OPT_PORT,
-	OPT_COUNT,
+	OPT_COUNT = ARGS_OPT_TOOL,
 	OPT_DURATION,
 	OPT_RATE,
 	OPT_PATTERN,
@@ -185,8 +152,7 @@ enum {
 };
 
 static const struct option probe_longopts[] = {
-    {"dst", required_argument, NULL, OPT_DST},
-    {"port", required_argument, NULL, OPT_PORT},
+    ARGS_TARGET_OPTIONS,
     {"count", required_argument, NULL, OPT_COUNT},
     {"duration", required_argument, NULL, OPT_DURATION},
     {"rate", required_argument, NULL, OPT_RATE},
@@ -204,21 +170,8 @@ static const struct option probe_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void bad(int *errors, const char *opt, const char *val, const char *why)
+static void probe_set_defaults(struct probe_opts *o)
 {
-	if (val)
-		fprintf(stderr, "probe: %s: '%s' %s\n", opt, val, why);
-	else
-		fprintf(stderr, "probe: %s: %s\n", opt, why);
-	(*errors)++;
-}
-
-/* Parses argv into *o. Every bad option is reported by name; returns the number of errors, or -1 after
- * --help. */
-static int probe_parse_args(int argc, char **argv, struct probe_opts *o)
-{
-	int errors = 0;
-	uint64_t u = 0;
 	memset(o, 0, sizeof(*o));
 	o->count = 100;
 	o->rate = 100;
@@ -228,135 +181,103 @@ static int probe_parse_args(int argc, char **argv, struct probe_opts *o)
 	o->size = 64;
 	o->timeout_ms = 1000;
 	o->seed = 1;
-
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":", probe_longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DST:
-			o->dst = optarg;
-			break;
-		case OPT_PORT:
-			if (probe_parse_u64(optarg, 1, 65535, &u))
-				bad(&errors, "--port", optarg, "is not a port number (1..65535)");
-			o->port = (unsigned)u;
-			o->have_port = 1;
-			break;
-		case OPT_COUNT:
-			if (probe_parse_u64(optarg, 1, PROBE_MAX_PROBES, &o->count))
-				bad(&errors, "--count", optarg, "is not a count (1..100000000)");
-			o->have_count = 1;
-			break;
-		case OPT_DURATION:
-			if (probe_parse_double(optarg, 1e-3, 86400, &o->duration_s))
-				bad(&errors, "--duration", optarg, "is not a number of seconds (0.001..86400)");
-			o->have_duration = 1;
-			break;
-		case OPT_RATE:
-			if (probe_parse_double(optarg, 1e-3, 1e7, &o->rate))
-				bad(&errors, "--rate", optarg, "is not a rate in packets/s (0.001..10000000)");
-			break;
-		case OPT_PATTERN:
-			o->pattern_ok = pace_parse_pattern(optarg, &o->pattern) == 0;
-			if (!o->pattern_ok)
-				bad(&errors, "--pattern", optarg, "is not one of fixed, poisson, burst");
-			break;
-		case OPT_BURST:
-			if (probe_parse_u64(optarg, 1, 65536, &u))
-				bad(&errors, "--burst", optarg, "is not a burst length (1..65536)");
-			o->burst = (unsigned)u;
-			o->have_burst = 1;
-			break;
-		case OPT_SIZE:
-			if (probe_parse_u64(optarg, PROBE_HDR_SIZE, PROBE_MAX_SIZE, &u))
-				bad(&errors, "--size", optarg, "is not a payload size (16..65507 bytes)");
-			o->size = (unsigned)u;
-			break;
-		case OPT_CSV:
-			o->csv = optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (probe_parse_u64(optarg, 1, 3600000, &u))
-				bad(&errors, "--timeout-ms", optarg, "is not a timeout (1..3600000 ms)");
-			o->timeout_ms = (unsigned)u;
-			break;
-		case OPT_WARMUP:
-			if (probe_parse_u64(optarg, 0, PROBE_MAX_PROBES, &o->warmup))
-				bad(&errors, "--warmup", optarg, "is not a count (0..100000000)");
-			break;
-		case OPT_QUIET:
-			o->quiet = 1;
-			break;
-		case OPT_SEED:
-			if (probe_parse_u64(optarg, 0, UINT64_MAX, &o->seed))
-				bad(&errors, "--seed", optarg, "is not an unsigned 64-bit number");
-			break;
-		case OPT_HIST:
-			if (probe_parse_double(optarg, 0.001, 1e6, &o->hist_us))
-				bad(&errors, "--hist", optarg, "is not a bin width (0.001..1000000 us)");
-			break;
-		case OPT_USER_TS:
-			o->user_ts = 1;
-			break;
-		case OPT_HELP:
-			usage(stdout);
-			return -1;
-		case ':':
-			bad(&errors, argv[optind - 1], NULL, "needs a value");
-			break;
-		default:
-			bad(&errors, argv[optind - 1], NULL, "unknown option");
-			break;
-		}
-	}
-	for (int i = optind; i < argc; i++)
-		bad(&errors, argv[i], NULL, "unexpected argument");
-
-	if (!o->dst)
-		bad(&errors, "--dst", NULL, "is required");
-	if (!o->have_port)
-		bad(&errors, "--port", NULL, "is required");
-	if (o->have_count && o->have_duration)
-		bad(&errors, "--duration", NULL, "cannot be combined with --count");
-	if (o->have_burst && o->pattern_ok && o->pattern != PACE_BURST)
-		bad(&errors, "--burst", NULL, "only applies to --pattern burst");
-	if (o->have_duration && o->duration_s * o->rate > (double)PROBE_MAX_PROBES)
-		bad(&errors, "--duration", NULL, "--rate x --duration exceeds 100000000 probes");
-	if (o->count + o->warmup > PROBE_MAX_PROBES)
-		bad(&errors, "--warmup", NULL, "--count + --warmup exceeds 100000000 probes");
-	return errors;
 }
 
-static int probe_resolve(struct probe_run *r)
+/* One option (c, from args_next()) into *o. Returns -1 for --help, else 0. */
+static int probe_parse_option(struct args *a, int c, struct probe_opts *o)
 {
-	char port[8];
-	snprintf(port, sizeof(port), "%u", r->o->port);
-	/* Numeric addresses only: no name lookup, so no DNS traffic and no lookup delay in a measurement. */
-	struct addrinfo hints = {
-	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-	struct addrinfo *ai;
-	int rc = getaddrinfo(r->o->dst, port, &hints, &ai);
-	if (rc) {
-		fprintf(stderr, "probe: --dst: '%s' is not a numeric IPv4 or IPv6 address (%s)\n", r->o->dst,
-		        gai_strerror(rc));
+	if (args_target_option(a, c, &o->to))
+		return 0;
+	switch (c) {
+	case OPT_COUNT:
+		args_u64(a, 1, PROBE_MAX_PROBES, "is not a count (1..100000000)", &o->count);
+		o->have_count = 1;
+		break;
+	case OPT_DURATION:
+		args_double(a, 1e-3, 86400, "is not a number of seconds (0.001..86400)", &o->duration_s);
+		o->have_duration = 1;
+		break;
+	case OPT_RATE:
+		args_double(a, 1e-3, 1e7, "is not a rate in packets/s (0.001..10000000)", &o->rate);
+		break;
+	case OPT_PATTERN:
+		o->pattern_ok = pace_parse_pattern(optarg, &o->pattern) == 0;
+		if (!o->pattern_ok)
+			args_bad(a, a->opt, optarg, "is not one of fixed, poisson, burst");
+		break;
+	case OPT_BURST:
+		args_unsigned(a, 1, 65536, "is not a burst length (1..65536)", &o->burst);
+		o->have_burst = 1;
+		break;
+	case OPT_SIZE:
+		args_unsigned(a, PROBE_HDR_SIZE, PROBE_MAX_SIZE, "is not a payload size (16..65507 bytes)", &o->size);
+		break;
+	case OPT_CSV:
+		o->csv = optarg;
+		break;
+	case OPT_TIMEOUT:
+		args_unsigned(a, 1, 3600000, "is not a timeout (1..3600000 ms)", &o->timeout_ms);
+		break;
+	case OPT_WARMUP:
+		args_u64(a, 0, PROBE_MAX_PROBES, "is not a count (0..100000000)", &o->warmup);
+		break;
+	case OPT_QUIET:
+		o->quiet = 1;
+		break;
+	case OPT_SEED:
+		args_u64(a, 0, UINT64_MAX, "is not an unsigned 64-bit number", &o->seed);
+		break;
+	case OPT_HIST:
+		args_double(a, 0.001, 1e6, "is not a bin width (0.001..1000000 us)", &o->hist_us);
+		break;
+	case OPT_USER_TS:
+		o->user_ts = 1;
+		break;
+	case OPT_HELP:
+		usage(stdout);
 		return -1;
 	}
-	memcpy(&r->dst, ai->ai_addr, ai->ai_addrlen);
-	r->dst_len = ai->ai_addrlen;
-	freeaddrinfo(ai);
+	return 0;
+}
+
+/* The rules that involve more than one option. */
+static void probe_check_options(struct args *a, const struct probe_opts *o)
+{
+	args_target_check(a, &o->to);
+	if (o->have_count && o->have_duration)
+		args_bad(a, "--duration", NULL, "cannot be combined with --count");
+	if (o->have_burst && o->pattern_ok && o->pattern != PACE_BURST)
+		args_bad(a, "--burst", NULL, "only applies to --pattern burst");
+	if (o->have_duration && o->duration_s * o->rate > (double)PROBE_MAX_PROBES)
+		args_bad(a, "--duration", NULL, "--rate x --duration exceeds 100000000 probes");
+	if (o->count + o->warmup > PROBE_MAX_PROBES)
+		args_bad(a, "--warmup", NULL, "--count + --warmup exceeds 100000000 probes");
+}
+
+/* Parses argv into *o; every bad option is reported by name and counted in a->errors. Returns -1 after
+ * --help, else 0. */
+static int probe_parse_args(struct args *a, int argc, char **argv, struct probe_opts *o)
+{
+	probe_set_defaults(o);
+	args_init(a, "probe", argc, argv, probe_longopts);
+	int c;
+	while ((c = args_next(a)) != -1)
+		if (probe_parse_option(a, c, o))
+			return -1;
+	probe_check_options(a, o);
 	return 0;
 }
 
 static int probe_same_peer(const struct probe_run *r, const struct sockaddr_storage *a, socklen_t len)
 {
-	if (a->ss_family != r->dst.ss_family)
+	if (a->ss_family != r->o->to.addr.ss_family)
 		return 0;
 	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)&r->dst;
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)&r->o->to.addr;
 		return len >= sizeof(*x) && x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
 	}
 	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&r->dst;
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&r->o->to.addr;
 		return len >= sizeof(*x) && x->sin6_port == y->sin6_port &&
 		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 	}
@@ -365,7 +286,7 @@ static int probe_same_peer(const struct probe_run *r, const struct sockaddr_stor
 
 static int probe_open_socket(struct probe_run *r)
 {
-	r->fd = socket(r->dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	r->fd = socket(r->o->to.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (r->fd < 0) {
 		perror("probe: socket");
 		return -1;
@@ -426,7 +347,7 @@ static int probe_send(struct probe_run *r)
 	memcpy(r->txbuf + 4, &w32, 4);
 	w64 = htole64(p->tx_user);
 	memcpy(r->txbuf + 8, &w64, 8);
-	ssize_t n = sendto(r->fd, r->txbuf, r->o->size, 0, (const struct sockaddr *)&r->dst, r->dst_len);
+	ssize_t n = sendto(r->fd, r->txbuf, r->o->size, 0, (const struct sockaddr *)&r->o->to.addr, r->o->to.addr_len);
 	if (n == (ssize_t)r->o->size) {
 		p->state = PROBE_PENDING;
 		/* With OPT_ID the kernel numbers successful sends from 0; the n-th TX timestamp is this probe's. */
@@ -740,24 +661,22 @@ static int probe_report(struct probe_run *r, FILE *csv)
 int main(int argc, char **argv)
 {
 	struct probe_opts o;
-	int errors = probe_parse_args(argc, argv, &o);
-	if (errors < 0)
+	struct args a;
+	if (probe_parse_args(&a, argc, argv, &o))
 		return PROBE_EXIT_OK;
 	struct probe_run r = {.o = &o, .fd = -1, .timeout_ns = (uint64_t)o.timeout_ms * 1000000ull};
-	if (!errors && probe_resolve(&r))
-		errors++;
+	if (!a.errors)
+		args_target_resolve(&a, &o.to);
 	FILE *csv = NULL;
-	if (!errors && o.csv) {
+	if (!a.errors && o.csv) {
 		csv = fopen(o.csv, "w");
 		if (!csv) {
 			fprintf(stderr, "probe: --csv: cannot open '%s': %s\n", o.csv, strerror(errno));
-			errors++;
+			a.errors++;
 		}
 	}
-	if (errors) {
-		fprintf(stderr, "probe: %d bad argument%s; see probe --help\n", errors, errors > 1 ? "s" : "");
+	if (args_finish(&a))
 		return PROBE_EXIT_USAGE;
-	}
 
 	r.buf = calloc(1, PROBE_MAX_SIZE + 1);
 	r.txbuf = calloc(1, o.size);
@@ -783,7 +702,7 @@ int main(int argc, char **argv)
 			snprintf(what, sizeof(what), "duration=%gs", o.duration_s);
 		else
 			snprintf(what, sizeof(what), "count=%" PRIu64, o.count);
-		fprintf(stderr, "probe: %s port %u %s warmup=%" PRIu64 " rate=%g pattern=%s", o.dst, o.port, what,
+		fprintf(stderr, "probe: %s port %u %s warmup=%" PRIu64 " rate=%g pattern=%s", o.to.dst, o.to.port, what,
 		        o.warmup, o.rate, pace_pattern_name(o.pattern));
 		if (o.pattern == PACE_BURST)
 			fprintf(stderr, " burst=%u", o.burst);

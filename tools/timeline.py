@@ -41,13 +41,13 @@ import json
 import os
 import pathlib
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
+
+import guest_console
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GUEST_IP = "192.168.77.2"
@@ -774,20 +774,18 @@ def stage_medians(rows):
 # Live capture (used by `run` and by bench/modes.py)
 # ---------------------------------------------------------------------------------------------------------
 
-def sh(*args, timeout=60, check=True, ns=None):
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
-    if check and p.returncode:
-        raise TimelineError(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout[-2000:]}")
-    return p.stdout
+def sh(*args, **kw):
+    """guest_console.sh(), failing with TimelineError."""
+    return guest_console.sh(*args, error=TimelineError, **kw)
 
 
 def netns_exists(ns):
     return ns in [l.split()[0] for l in sh("ip", "netns", "list").splitlines() if l.strip()]
 
 
-class LiveGuest:
+class LiveGuest(guest_console.ConsoleGuest):
     """The guest on a tap in a network namespace of its own: created here, always deleted by stop()."""
+    error = TimelineError
 
     def __init__(self, netns, tap, run_args=(), timeout=600, log_path=None):
         if os.geteuid() != 0:
@@ -796,54 +794,20 @@ class LiveGuest:
             raise TimelineError(f"network namespace {netns} already exists: pick a name of your own (it is "
                                 "created and deleted here)")
         self.ns, self.tap, self.log_path = netns, tap, log_path
-        self.lines, self.lock = [], threading.Lock()
         sh("ip", "netns", "add", netns)
         cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", netns, "--tap", tap,
                "--timeout", str(timeout), *run_args]
         try:
-            self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.start_process(cmd)
         except Exception:
             sh("ip", "netns", "del", netns, check=False)
             raise
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            with self.lock:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    def text(self):
-        with self.lock:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern, timeout=60):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            m = re.search(pattern, self.text(), re.M)
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise TimelineError(f"guest: no {pattern!r} within {timeout} s:\n{self.text()[-2000:]}")
 
     def ready(self, timeout=60):
         self.wait_for(r"^services:.*status/7007", timeout)
         self.wait_for(r"^net0: IPv4 ", timeout)
         # ARP and the first frames: the first query may wait for the neighbour entry.
         self.control("stats")
-
-    def console(self, cmd, timeout=15):
-        start = len(self.text())
-        self.proc.stdin.write((cmd + "\n").encode())
-        self.proc.stdin.flush()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if f"console: done {cmd.split()[0]}" in self.text()[start:]:
-                return self.text()[start:]
-            time.sleep(0.02)
-        raise TimelineError(f"console command {cmd!r}: no answer")
 
     def control(self, *cmds, timeout=30):
         """Control commands over UDP 7007 from inside the namespace; '@trace-all' fetches every trace page."""
@@ -878,13 +842,7 @@ class LiveGuest:
                     self.proc.wait(10)
                 except (TimelineError, subprocess.TimeoutExpired, BrokenPipeError, OSError):
                     pass
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait(5)
+            self.stop_process()
         finally:
             time.sleep(0.2)
             if self.log_path:

@@ -42,11 +42,9 @@ since the last "reset"), status on UDP 7007, iperf2 server on TCP 5001. Quit wit
 USAGE
 }
 
-die() {
-	echo "$prog: $*" >&2
-	exit 2
-}
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs a value"; }
+# die, need_arg and the steps both launch scripts share.
+# shellcheck source=tools/launch-lib.sh
+. "$root/tools/launch-lib.sh"
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -87,21 +85,8 @@ if [ "$dry_run" = 0 ]; then
 	[ -c /dev/net/tun ] || die "/dev/net/tun is missing: load the tun module (modprobe tun)"
 fi
 
-# Same KVM test as run-qemu.sh: VMX/SVM, a usable /dev/kvm, and not the paravirtual kvm-pvm.
-kvm_works() {
-	grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null || return 1
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-	[ ! -d /sys/module/kvm_pvm ] || return 1
-	return 0
-}
-case "$accel" in
-auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
-kvm) kvm_works || echo "$prog: warning: KVM requested but it does not look usable here" >&2 ;;
-esac
-if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
-# Same vCPU topology as run-qemu.sh (maxcpus=2 under TCG keeps QEMU 7.2 emitting guest memory barriers).
-smp=1
-[ "$accel" = kvm ] || smp=1,maxcpus=2
+# The same accelerator choice, -cpu and -smp as run-qemu.sh (tools/kvm-usable.sh).
+read -r accel cpu smp <<<"$("$root/tools/kvm-usable.sh" --accel "$accel" --prog "$prog")"
 
 IFS=./ read -r o1 o2 o3 o4 plen <<<"$host_ip"
 guest_ip="$o1.$o2.$o3.$((o4 + 1))"
@@ -115,18 +100,11 @@ args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display no
 	-kernel "$kernel" -initrd "$initrd" -append "$append"
 	-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
 [ -z "$pcap" ] || args+=(-object "filter-dump,id=dump0,netdev=net0,file=$pcap")
-for ev in "${traces[@]+"${traces[@]}"}"; do args+=(-trace "$ev"); done
-[ -z "$trace_file" ] || args+=(-D "$trace_file")
-[ -z "$monitor" ] || args+=(-monitor "unix:$monitor,server,nowait")
+launch_add_debug_args
 args+=("${qemu_args[@]+"${qemu_args[@]}"}")
 
 cmd=(ip netns exec "$netns" qemu-system-x86_64 "${args[@]}")
-if [ -n "$timeout_s" ]; then cmd=(timeout --foreground -k 2 "$timeout_s" "${cmd[@]}"); fi
-if [ "$dry_run" = 1 ]; then
-	printf '%q ' "${cmd[@]}"
-	echo
-	exit 0
-fi
+launch_finish_cmd
 
 # Cleanup on every exit path: QEMU first (it holds the tap), then the tap, then a namespace we created.
 created_ns="" created_tap="" qemu_pid=""

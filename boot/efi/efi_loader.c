@@ -141,8 +141,8 @@ static void print_map_conflicts(UINT64 start, UINT64 end)
 
 /* ---- step 2: validate and load the kernel ELF ---- */
 
-/* Validates the ELF header and every PT_LOAD; allocates and fills the segments. Returns the entry point. */
-static UINT64 load_kernel(const UINT8 *blob, UINT64 size)
+/* The ELF header: a 64-bit little-endian x86_64 executable with a program header table inside the blob. */
+static const elf64_ehdr *check_elf_header(const UINT8 *blob, UINT64 size)
 {
 	const elf64_ehdr *eh = (const elf64_ehdr *)blob;
 
@@ -170,7 +170,61 @@ static UINT64 load_kernel(const UINT8 *blob, UINT64 size)
 		      (int)eh->e_phnum, (int)eh->e_phentsize);
 		fatal();
 	}
+	return eh;
+}
 
+/* PT_LOAD number i: its bytes inside the blob, below 2^47, identity-linked, after the previous segment. */
+static void check_segment(const elf64_phdr *p, UINTN i, UINT64 size, UINT64 prev_end)
+{
+	UINT64 start = p->p_paddr, end = p->p_paddr + p->p_memsz;
+	if (p->p_filesz > p->p_memsz || p->p_offset > size || size - p->p_offset < p->p_filesz || end < start ||
+	    end > (1ull << 47)) {
+		Print(u"efi: kernel PT_LOAD %d is malformed (off 0x%lx filesz 0x%lx memsz 0x%lx paddr 0x%lx)\n", (int)i,
+		      p->p_offset, p->p_filesz, p->p_memsz, p->p_paddr);
+		fatal();
+	}
+	if (p->p_paddr != p->p_vaddr) {
+		Print(u"efi: kernel PT_LOAD %d has p_paddr 0x%lx != p_vaddr 0x%lx (must be identity-linked)\n", (int)i,
+		      p->p_paddr, p->p_vaddr);
+		fatal();
+	}
+	if (start < prev_end) {
+		Print(u"efi: kernel PT_LOAD %d at 0x%lx overlaps or precedes the previous one (ends 0x%lx)\n", (int)i,
+		      start, prev_end);
+		fatal();
+	}
+}
+
+/* Allocates the pages PT_LOAD number i covers that a previous segment has not already taken (two segments may
+ * share a page when the linker does not page-align them): [max(page of start, *alloc_end), pend). */
+static void alloc_segment_pages(const elf64_phdr *p, UINTN i, UINT64 pend, UINT64 *alloc_end)
+{
+	UINT64 start = p->p_paddr;
+	UINT64 pstart = start & ~PAGE_MASK;
+	if (pstart < *alloc_end)
+		pstart = *alloc_end;
+	if (pstart >= pend)
+		return;
+	/* EfiLoaderData, except executable segments: firmware whose NX policy covers LoaderData
+	 * (edk2's PcdDxeNxMemoryProtectionPolicy) would otherwise fault on the kernel's first
+	 * instruction, still on the firmware's page tables. Both become MEM_LOADER. */
+	EFI_MEMORY_TYPE type = (p->p_flags & PF_X) ? EfiLoaderCode : EfiLoaderData;
+	EFI_PHYSICAL_ADDRESS addr = pstart;
+	EFI_STATUS s = BS->AllocatePages(AllocateAddress, type, (pend - pstart) / PAGE_SIZE, &addr);
+	if (EFI_ERROR(s)) {
+		Print(u"efi: cannot allocate kernel PT_LOAD %d at 0x%lx-0x%lx: %r\n", (int)i, pstart, pend - 1, s);
+		print_map_conflicts(pstart, pend);
+		fatal();
+	}
+	/* Bytes of fresh pages before the segment (none of the ELF's business, but keep them clean). */
+	ZeroMem((void *)(UINTN)pstart, start > pstart ? start - pstart : 0);
+	*alloc_end = pend;
+}
+
+/* Validates the ELF header and every PT_LOAD; allocates and fills the segments. Returns the entry point. */
+static UINT64 load_kernel(const UINT8 *blob, UINT64 size)
+{
+	const elf64_ehdr *eh = check_elf_header(blob, size);
 	const elf64_phdr *ph = (const elf64_phdr *)(blob + eh->e_phoff);
 	UINT64 alloc_end = 0; /* end of the pages allocated so far (segments are sorted by address) */
 	UINT64 prev_end = 0;  /* end of the previous segment's bytes */
@@ -180,47 +234,10 @@ static UINT64 load_kernel(const UINT8 *blob, UINT64 size)
 		const elf64_phdr *p = &ph[i];
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
 			continue;
-
+		check_segment(p, i, size, prev_end);
 		UINT64 start = p->p_paddr, end = p->p_paddr + p->p_memsz;
-		if (p->p_filesz > p->p_memsz || p->p_offset > size || size - p->p_offset < p->p_filesz ||
-		    end < start || end > (1ull << 47)) {
-			Print(u"efi: kernel PT_LOAD %d is malformed (off 0x%lx filesz 0x%lx memsz 0x%lx paddr 0x%lx)\n",
-			      (int)i, p->p_offset, p->p_filesz, p->p_memsz, p->p_paddr);
-			fatal();
-		}
-		if (p->p_paddr != p->p_vaddr) {
-			Print(u"efi: kernel PT_LOAD %d has p_paddr 0x%lx != p_vaddr 0x%lx (must be identity-linked)\n",
-			      (int)i, p->p_paddr, p->p_vaddr);
-			fatal();
-		}
-		if (start < prev_end) {
-			Print(u"efi: kernel PT_LOAD %d at 0x%lx overlaps or precedes the previous one (ends 0x%lx)\n",
-			      (int)i, start, prev_end);
-			fatal();
-		}
-
-		/* Allocate the pages this segment covers that a previous segment has not already taken (two
-		 * segments may share a page when the linker does not page-align them). */
-		UINT64 pstart = start & ~PAGE_MASK, pend = (end + PAGE_MASK) & ~PAGE_MASK;
-		if (pstart < alloc_end)
-			pstart = alloc_end;
-		if (pstart < pend) {
-			/* EfiLoaderData, except executable segments: firmware whose NX policy covers LoaderData
-			 * (edk2's PcdDxeNxMemoryProtectionPolicy) would otherwise fault on the kernel's first
-			 * instruction, still on the firmware's page tables. Both become MEM_LOADER. */
-			EFI_MEMORY_TYPE type = (p->p_flags & PF_X) ? EfiLoaderCode : EfiLoaderData;
-			EFI_PHYSICAL_ADDRESS addr = pstart;
-			EFI_STATUS s = BS->AllocatePages(AllocateAddress, type, (pend - pstart) / PAGE_SIZE, &addr);
-			if (EFI_ERROR(s)) {
-				Print(u"efi: cannot allocate kernel PT_LOAD %d at 0x%lx-0x%lx: %r\n", (int)i, pstart,
-				      pend - 1, s);
-				print_map_conflicts(pstart, pend);
-				fatal();
-			}
-			/* Bytes of fresh pages before the segment (none of the ELF's business, but keep them clean). */
-			ZeroMem((void *)(UINTN)pstart, start > pstart ? start - pstart : 0);
-			alloc_end = pend;
-		}
+		UINT64 pend = (end + PAGE_MASK) & ~PAGE_MASK;
+		alloc_segment_pages(p, i, pend, &alloc_end);
 
 		/* Copy the file bytes, zero the rest up to the page end (.bss and the tail of the last page). */
 		CopyMem((void *)(UINTN)start, (void *)(blob + p->p_offset), p->p_filesz);
@@ -468,21 +485,13 @@ static void convert_memmap(struct boot_info *bi, const EFI_MEMORY_DESCRIPTOR *ma
 	bi->memmap_count = (uint32_t)count;
 }
 
-/* ---- entry point (SysV: called by GNU-EFI's crt0, not by the firmware) ---- */
+/* ---- step 1: boot_info ---- */
 
-EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+/* boot_info in loader memory (the kernel copies it first thing), its header filled in. */
+static struct boot_info *alloc_boot_info(UINT64 tsc)
 {
-	/* 1. Timestamp first, then GNU-EFI's globals (ST, BS, RT) for Print & co. */
-	UINT64 tsc = rdtsc();
-	EFI_STATUS s;
-
-	InitializeLib(image, systab);
-
-	UINT64 blob_size = (UINT64)(kernel_blob_end - kernel_blob_start);
-	Print(u"efi: loading kernel (%ld bytes)\n", blob_size);
-
 	EFI_PHYSICAL_ADDRESS bi_addr;
-	s = BS->AllocatePages(AllocateAnyPages, EfiLoaderData, PAGES(sizeof(struct boot_info)), &bi_addr);
+	EFI_STATUS s = BS->AllocatePages(AllocateAnyPages, EfiLoaderData, PAGES(sizeof(struct boot_info)), &bi_addr);
 	if (EFI_ERROR(s)) {
 		Print(u"efi: cannot allocate boot_info: %r\n", s);
 		fatal();
@@ -493,6 +502,100 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	bi->version = BOOT_INFO_VERSION;
 	bi->boot_path = BOOT_PATH_UEFI;
 	bi->loader_tsc = tsc;
+	return bi;
+}
+
+/* ---- step 4: where the command line comes from ---- */
+
+/* bi->cmdline from the load options, else from CMDLINE_FILE. Returns where it came from, for the log. */
+static const CHAR16 *read_cmdline(EFI_HANDLE image, struct boot_info *bi)
+{
+	EFI_LOADED_IMAGE *li = NULL;
+	EFI_STATUS s = BS->HandleProtocol(image, &LoadedImageProtocol, (void **)&li);
+	if (EFI_ERROR(s)) {
+		Print(u"efi: no LoadedImage protocol on our own handle: %r\n", s);
+		fatal();
+	}
+	if (cmdline_from_load_options(image, li, bi->cmdline, BOOT_CMDLINE_MAX) != 0)
+		return u"load options";
+	int found;
+	cmdline_from_file(li, bi->cmdline, BOOT_CMDLINE_MAX, &found);
+	return found ? CMDLINE_FILE : u"none";
+}
+
+/* ---- step 5: memory map + ExitBootServices ---- */
+
+/* The final memory map, and a scratch array with room for one boot_mem_region per descriptor. */
+struct final_map {
+	EFI_MEMORY_DESCRIPTOR *map;
+	struct boot_mem_region *scratch;
+	UINTN cap, size, key, desc_size;
+	UINT32 desc_ver;
+};
+
+/* (Re)sizes both buffers of m for a map of m->size bytes, with slack: allocating them adds descriptors of their
+ * own. */
+static void grow_map_buffers(struct final_map *m)
+{
+	EFI_STATUS s;
+	if (m->map)
+		BS->FreePool(m->map);
+	if (m->scratch)
+		BS->FreePool(m->scratch);
+	m->map = NULL;
+	m->scratch = NULL;
+	m->cap = m->size + MAP_SLACK_DESCS * m->desc_size;
+	/* (GNU-EFI's EFI_ERROR() does not parenthesise its argument: no assignments inside.) */
+	s = BS->AllocatePool(EfiLoaderData, m->cap, (void **)&m->map);
+	if (!EFI_ERROR(s))
+		s = BS->AllocatePool(EfiLoaderData, (m->cap / m->desc_size) * sizeof(struct boot_mem_region),
+				     (void **)&m->scratch);
+	if (EFI_ERROR(s)) {
+		Print(u"efi: cannot allocate the memory map buffers (%ld bytes): %r\n", m->cap, s);
+		fatal();
+	}
+}
+
+/* Every buffer is allocated before the map that is handed to ExitBootServices is read; between that
+ * GetMemoryMap and ExitBootServices nothing may allocate (Print included). After a failed ExitBootServices only
+ * GetMemoryMap may be called again. On return boot services are gone and *m holds the final map. */
+static void exit_boot_services(EFI_HANDLE image, struct final_map *m)
+{
+	int ebs_tries = 0, grows = 0;
+	EFI_STATUS s;
+
+	for (;;) {
+		m->size = m->cap;
+		s = BS->GetMemoryMap(&m->size, m->map, &m->key, &m->desc_size, &m->desc_ver);
+		if (s == EFI_BUFFER_TOO_SMALL && ebs_tries == 0 && grows++ < 8) {
+			grow_map_buffers(m);
+			continue;
+		}
+		if (EFI_ERROR(s)) {
+			/* After a failed ExitBootServices ConOut may already be gone: best effort. */
+			Print(u"efi: GetMemoryMap failed: %r\n", s);
+			fatal();
+		}
+		s = BS->ExitBootServices(image, m->key);
+		if (s == EFI_SUCCESS)
+			return;
+		if (s != EFI_INVALID_PARAMETER || ++ebs_tries >= EBS_MAX_TRIES) {
+			Print(u"efi: ExitBootServices failed after %d tries: %r\n", ebs_tries, s);
+			fatal();
+		}
+	}
+}
+
+/* ---- entry point (SysV: called by GNU-EFI's crt0, not by the firmware) ---- */
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+	/* 1. Timestamp first, then GNU-EFI's globals (ST, BS, RT) for Print & co. */
+	UINT64 tsc = rdtsc();
+	InitializeLib(image, systab);
+	UINT64 blob_size = (UINT64)(kernel_blob_end - kernel_blob_start);
+	Print(u"efi: loading kernel (%ld bytes)\n", blob_size);
+	struct boot_info *bi = alloc_boot_info(tsc);
 
 	/* 2. The kernel's segments, at their link addresses. */
 	UINT64 entry = load_kernel(kernel_blob_start, blob_size);
@@ -503,72 +606,18 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(u"efi: warning: no ACPI RSDP in the configuration table\n");
 
 	/* 4. Command line. */
-	EFI_LOADED_IMAGE *li = NULL;
-	s = BS->HandleProtocol(image, &LoadedImageProtocol, (void **)&li);
-	if (EFI_ERROR(s)) {
-		Print(u"efi: no LoadedImage protocol on our own handle: %r\n", s);
-		fatal();
-	}
-	const CHAR16 *cmd_src = u"load options";
-	if (cmdline_from_load_options(image, li, bi->cmdline, BOOT_CMDLINE_MAX) == 0) {
-		int found;
-		cmdline_from_file(li, bi->cmdline, BOOT_CMDLINE_MAX, &found);
-		cmd_src = found ? CMDLINE_FILE : u"none";
-	}
+	const CHAR16 *cmd_src = read_cmdline(image, bi);
 	Print(u"efi: rsdp 0x%lx, entry 0x%lx, cmdline (%s): \"%a\"\n", bi->rsdp, entry, cmd_src,
 	      (CHAR8 *)bi->cmdline);
 
-	/* 5. Memory map + ExitBootServices. Every buffer is allocated before the map that is handed to
-	 * ExitBootServices is read; between that GetMemoryMap and ExitBootServices nothing may allocate (Print
-	 * included). After a failed ExitBootServices only GetMemoryMap may be called again. */
-	EFI_MEMORY_DESCRIPTOR *map = NULL;
-	struct boot_mem_region *scratch = NULL;
-	UINTN map_cap = 0, map_size = 0, map_key = 0, desc_size = 0;
-	UINT32 desc_ver = 0;
-	int ebs_tries = 0, grows = 0;
-
-	for (;;) {
-		map_size = map_cap;
-		s = BS->GetMemoryMap(&map_size, map, &map_key, &desc_size, &desc_ver);
-		if (s == EFI_BUFFER_TOO_SMALL && ebs_tries == 0 && grows++ < 8) {
-			/* (Re)size both buffers with slack: allocating them adds descriptors of their own. */
-			if (map)
-				BS->FreePool(map);
-			if (scratch)
-				BS->FreePool(scratch);
-			map = NULL;
-			scratch = NULL;
-			map_cap = map_size + MAP_SLACK_DESCS * desc_size;
-			/* (GNU-EFI's EFI_ERROR() does not parenthesise its argument: no assignments inside.) */
-			s = BS->AllocatePool(EfiLoaderData, map_cap, (void **)&map);
-			if (!EFI_ERROR(s))
-				s = BS->AllocatePool(EfiLoaderData,
-						     (map_cap / desc_size) * sizeof(struct boot_mem_region),
-						     (void **)&scratch);
-			if (EFI_ERROR(s)) {
-				Print(u"efi: cannot allocate the memory map buffers (%ld bytes): %r\n", map_cap, s);
-				fatal();
-			}
-			continue;
-		}
-		if (EFI_ERROR(s)) {
-			/* After a failed ExitBootServices ConOut may already be gone: best effort. */
-			Print(u"efi: GetMemoryMap failed: %r\n", s);
-			fatal();
-		}
-		s = BS->ExitBootServices(image, map_key);
-		if (s == EFI_SUCCESS)
-			break;
-		if (s != EFI_INVALID_PARAMETER || ++ebs_tries >= EBS_MAX_TRIES) {
-			Print(u"efi: ExitBootServices failed after %d tries: %r\n", ebs_tries, s);
-			fatal();
-		}
-	}
+	/* 5. Memory map + ExitBootServices. */
+	struct final_map m = {0};
+	exit_boot_services(image, &m);
 
 	/* Boot services are gone: from here on, no firmware calls (and no Print). */
 
 	/* 6. The memory map the kernel gets. */
-	convert_memmap(bi, map, map_size, desc_size, scratch);
+	convert_memmap(bi, m.map, m.size, m.desc_size, m.scratch);
 
 	/* 7. Interrupts off, then the kernel: SysV call with %rdi = bi, on the firmware's stack and page tables
 	 * (OVMF identity-maps everything). */

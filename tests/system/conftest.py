@@ -50,6 +50,29 @@ class GuestRun:
         return m
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def figures(request):
+    """A test module's measured figures. A module that defines FIGURES (a dict its tests fill) and FIGURES_TITLE
+    has them printed once it is done, under "<FIGURES_TITLE> figures", and written to
+    tests/out/<module>-figures.txt."""
+    found = getattr(request.module, "FIGURES", None)
+    yield found
+    if not found:
+        return
+    name = f"{pathlib.Path(request.module.__file__).stem}-figures.txt"
+    lines = [f"{k}: {v}" for k, v in found.items()]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / name).write_text("\n".join(lines) + "\n")
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    cap = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr and cap:
+        with cap.global_and_fixture_disabled():
+            tr.write_line("")
+            tr.write_sep("-", f"{request.module.FIGURES_TITLE} figures (tests/out/{name})")
+            for line in lines:
+                tr.write_line(line)
+
 def _next_log(request):
     """tests/out/<test>-N.log, N counting the guests of this test (shared by the guest fixtures)."""
     OUT.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,8 @@ import struct
 import sys
 import time
 
+from hostside import bounded, iface_counter, iface_mac, iface_mtu, parse_mac
+
 MAX_COUNT = 10_000_000
 MAX_SECONDS = 900.0
 ETH_HLEN = 14
@@ -80,15 +82,6 @@ WEIGHTS = (6, 4, 10, 9, 8, 10, 9, 1, 1, 6, 6, 6, 11)  # per event; a fragment tr
 
 # ---- addresses and checksums ----
 
-def parse_mac(s):
-    if s in ("broadcast", "ff:ff:ff:ff:ff:ff"):
-        return b"\xff" * 6
-    parts = s.split(":")
-    if len(parts) != 6:
-        raise argparse.ArgumentTypeError(f"bad MAC address '{s}'")
-    return bytes(int(p, 16) for p in parts)
-
-
 def mac_str(b):
     return ":".join(f"{x:02x}" for x in b)
 
@@ -97,24 +90,6 @@ def link_local(mac):
     """The EUI-64 link-local address lwIP derives from a MAC."""
     eui = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:6]
     return b"\xfe\x80" + b"\0" * 6 + eui
-
-
-def iface_counter(iface, name):
-    try:
-        with open(f"/sys/class/net/{iface}/statistics/{name}") as f:
-            return int(f.read())
-    except OSError:
-        return None
-
-
-def iface_mac(iface):
-    with open(f"/sys/class/net/{iface}/address") as f:
-        return parse_mac(f.read().strip())
-
-
-def iface_mtu(iface):
-    with open(f"/sys/class/net/{iface}/mtu") as f:
-        return int(f.read())
 
 
 def csum(data):
@@ -972,15 +947,6 @@ def cmd_crafted(a):
     s.close()
     print(json.dumps({"mode": "crafted", "name": a.name, "sent": len(frames)}), flush=True)
     return 0
-
-
-def bounded(kind, lo, hi):
-    def conv(s):
-        v = kind(s)
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{v} not in {lo}..{hi}")
-        return v
-    return conv
 
 
 def main(argv=None):

@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 
+from hostside import bounded
+
 MAX_COUNT = 100000
 MAX_BYTES = 64 << 20
 MAX_CONNS = 64
@@ -273,15 +275,6 @@ def arp(a):
     replies = [{"hwsrc": r[ARP].hwsrc, "psrc": r[ARP].psrc, "op": int(r[ARP].op), "eth_dst": r[Ether].dst}
                for _, r in ans if ARP in r]
     return {"iface": a.iface, "iface_mac": mac, "iface_ip": ip, "target": a.target, "replies": replies}
-
-
-def bounded(kind, lo, hi):
-    def conv(s):
-        v = kind(s)
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{v} not in {lo}..{hi}")
-        return v
-    return conv
 
 
 def main():

@@ -32,6 +32,8 @@ import struct
 import sys
 import time
 
+from hostside import iface_counter, iface_mac, parse_mac
+
 MAX_COUNT = 1_000_000
 MAX_DURATION = 120.0
 ETH_HLEN = 14
@@ -40,18 +42,6 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 SO_RCVBUFFORCE = 33
-
-
-def parse_mac(s):
-    if s in ("broadcast", "bcast", "ff:ff:ff:ff:ff:ff"):
-        return b"\xff" * 6
-    parts = s.split(":")
-    if len(parts) != 6:
-        raise argparse.ArgumentTypeError(f"bad MAC address '{s}'")
-    try:
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad MAC address '{s}'") from None
 
 
 def parse_ethertype(s):
@@ -81,19 +71,6 @@ def bounded_duration(s):
     if not 0 < v <= MAX_DURATION:
         raise argparse.ArgumentTypeError(f"duration {v} not in (0, {MAX_DURATION}]")
     return v
-
-
-def iface_counter(iface, name):
-    try:
-        with open(f"/sys/class/net/{iface}/statistics/{name}") as f:
-            return int(f.read())
-    except OSError:
-        return None
-
-
-def iface_mac(iface):
-    with open(f"/sys/class/net/{iface}/address") as f:
-        return parse_mac(f.read().strip())
 
 
 def cmd_send(a):

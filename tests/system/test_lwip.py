@@ -29,9 +29,7 @@ import socket
 import subprocess
 import time
 
-import pytest
-
-from conftest import OUT, STATUS_PASS
+from conftest import STATUS_PASS
 
 HERE = pathlib.Path(__file__).resolve().parent
 CLIENTS = HERE / "lwip_clients.py"
@@ -41,7 +39,8 @@ HOST = "192.168.77.1"
 MAC_LINE = r"^virtio-net0: \S+ \w+, MAC ([0-9a-f:]{17}), link (\w+),"
 IPV4_LINE = r"^net0: IPv4 192\.168\.77\.2 netmask 255\.255\.255\.0 gw 192\.168\.77\.1\n"
 
-FIGURES = {}
+FIGURES = {}  # printed and saved by the figures fixture (conftest.py)
+FIGURES_TITLE = "lwIP"
 
 TX_STALL = ("TX stall (lost EVENT_IDX kick): QEMU < 8.1 elides the guest's mfence under TCG with one vCPU "
             "(fixed upstream by QEMU c914d46, v8.1.0), so drivers/virtq.c's publish (store avail->idx; mfence; "
@@ -52,24 +51,6 @@ HALF_CLOSE = ("net/services.c echo_tcp_recv: on the peer's FIN (p == NULL) echo_
 
 
 # ---- helpers ----
-
-@pytest.fixture(scope="module", autouse=True)
-def figures(request):
-    """Print the measured figures once the module is done (also into tests/out/test_lwip-figures.txt)."""
-    yield FIGURES
-    if not FIGURES:
-        return
-    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "test_lwip-figures.txt").write_text("\n".join(lines) + "\n")
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    cap = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr and cap:
-        with cap.global_and_fixture_disabled():
-            tr.write_line("")
-            tr.write_sep("-", "lwIP figures (tests/out/test_lwip-figures.txt)")
-            for line in lines:
-                tr.write_line(line)
 
 
 def run(cmd, ns=None, timeout=60):

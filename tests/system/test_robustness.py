@@ -116,26 +116,8 @@ LWIP_SPOOFED_SYNS = (
     "TCP_LISTEN_BACKLOG with a small per-listener backlog, a shorter SYN_RCVD timeout, more pcbs. "
     "Fixed: net/tcp_guard.c evicts the oldest SYN_RCVD pcb beyond 128 (LWIP_HOOK_TCP_INPACKET_PCB)")
 
-FIGURES = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def figures(request):
-    """Print the measured figures once the module is done (also into tests/out/test_robustness-figures.txt)."""
-    yield FIGURES
-    if not FIGURES:
-        return
-    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "test_robustness-figures.txt").write_text("\n".join(lines) + "\n")
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    cap = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr and cap:
-        with cap.global_and_fixture_disabled():
-            tr.write_line("")
-            tr.write_sep("-", "robustness figures (tests/out/test_robustness-figures.txt)")
-            for line in lines:
-                tr.write_line(line)
+FIGURES = {}  # printed and saved by the figures fixture (conftest.py)
+FIGURES_TITLE = "robustness"
 
 
 # ---- helpers ----

@@ -26,20 +26,34 @@ def test_bad_values_are_named():
         assert word in err, (args, err)
 
 
-def test_dry_run_picks_tcg_where_kvm_cannot_run_guests():
+def kvm_usable(*args):
+    """tools/kvm-usable.sh, the one KVM check both launch scripts use: (exit status, stdout words)."""
+    p = subprocess.run([str(ROOT / "tools" / "kvm-usable.sh"), *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout.split()
+
+
+def test_kvm_usable_answers_with_its_status():
+    rc, words = kvm_usable()
+    assert (rc, words) in [(0, ["kvm"]), (1, ["tcg"])]
+    assert kvm_usable("--accel", "tcg") == (0, ["tcg", "max", "1,maxcpus=2"])
+    assert kvm_usable("--accel", "auto") == (0, ["kvm", "host", "1"] if rc == 0 else ["tcg", "max", "1,maxcpus=2"])
+    assert kvm_usable("--accel", "xen")[0] == 2
+
+
+def test_dry_run_accelerator_agrees_with_kvm_usable():
+    """Both launch scripts take auto to mean what tools/kvm-usable.sh answers here."""
+    _, (accel, cpu, smp) = kvm_usable("--accel", "auto")
+    want = f"-accel {accel} -cpu {cpu} -smp {smp}"
     rc, out, _ = run("--dry-run", "--no-build", "--net", "none", "--cmdline", "test=boot")
     assert rc == 0
     out = " ".join(shlex.split(out))
-    kvm_usable = False
-    try:
-        cpuinfo = open("/proc/cpuinfo").read()
-        import os
-        kvm_usable = (" vmx" in cpuinfo or " svm" in cpuinfo) and os.access("/dev/kvm", os.W_OK) \
-            and not os.path.isdir("/sys/module/kvm_pvm")
-    except OSError:
-        pass
-    assert ("-accel kvm" in out) == kvm_usable, out
+    assert want in out, out
     assert "-kernel" in out and "isa-debug-exit" in out
+    p = subprocess.run([str(ROOT / "bench" / "linux" / "run.sh"), "--dry-run"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert want in " ".join(shlex.split(p.stdout)), p.stdout
 
 
 def test_dry_run_passes_trace_pcap_and_extra_args():
