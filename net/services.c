@@ -317,11 +317,11 @@ size_t services_format_status(char *buf, size_t len)
 	       tc.conns, tcp_guard_max_conns, tc.syn_rcvd, tc.time_wait,
 	       (unsigned long long)tcp_guard_stats.syn_evicted, (unsigned long long)tcp_guard_stats.refused,
 	       (unsigned long long)svc.tcp_reaped, services_tcp_idle_s);
-	APPEND("lwip: link_recv=%u link_drop=%u ip_recv=%u ip_drop=%u ip_chkerr=%u ip_lenerr=%u ip_proterr=%u "
+	APPEND("lwip: link_recv=%u link_xmit=%u link_drop=%u ip_recv=%u ip_drop=%u ip_chkerr=%u ip_lenerr=%u ip_proterr=%u "
 	       "ipfrag_recv=%u ipfrag_drop=%u icmp_recv=%u icmp_xmit=%u udp_recv=%u udp_drop=%u udp_chkerr=%u "
 	       "tcp_recv=%u tcp_drop=%u tcp_chkerr=%u tcp_xmit=%u etharp_recv=%u etharp_drop=%u "
 	       "pbuf_pool_used=%u pbuf_pool_err=%u mem_used=%lu mem_err=%u\n",
-	       lwip_stats.link.recv, lwip_stats.link.drop, lwip_stats.ip.recv, lwip_stats.ip.drop, lwip_stats.ip.chkerr,
+	       lwip_stats.link.recv, lwip_stats.link.xmit, lwip_stats.link.drop, lwip_stats.ip.recv, lwip_stats.ip.drop, lwip_stats.ip.chkerr,
 	       lwip_stats.ip.lenerr, lwip_stats.ip.proterr, lwip_stats.ip_frag.recv, lwip_stats.ip_frag.drop,
 	       lwip_stats.icmp.recv, lwip_stats.icmp.xmit, lwip_stats.udp.recv, lwip_stats.udp.drop,
 	       lwip_stats.udp.chkerr, lwip_stats.tcp.recv, lwip_stats.tcp.drop, lwip_stats.tcp.chkerr,

@@ -23,7 +23,7 @@ numbers) are printed at the end of the module and written to tests/out/test_robu
 Bugs these tests found:
   * LWIP_NESTED_FRAG6 and LWIP_TINY_PMTU6 below, both in lwIP 2.1.3's IPv6 code and both remotely triggerable
     by any on-link host with a handful of frames. The netif now refuses both inputs before lwIP sees them
-    (net/netif_virtio.c netif_rx_refuse_ipv6, counted as rx_refused_ipv6). Its first version let both through
+    (net/ip6_guard.c ip6_guard_refuse, counted as rx_refused_ipv6). Its first version let both through
     behind extension headers (nested-frag6-dstopts, tiny-pmtu6-deep; fixed in 5f7cc99); an off-by-one
     let a Packet Too Big behind exactly 8 extension headers through (GUARD_BYPASS, tiny-pmtu6-8ext; fixed: the
     header after the last walked one is inspected, longer chains are refused). The fuzz test keeps
@@ -89,7 +89,7 @@ LWIP_TINY_PMTU6 = (
     "(IP6_MIN_MTU_LENGTH) in nd6_input()")
 
 # Variants of the two that got past earlier versions of the netif's guard (netif_rx_refuse_ipv6 in
-# net/netif_virtio.c): nested-frag6-dstopts (a destination-options header between the two fragment headers) and
+# net/ip6_guard.c): nested-frag6-dstopts (a destination-options header between the two fragment headers) and
 # tiny-pmtu6-deep (the Packet Too Big behind 9 extension headers) are refused since 5f7cc99. Still open:
 GUARD_BYPASS = {
     "tiny-pmtu6-8ext": (
