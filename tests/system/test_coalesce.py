@@ -39,17 +39,8 @@ MARGIN_US = 5000  # TCG and a host shared with other jobs; a tick is 10000
 BOUND_US = COALESCE_US + MARGIN_US
 CTL = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
        "s.sendto(sys.argv[1].encode(),('192.168.77.2',7007));sys.stdout.write(s.recv(65536).decode())")
-FIGURES = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def figures():
-    yield FIGURES
-    if FIGURES:
-        text = "\n".join(FIGURES) + "\n"
-        print("\n" + text)
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "test_coalesce-figures.txt").write_text(text)
+FIGURES = {}  # printed and saved by the figures fixture (conftest.py)
+FIGURES_TITLE = "coalesce"
 
 
 def ctl(ns, cmd):
@@ -90,9 +81,9 @@ def test_coalesce_single_probes_within_bound(tap_guest, request):
     timeouts = coalesce_timeouts(g.netns) - before
     g.close()
     late = sorted(r for r in rtts if r > BOUND_US)
-    FIGURES.append(f"{request.node.name}: coalesce=64 coalesce_us={COALESCE_US}, 200 probes at 20 ms: "
-                   f"{len(rtts)} echoed, max_rtt_us={max(rtts):.0f}, over {BOUND_US} us: {len(late)}, "
-                   f"coalesce_timeouts={timeouts}; {summary}")
+    FIGURES[request.node.name] = (f"coalesce=64 coalesce_us={COALESCE_US}, 200 probes at 20 ms: "
+                                  f"{len(rtts)} echoed, max_rtt_us={max(rtts):.0f}, over {BOUND_US} us: {len(late)}, "
+                                  f"coalesce_timeouts={timeouts}; {summary}")
     assert len(rtts) == 200, summary
     assert not late, (f"{len(late)} of 200 echoes took longer than the {COALESCE_US} us bound + {MARGIN_US} us "
                       f"(worst {[round(x) for x in late[-3:]]} us; a tick is 10000 us): {summary}")
@@ -106,7 +97,6 @@ def test_timer_wake_ups_keep_their_deadline(guest, hz):
     rounds; a dropped one waits for the tick, 50 ms at hz=20)."""
     g = guest("--cmdline", f"test=wake hz={hz}", timeout=60)
     lines = re.findall(r"^selftest wake: (\S+) late_us median=(\d+) max=(\d+)", g.output, re.M)
-    FIGURES.append(f"test_timer_wake_ups_keep_their_deadline[hz={hz}]: " +
-                   ", ".join(f"{n} median={m} max={x} us" for n, m, x in lines))
+    FIGURES[f"timer wake-ups, hz={hz}"] = ", ".join(f"{n} median={m} max={x} us" for n, m, x in lines)
     assert g.status == STATUS_PASS, g.output[-1500:]
     assert len(lines) == 4, g.output[-1500:]

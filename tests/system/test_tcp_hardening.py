@@ -30,25 +30,8 @@ from test_lwip import PY, boot, close, parse_counters, run
 
 HERE = pathlib.Path(__file__).resolve().parent
 TCP_CLIENTS = HERE / "tcp_clients.py"
-FIGURES = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def figures(request):
-    yield FIGURES
-    if not FIGURES:
-        return
-    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "test_tcp_hardening-figures.txt").write_text("\n".join(lines) + "\n")
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    cap = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr and cap:
-        with cap.global_and_fixture_disabled():
-            tr.write_line("")
-            tr.write_sep("-", "TCP hardening figures (tests/out/test_tcp_hardening-figures.txt)")
-            for line in lines:
-                tr.write_line(line)
+FIGURES = {}  # printed and saved by the figures fixture (conftest.py)
+FIGURES_TITLE = "TCP hardening"
 
 
 def tcp_client(g, *args, timeout=120):
