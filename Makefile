@@ -45,7 +45,7 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi tools readme-knobs test unit-test fuzz-test system-test soak bench modes plot size clean distclean
+.PHONY: all kernel efi tools plugin report readme-knobs test unit-test fuzz-test system-test soak bench modes plot size clean distclean
 all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
@@ -88,13 +88,26 @@ TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load $(BUILD)/tools/knobs
 tools: $(TOOLS_BINS)
 all: $(TOOLS_BINS)
 $(BUILD)/tools/probe: tools/probe.c tools/args.c tools/stats.c tools/pace.c tools/args.h tools/stats.h tools/pace.h
-$(BUILD)/tools/load: tools/load.c tools/args.c tools/pace.c tools/args.h tools/pace.h
+$(BUILD)/tools/load: tools/load.c tools/args.c tools/pace.c tools/rawtx.c tools/args.h tools/pace.h tools/rawtx.h
 $(BUILD)/tools/knobs: TOOLS_CFLAGS += -I kernel
 $(BUILD)/tools/knobs: tools/knobs.c kernel/cmdline.c kernel/netdev.c kernel/cmdline.h kernel/netdev.h
 $(TOOLS_BINS):
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
-	$(Q)$(HOSTCC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lm
+	$(Q)$(HOSTCC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lm -pthread
+
+# The TCG plugin that counts guest instructions (tools/plugin/icount.c) for make bench / make report. Its
+# header comes from Debian's qemu source package (tools/fetch-qemu-plugin-h.sh: ~24 MB, once, into .cache/),
+# so it is not part of `all`.
+ICOUNT_PLUGIN := $(BUILD)/tools/libicount.so
+QEMU_PLUGIN_STAMP := $(CACHE)/qemu-plugin/.stamp-verified
+$(QEMU_PLUGIN_STAMP): tools/fetch-qemu-plugin-h.sh tools/apt-src.sh tools/dep-script.sh | $(DEPS_STAMP)
+	@tools/fetch-qemu-plugin-h.sh $(CACHE)
+$(ICOUNT_PLUGIN): tools/plugin/icount.c $(QEMU_PLUGIN_STAMP)
+	@mkdir -p $(@D)
+	@echo "  HOSTCC  $@"
+	$(Q)$(HOSTCC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -I $(CACHE)/qemu-plugin -o $@ $<
+plugin: $(ICOUNT_PLUGIN)
 
 # README.md's option table is generated from the knob table (the cmdline unit test fails when they differ).
 readme-knobs: $(BUILD)/tools/knobs

@@ -14,13 +14,19 @@
  * not connected and IP_RECVERR is off, so an ICMP port unreachable from the target is ignored instead of
  * failing the next send with ECONNREFUSED (which would turn every other datagram into an error). The flip
  * side: a datagram dropped by the qdisc or the tap device after sendmmsg() accepted it is not seen here;
- * `ip -s link` on the tap shows those. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could
- * not start. */
+ * `ip -s link` on the tap shows those.
+ *
+ * A UDP socket cannot outrun the guest under TCG (every datagram crosses the host's UDP/IP/neighbour/qdisc
+ * layers). --packet IFNAME sends whole Ethernet frames on an AF_PACKET socket with PACKET_QDISC_BYPASS
+ * (tools/rawtx.c) to --dst-mac instead, and --threads N runs N senders, each on its own socket with 1/N of the
+ * rate; together they offer several times what the guest takes. Each thread's sequence numbers start at
+ * thread << 48. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could not start. */
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +38,7 @@
 
 #include "args.h"
 #include "pace.h"
+#include "rawtx.h"
 
 #define LOAD_DEFAULT_SIZE          18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
 #define LOAD_MAX_SIZE              65507
@@ -40,6 +47,7 @@
 #define LOAD_MIN_BATCH_INTERVAL_NS 10000.0 /* automatic --batch: at most one sendmmsg() per 10 us */
 #define LOAD_SPIN_NS               50000ull
 #define LOAD_SLIP_NS               1000000ull
+#define LOAD_MAX_THREADS           16
 #define LOAD_EXIT_OK               0
 #define LOAD_EXIT_USAGE            2
 #define LOAD_EXIT_FAILED           3
@@ -53,6 +61,9 @@ struct load_opts {
 	unsigned batch; /* 0: automatic */
 	int quiet;
 	int have_rate, have_duration;
+	const char *packet_if; /* --packet: AF_PACKET on this interface */
+	const char *dst_mac;
+	unsigned threads;
 };
 
 static volatile sig_atomic_t load_stop;
@@ -102,18 +113,33 @@ static void load_on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: load --dst ADDR --port N (--rate PPS | --flat) --duration S [--size BYTES] [--batch N]\n"
-	           "            [--quiet]\n"
+	           "            [--packet IFNAME --dst-mac MAC] [--threads N] [--quiet]\n"
 	           "  --rate PPS      datagrams per second, paced on CLOCK_MONOTONIC\n"
 	           "  --flat          no pacing: as fast as sendmmsg() goes\n"
 	           "  --duration S    seconds to send for\n"
 	           "  --size BYTES    UDP payload bytes, 0..65507 (default 18: a 64-byte Ethernet frame with FCS)\n"
 	           "  --batch N       datagrams per sendmmsg(), 1..1024 (default: the smallest batch that keeps\n"
 	           "                  sendmmsg() calls at least 10 us apart; 64 with --flat)\n"
+	           "  --packet IFNAME whole Ethernet frames on an AF_PACKET socket on IFNAME with PACKET_QDISC_BYPASS\n"
+	           "                  (IPv4 only; source MAC and address are IFNAME's; needs CAP_NET_RAW)\n"
+	           "  --dst-mac MAC   the destination MAC for --packet, aa:bb:cc:dd:ee:ff\n"
+	           "  --threads N     N senders, 1..16, each with its own socket and 1/N of --rate (default 1)\n"
 	           "  --quiet         print nothing but the summary line\n"
 	           "exit: 0 done, 2 bad arguments, 3 run failed\n");
 }
 
-enum { OPT_RATE = ARGS_OPT_TOOL, OPT_FLAT, OPT_DURATION, OPT_SIZE, OPT_BATCH, OPT_QUIET, OPT_HELP };
+enum {
+	OPT_RATE = ARGS_OPT_TOOL,
+	OPT_FLAT,
+	OPT_DURATION,
+	OPT_SIZE,
+	OPT_BATCH,
+	OPT_QUIET,
+	OPT_PACKET,
+	OPT_DST_MAC,
+	OPT_THREADS,
+	OPT_HELP
+};
 
 static const struct option load_longopts[] = {
     ARGS_TARGET_OPTIONS,
@@ -123,6 +149,9 @@ static const struct option load_longopts[] = {
     {"size", required_argument, NULL, OPT_SIZE},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"packet", required_argument, NULL, OPT_PACKET},
+    {"dst-mac", required_argument, NULL, OPT_DST_MAC},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -153,6 +182,19 @@ static int load_parse_option(struct args *a, int c, struct load_opts *o)
 	case OPT_QUIET:
 		o->quiet = 1;
 		break;
+	case OPT_PACKET:
+		o->packet_if = optarg;
+		break;
+	case OPT_DST_MAC: {
+		uint8_t mac[6];
+		if (rawtx_parse_mac(optarg, mac))
+			args_bad(a, "--dst-mac", optarg, "is not a MAC address (aa:bb:cc:dd:ee:ff)");
+		o->dst_mac = optarg;
+		break;
+	}
+	case OPT_THREADS:
+		args_unsigned(a, 1, LOAD_MAX_THREADS, "is not a thread count (1..16)", &o->threads);
+		break;
 	case OPT_HELP:
 		usage(stdout);
 		return -1;
@@ -166,6 +208,7 @@ static int load_parse_args(struct args *a, int argc, char **argv, struct load_op
 {
 	memset(o, 0, sizeof(*o));
 	o->size = LOAD_DEFAULT_SIZE;
+	o->threads = 1;
 	args_init(a, "load", argc, argv, load_longopts);
 	int c;
 	while ((c = args_next(a)) != -1)
@@ -178,6 +221,12 @@ static int load_parse_args(struct args *a, int argc, char **argv, struct load_op
 		args_bad(a, "--flat", NULL, "cannot be combined with --rate");
 	else if (!o->have_rate && !o->flat)
 		args_bad(a, "--rate", NULL, "is required (or --flat)");
+	if (o->packet_if && !o->dst_mac)
+		args_bad(a, "--packet", o->packet_if, "needs --dst-mac");
+	else if (!o->packet_if && o->dst_mac)
+		args_bad(a, "--dst-mac", o->dst_mac, "is only for --packet");
+	if (o->packet_if && o->size > 1500 - 28)
+		args_bad(a, "--size", NULL, "is at most 1472 with --packet (one frame, no fragments)");
 	return 0;
 }
 
@@ -205,13 +254,13 @@ struct load_stats {
 };
 
 /* Sends msgs[0..n) with sequence numbers from *seq on; a datagram that fails is counted and skipped. */
-static void load_send_batch(int fd, struct mmsghdr *msgs, unsigned n, unsigned size, uint64_t *seq,
+static void load_send_batch(int fd, struct mmsghdr *msgs, unsigned n, unsigned size, unsigned hdr, uint64_t *seq,
                             struct load_stats *st)
 {
 	if (size >= 8) {
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t le = htole64(*seq + i);
-			memcpy(msgs[i].msg_hdr.msg_iov->iov_base, &le, 8);
+			memcpy((uint8_t *)msgs[i].msg_hdr.msg_iov->iov_base + hdr, &le, 8);
 		}
 	}
 	*seq += n;
@@ -239,21 +288,25 @@ static unsigned load_batch_size(const struct load_opts *o)
 		return o->batch;
 	if (o->flat)
 		return LOAD_FLAT_BATCH;
-	double b = ceil(LOAD_MIN_BATCH_INTERVAL_NS * o->rate / 1e9);
+	double b = ceil(LOAD_MIN_BATCH_INTERVAL_NS * o->rate / o->threads / 1e9);
 	return b > LOAD_FLAT_BATCH ? LOAD_FLAT_BATCH : (unsigned)b;
 }
 
-/* The datagrams of one batch, all to --dst, each with a buffer of its own (the sequence numbers differ). */
+/* The datagrams of one batch, all to --dst, each with a buffer of its own (the sequence numbers differ). With
+ * --packet each buffer is a whole frame and the payload starts hdr bytes in. */
 struct load_batch {
 	unsigned n;
+	unsigned hdr;
 	uint8_t *bufs;
 	struct iovec *iov;
 	struct mmsghdr *msgs;
 };
 
-static int load_batch_alloc(struct load_batch *b, unsigned n, unsigned size, struct args_target *to)
+static int load_batch_alloc(struct load_batch *b, unsigned n, unsigned size, struct args_target *to,
+                            const struct rawtx_flow *flow)
 {
-	size_t bufsz = size ? size : 1;
+	b->hdr = flow ? RAWTX_HDR_LEN : 0;
+	size_t bufsz = b->hdr + (size ? size : 1);
 	b->n = n;
 	b->bufs = calloc(n, bufsz);
 	b->iov = calloc(n, sizeof(*b->iov));
@@ -262,11 +315,16 @@ static int load_batch_alloc(struct load_batch *b, unsigned n, unsigned size, str
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
 		b->iov[i].iov_base = b->bufs + (size_t)i * bufsz;
-		b->iov[i].iov_len = size;
+		b->iov[i].iov_len = b->hdr + size;
 		b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
 		b->msgs[i].msg_hdr.msg_iovlen = 1;
-		b->msgs[i].msg_hdr.msg_name = &to->addr;
-		b->msgs[i].msg_hdr.msg_namelen = to->addr_len;
+		if (flow) {
+			/* The socket is bound to the interface: no address per message. */
+			rawtx_build(b->iov[i].iov_base, flow, size, (uint16_t)i);
+		} else {
+			b->msgs[i].msg_hdr.msg_name = &to->addr;
+			b->msgs[i].msg_hdr.msg_namelen = to->addr_len;
+		}
 	}
 	return 0;
 }
@@ -291,13 +349,12 @@ static void load_prepare_process(void)
 
 /* --flat: batches back to back until the end. Returns when it stopped. */
 static uint64_t load_run_flat(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
-                              struct load_stats *st)
+                              uint64_t seq, struct load_stats *st)
 {
-	uint64_t seq = 0;
 	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
 	uint64_t now = t0;
 	while (!load_stop && now < end) {
-		load_send_batch(fd, b->msgs, b->n, o->size, &seq, st);
+		load_send_batch(fd, b->msgs, b->n, o->size, b->hdr, &seq, st);
 		now = load_now();
 	}
 	return now;
@@ -306,12 +363,11 @@ static uint64_t load_run_flat(int fd, const struct load_batch *b, const struct l
 /* --rate: batches of b->n datagrams at a fixed interval (the fixed pattern at rate / batch); a batch held up by
  * more than LOAD_SLIP_NS moves the rest of the schedule. Returns when it stopped. */
 static uint64_t load_run_paced(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
-                               struct load_stats *st)
+                               uint64_t seq, struct load_stats *st)
 {
-	uint64_t seq = 0;
 	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
 	struct pace pace;
-	pace_init(&pace, PACE_FIXED, o->rate / b->n, 1, 0, t0);
+	pace_init(&pace, PACE_FIXED, o->rate / o->threads / b->n, 1, 0, t0);
 	for (;;) {
 		uint64_t due = pace_next(&pace);
 		if (load_stop || due >= end)
@@ -326,7 +382,7 @@ static uint64_t load_run_paced(int fd, const struct load_batch *b, const struct 
 			if (now - due > st->max_lag_ns)
 				st->max_lag_ns = now - due;
 		}
-		load_send_batch(fd, b->msgs, b->n, o->size, &seq, st);
+		load_send_batch(fd, b->msgs, b->n, o->size, b->hdr, &seq, st);
 	}
 	/* The run lasts its full duration even though the last batch left before the end. */
 	return load_wait_until(end);
@@ -344,6 +400,55 @@ static void load_report(const struct load_opts *o, const struct load_stats *st, 
 		        st->max_lag_ns / 1e3);
 }
 
+/* One sender: its own socket and batch, 1/threads of the rate, its own counts. */
+struct load_worker {
+	const struct load_opts *o;
+	unsigned index;
+	int fd;
+	struct load_batch b;
+	struct load_stats st;
+	uint64_t t0, end;
+	pthread_t thread;
+};
+
+static void *load_worker_run(void *arg)
+{
+	struct load_worker *w = arg;
+	uint64_t seq = (uint64_t)w->index << 48;
+	w->end = w->o->flat ? load_run_flat(w->fd, &w->b, w->o, w->t0, seq, &w->st)
+	                    : load_run_paced(w->fd, &w->b, w->o, w->t0, seq, &w->st);
+	return NULL;
+}
+
+/* Opens worker w's socket and batch; -1 (reported) if it cannot. */
+static int load_worker_open(struct load_worker *w, struct load_opts *o, unsigned index)
+{
+	struct rawtx_flow flow, *fp = NULL;
+	memset(w, 0, sizeof(*w));
+	w->o = o;
+	w->index = index;
+	if (o->packet_if) {
+		memset(&flow, 0, sizeof(flow));
+		rawtx_parse_mac(o->dst_mac, flow.dst_mac);
+		flow.dst = ((struct sockaddr_in *)&o->to.addr)->sin_addr;
+		/* A source port per thread: distinct flows, as distinct sockets would be. */
+		flow.sport = (uint16_t)(40000 + index);
+		flow.dport = (uint16_t)o->to.port;
+		w->fd = rawtx_open(o->packet_if, &flow);
+		fp = &flow;
+	} else {
+		w->fd = load_open(&o->to);
+	}
+	if (w->fd < 0)
+		return -1;
+	if (load_batch_alloc(&w->b, load_batch_size(o), o->size, &o->to, fp)) {
+		fprintf(stderr, "load: out of memory\n");
+		close(w->fd);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct load_opts o;
@@ -352,16 +457,18 @@ int main(int argc, char **argv)
 		return LOAD_EXIT_OK;
 	if (!a.errors)
 		args_target_resolve(&a, &o.to);
+	if (!a.errors && o.packet_if && o.to.addr.ss_family != AF_INET)
+		args_bad(&a, "--dst", o.to.dst, "must be an IPv4 address with --packet");
 	if (args_finish(&a))
 		return LOAD_EXIT_USAGE;
-	int fd = load_open(&o.to);
-	if (fd < 0)
-		return LOAD_EXIT_FAILED;
-	struct load_batch b;
-	if (load_batch_alloc(&b, load_batch_size(&o), o.size, &o.to)) {
-		fprintf(stderr, "load: out of memory\n");
-		return LOAD_EXIT_FAILED;
-	}
+	static struct load_worker w[LOAD_MAX_THREADS];
+	unsigned n = 0;
+	int rc = LOAD_EXIT_OK;
+	for (; n < o.threads; n++)
+		if (load_worker_open(&w[n], &o, n)) {
+			rc = LOAD_EXIT_FAILED;
+			goto out;
+		}
 	load_prepare_process();
 	if (!o.quiet) {
 		fprintf(stderr, "load: %s port %u ", o.to.dst, o.to.port);
@@ -369,13 +476,41 @@ int main(int argc, char **argv)
 			fprintf(stderr, "flat");
 		else
 			fprintf(stderr, "rate=%g", o.rate);
-		fprintf(stderr, " duration=%gs size=%u batch=%u\n", o.duration_s, o.size, b.n);
+		fprintf(stderr, " duration=%gs size=%u batch=%u threads=%u%s%s\n", o.duration_s, o.size, w[0].b.n,
+		        o.threads, o.packet_if ? " packet=" : "", o.packet_if ? o.packet_if : "");
 	}
-	struct load_stats st = {0};
 	uint64_t t0 = load_now();
-	uint64_t now = o.flat ? load_run_flat(fd, &b, &o, t0, &st) : load_run_paced(fd, &b, &o, t0, &st);
-	load_report(&o, &st, t0, now);
-	close(fd);
-	load_batch_free(&b);
-	return LOAD_EXIT_OK;
+	unsigned started = 0;
+	for (; started < n; started++) {
+		w[started].t0 = t0;
+		if (pthread_create(&w[started].thread, NULL, load_worker_run, &w[started])) {
+			fprintf(stderr, "load: cannot start sender thread %u\n", started);
+			load_stop = 1;
+			rc = LOAD_EXIT_FAILED;
+			break;
+		}
+	}
+	struct load_stats sum = {0};
+	uint64_t end = t0;
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(w[i].thread, NULL);
+		sum.sent += w[i].st.sent;
+		sum.errors += w[i].st.errors;
+		sum.slips += w[i].st.slips;
+		sum.lost_ns += w[i].st.lost_ns;
+		if (w[i].st.max_lag_ns > sum.max_lag_ns)
+			sum.max_lag_ns = w[i].st.max_lag_ns;
+		if (w[i].st.errors)
+			sum.last_errno = w[i].st.last_errno;
+		if (w[i].end > end)
+			end = w[i].end;
+	}
+	if (rc == LOAD_EXIT_OK)
+		load_report(&o, &sum, t0, end);
+out:
+	while (n--) {
+		close(w[n].fd);
+		load_batch_free(&w[n].b);
+	}
+	return rc;
 }
