@@ -1,0 +1,96 @@
+"""Receive-rate curve analysis (Mogul & Ramakrishnan): what bench.py and report.py say about offered vs
+delivered rate. Pure functions over rows {"offered_pps", "delivered_pps", "sent", "received"}, so that
+tests/unit/test_curve.py can check them without a guest.
+
+- MLFRR: the highest offered rate delivered "loss-free" (at least LOSS_FREE of the datagrams sent counted).
+- peak: the highest delivered rate seen.
+- knee: where the delivered rate stops rising, the lowest offered rate at which delivery reaches KNEE_SHARE of
+  the peak. It is "found" only if the curve was driven at least KNEE_MARGIN past it, i.e. a higher offered
+  point exists that did not deliver more (otherwise the curve might still be climbing: the load generator,
+  not the guest, ended it, as with the old 160 kpps top).
+- delivered at 2x and 4x MLFRR (linear interpolation between measured points; None beyond the range): a
+  livelocking receiver's delivery falls past the knee, a well-behaved one stays flat near the peak.
+"""
+
+LOSS_FREE = 0.995
+KNEE_SHARE = 0.95
+KNEE_MARGIN = 1.25
+
+
+def sorted_rows(rows):
+    return sorted(rows, key=lambda r: r["offered_pps"])
+
+
+def mlfrr(rows, loss_free=LOSS_FREE):
+    """The highest offered rate with received/sent >= loss_free; 0.0 if none."""
+    ok = [r["offered_pps"] for r in rows if r["sent"] and r["received"] / r["sent"] >= loss_free]
+    return max(ok) if ok else 0.0
+
+
+def peak(rows):
+    return max((r["delivered_pps"] for r in rows), default=0.0)
+
+
+def knee(rows, share=KNEE_SHARE, margin=KNEE_MARGIN):
+    """(offered rate at the knee, found): the first offered rate whose delivery reaches share * peak, and
+    whether some point at least margin times further out was measured."""
+    rs = sorted_rows(rows)
+    if not rs:
+        return 0.0, False
+    top = peak(rs)
+    k = next(r["offered_pps"] for r in rs if r["delivered_pps"] >= share * top)
+    return k, rs[-1]["offered_pps"] >= margin * k
+
+
+def delivered_at(rows, offered):
+    """Delivered rate at an offered rate, interpolated linearly between the neighbouring points; None outside
+    the measured range (never extrapolated)."""
+    rs = sorted_rows(rows)
+    if not rs or offered < rs[0]["offered_pps"] or offered > rs[-1]["offered_pps"]:
+        return None
+    for a, b in zip(rs, rs[1:]):
+        if a["offered_pps"] <= offered <= b["offered_pps"]:
+            span = b["offered_pps"] - a["offered_pps"]
+            f = (offered - a["offered_pps"]) / span if span else 0.0
+            return a["delivered_pps"] + f * (b["delivered_pps"] - a["delivered_pps"])
+    return rs[-1]["delivered_pps"]
+
+
+def summary(rows):
+    """Every figure of one curve, for the tables: mlfrr, peak, knee, knee_found, at_2x, at_4x, at_4x_of_peak."""
+    m, p = mlfrr(rows), peak(rows)
+    k, found = knee(rows)
+    a2 = delivered_at(rows, 2 * m) if m else None
+    a4 = delivered_at(rows, 4 * m) if m else None
+    return {"mlfrr": m, "peak": p, "knee": k, "knee_found": found, "at_2x": a2, "at_4x": a4,
+            "at_4x_of_peak": (a4 / p) if (a4 is not None and p) else None}
+
+
+def geometric_rates(lo, hi, n):
+    """n offered rates from lo to hi, evenly spaced on a log scale and rounded to 1000 pps (at least 1000)."""
+    if n < 2:
+        return [int(lo)]
+    f = (hi / lo) ** (1.0 / (n - 1))
+    out = []
+    for i in range(n):
+        r = max(1000, int(round(lo * f ** i / 1000.0)) * 1000)
+        if not out or r > out[-1]:
+            out.append(r)
+    return out
+
+
+def per_unit(count_delta, idle_rate, seconds, units):
+    """Guest instructions per unit of work (a packet, a MiB): the interval's count minus what the idle guest
+    executes in the same time (its tick, its idle loop), divided by the units done; None without units."""
+    if not units:
+        return None
+    return (count_delta - idle_rate * seconds) / units
+
+
+def spread(values):
+    """(max - min) / mean of repeated measurements: the repeatability that the tables state; None if < 2."""
+    v = [x for x in values if x is not None]
+    if len(v) < 2:
+        return None
+    m = sum(v) / len(v)
+    return (max(v) - min(v)) / m if m else None

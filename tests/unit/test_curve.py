@@ -1,0 +1,63 @@
+"""bench/curve.py: MLFRR, peak, knee and livelock figures of a receive-rate curve, on made-up curves whose
+answers are known."""
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
+import curve  # noqa: E402
+
+
+def rows(points, ratio_for=None):
+    """[(offered, delivered)] -> rows; sent = offered, received = delivered (1 s steps)."""
+    return [{"offered_pps": o, "delivered_pps": d, "sent": o, "received": d} for o, d in points]
+
+
+FLAT = rows([(10e3, 10e3), (50e3, 50e3), (100e3, 99.8e3), (150e3, 140e3), (200e3, 150e3), (400e3, 151e3),
+             (800e3, 150e3)])
+LIVELOCK = rows([(10e3, 10e3), (50e3, 50e3), (100e3, 100e3), (200e3, 120e3), (400e3, 60e3), (800e3, 10e3)])
+CLIMBING = rows([(10e3, 10e3), (80e3, 80e3), (160e3, 157e3)])  # the old bench: ended by the generator
+
+
+def test_mlfrr_is_highest_loss_free_offered_rate():
+    assert curve.mlfrr(FLAT) == 100e3  # 99.8 % >= 99.5 %; 150k delivered only 93 %
+    assert curve.mlfrr(rows([(1e3, 900.0)])) == 0.0
+
+
+def test_knee_found_on_a_flat_curve():
+    k, found = curve.knee(FLAT)
+    assert k == 200e3 and found  # 140k < 0.95 * 151k <= 150k; measured out to 800k
+
+
+def test_knee_not_found_when_the_generator_ends_the_curve():
+    k, found = curve.knee(CLIMBING)
+    assert k == 160e3 and not found
+
+
+def test_delivered_at_interpolates_and_never_extrapolates():
+    assert curve.delivered_at(FLAT, 300e3) == pytest.approx(150.5e3)
+    assert curve.delivered_at(FLAT, 900e3) is None
+    assert curve.delivered_at(FLAT, 5e3) is None
+
+
+def test_summary_shows_livelock():
+    s = curve.summary(LIVELOCK)
+    assert s["mlfrr"] == 100e3 and s["peak"] == 120e3
+    assert s["at_2x"] == 120e3 and s["at_4x"] == 60e3
+    assert s["at_4x_of_peak"] == pytest.approx(0.5)
+    flat = curve.summary(FLAT)
+    assert flat["at_4x_of_peak"] == pytest.approx(151e3 / 151e3)
+
+
+def test_geometric_rates():
+    r = curve.geometric_rates(10e3, 640e3, 7)
+    assert r == [10000, 20000, 40000, 80000, 160000, 320000, 640000]
+    assert curve.geometric_rates(1e3, 2e3, 10) == [1000, 2000]  # duplicates after rounding dropped
+
+
+def test_per_unit_subtracts_idle_and_spread():
+    assert curve.per_unit(5_000_000, 100_000.0, 10.0, 1000) == 4000.0
+    assert curve.per_unit(5, 0, 1, 0) is None
+    assert curve.spread([100.0, 101.0, 99.0]) == pytest.approx(0.02)
+    assert curve.spread([1.0]) is None
