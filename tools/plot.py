@@ -154,13 +154,68 @@ def plot_rx_curve(bench, out):
     plots.append("x with lines dt 2 lc rgb 'gray40' title 'delivered = offered'")
     return gnuplot(out, "rx_curve", f"""
 set title 'Receive rate: 64-byte UDP datagrams to the discard port (make bench)'
-set xlabel 'offered rate (kpps)'
+set xlabel 'offered rate (kpps, log scale: the curve runs to 4x the knee)'
 set ylabel 'delivered rate (kpps, counted by the guest)'
-set xrange [0:{top / 1000 * 1.05:.3f}]
+set logscale x
+set xrange [{min(float(r["offered_pps"]) for r in rows) / 1000 * 0.9:.3f}:{top / 1000 * 1.1:.3f}]
 set yrange [0:{top / 1000 * 1.05:.3f}]
 set grid
 set key left top box opaque
 plot {', '.join(plots)}""")
+
+
+# ---- latency under load (bench/loadlat.py) ----
+
+def plot_loadlat(bench, out):
+    rows = read_csv(need(bench / "loadlat.csv", "make loadlat"))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    plots = []
+    for i, m in enumerate(modes):
+        pts = sorted((max(float(r["offered_pps"]), 100.0), r) for r in rows if r["mode"] == m)
+        dat = out / f"loadlat_{m}.dat"
+        dat.write_text("# offered_kpps p50_us p99_us p999_us qemu_cpu_pct idle_pct\n" + "".join(
+            f"{o / 1000:.3f} {r['p50_us'] or 'NaN'} {r['p99_us'] or 'NaN'} {r['p999_us'] or 'NaN'} "
+            f"{r['qemu_cpu_pct'] or 'NaN'} {r['idle_pct'] or 'NaN'}\n" for o, r in pts))
+        plots.append(f"{q(dat)} using 1:3 with linespoints lw 2 pt {5 + i} lc {i + 1} title {q(m + ' p99')}")
+        plots.append(f"'' using 1:5 axes x1y2 with lines dt 3 lc {i + 1} title {q(m + ' QEMU CPU %')}")
+    return gnuplot(out, "loadlat", f"""
+set title 'UDP echo RTT p99 under a background 64-byte load, per delivery mode (idle drawn at 0.1 kpps)'
+set xlabel 'background load offered (kpps, log scale)'
+set ylabel 'echo RTT p99 (us, log scale)'
+set y2label 'QEMU CPU (% of a core, dotted)'
+set logscale x
+set logscale y
+set y2range [0:200]
+set y2tics
+set grid
+set key left top box opaque font ',8'
+plot {', '.join(plots)}""")
+
+
+def plot_coalesce(bench, out):
+    rows = read_csv(need(bench / "coalesce_sweep.csv", "make loadlat LOADLAT_ARGS=--sweep-only"))
+    frames = sorted({int(r["frames"]) for r in rows})
+    usecs = sorted({int(r["usec"]) for r in rows})
+    cell = {(int(r["frames"]), int(r["usec"])): r for r in rows}
+    dat = out / "coalesce.dat"
+    # One block per frames row (gnuplot's matrix-less image format: x y value, blank line between rows).
+    dat.write_text("".join("".join(f"{j} {i} {cell.get((f, u), {}).get('p99_us') or 'NaN'} "
+                                   f"{cell.get((f, u), {}).get('irq_per_frame') or 'NaN'}\n"
+                                   for j, u in enumerate(usecs)) + "\n" for i, f in enumerate(frames)))
+    xt = ", ".join(f"'{u}' {j}" for j, u in enumerate(usecs))
+    yt = ", ".join(f"'{f}' {i}" for i, f in enumerate(frames))
+    return gnuplot(out, "coalesce", f"""
+set terminal pngcairo size 1200,500
+set multiplot layout 1,2 title 'coalesce FRAMES USEC under a background load (bench/loadlat.py --sweep)'
+set xtics ({xt})
+set ytics ({yt})
+set xlabel 'time bound (us)'
+set ylabel 'frames per interrupt'
+set title 'echo RTT p99 (us)'
+plot {q(dat)} using 1:2:3 with image notitle, '' using 1:2:(sprintf('%.0f', $3)) with labels notitle
+set title 'interrupts per received frame'
+plot {q(dat)} using 1:2:4 with image notitle, '' using 1:2:(sprintf('%.3f', $4)) with labels notitle
+unset multiplot""")
 
 
 # ---- one capture's timeline ----
@@ -215,7 +270,7 @@ def main(argv=None):
     ap.add_argument("--timeline", default=str(ROOT / "build/timeline/timeline.csv"),
                     help="a timeline.py CSV (optional: drawn when it exists)")
     ap.add_argument("--out", default=str(ROOT / "build/plots"))
-    ap.add_argument("--only", help="comma-separated subset of rtt_cdf,stages,rx_curve,timeline")
+    ap.add_argument("--only", help="comma-separated subset of rtt_cdf,stages,rx_curve,loadlat,coalesce,timeline")
     a = ap.parse_args(argv)
     if not shutil.which("gnuplot"):
         print("plot: gnuplot not found: apt-get install gnuplot-nox", file=sys.stderr)
@@ -225,6 +280,10 @@ def main(argv=None):
     only = set(a.only.split(",")) if a.only else None
     jobs = [("rtt_cdf", lambda: plot_rtt_cdf(bench, out)), ("stages", lambda: plot_stages(bench, out)),
             ("rx_curve", lambda: plot_rx_curve(bench, out))]
+    for name, fn in (("loadlat", plot_loadlat), ("coalesce", plot_coalesce)):
+        csv_name = "loadlat.csv" if name == "loadlat" else "coalesce_sweep.csv"
+        if (bench / csv_name).exists() or (only and name in only):
+            jobs.append((name, lambda fn=fn: fn(bench, out)))
     tl = pathlib.Path(a.timeline)
     if tl.exists() or (only and "timeline" in only):
         jobs.append(("timeline", lambda: plot_timeline(need(tl, "tools/timeline.py run --netns NS"), out)))

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""make loadlat: UDP echo RTT under a background load, per delivery mode, and the coalescing sweep.
+
+Latency under load (the figure of the receive-livelock and interrupt-moderation literature): for every mode,
+at LEVELS offered rates of 64-byte datagrams to the discard port (AF_PACKET sender, tools/load --packet) from
+idle to past the guest's MLFRR, probe measures echo RTT p50/p99/p99.9 on port 7 while the load runs; QEMU's
+CPU and the guest's idle share are taken over the same interval. Writes loadlat.csv (one row per mode and level).
+
+--sweep: the coalesce mode over a grid of `coalesce FRAMES USEC` under one background load; p99 RTT and
+interrupts per frame per cell, written to coalesce_sweep.csv (tools/plot.py draws both as heat maps).
+
+One guest in a namespace of its own (always deleted), every client inside it, every step bounded. Needs root.
+"""
+import argparse
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "bench"))
+import modes  # noqa: E402  (parse_stats, idle_during, qemu_cpu_seconds, write_csv, PROBE_RE)
+import timeline  # noqa: E402
+
+TOOLS = ROOT / "build" / "tools"
+GUEST = timeline.GUEST_IP
+FRAMES = [1, 4, 16, 64]
+USECS = [20, 100, 500, 2000]
+
+
+def levels(mlfrr, n):
+    """Idle, then n-1 offered rates from mlfrr/16 to 2*mlfrr on a log scale."""
+    lo, hi = mlfrr / 16.0, 2.0 * mlfrr
+    return [0] + [int(round(lo * (hi / lo) ** (i / (n - 2)), -2)) for i in range(n - 1)]
+
+
+def guest_mac(g):
+    out = timeline.sh("ip", "neigh", "show", GUEST, "dev", g.tap, ns=g.ns)
+    mac = re.search(r"lladdr ([0-9a-f:]{17})", out).group(1)
+    timeline.sh("ip", "neigh", "replace", GUEST, "lladdr", mac, "dev", g.tap, "nud", "permanent", ns=g.ns)
+    return mac
+
+
+def under_load(g, mac, rate, seconds, count, probe_rate, csv_path):
+    """probe (count at probe_rate) while load offers `rate` pps for `seconds`; returns the measurement row."""
+    bg = None
+    if rate:
+        bg = subprocess.Popen(["ip", "netns", "exec", g.ns, str(TOOLS / "load"), "--dst", GUEST, "--port", "9",
+                               "--rate", str(rate), "--duration", str(seconds), "--packet", g.tap, "--dst-mac",
+                               mac, "--batch", str(max(1, min(256, int(rate * 200e-6)))), "--quiet"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)  # the load is running before the first probe
+    s0 = modes.parse_stats(g.control("reset", "stats")[1])
+    c0, t0 = modes.qemu_cpu_seconds(g.qemu_pid()), time.monotonic()
+    txt = g.probe(count, probe_rate, 10, csv_path, "poisson", 64)
+    c1, t1 = modes.qemu_cpu_seconds(g.qemu_pid()), time.monotonic()
+    s1 = modes.parse_stats(g.control("stats")[0])
+    offered = None
+    if bg:
+        out, _ = bg.communicate(timeout=seconds + 30)
+        m = re.search(r"sent=(\d+) duration_s=([\d.]+) offered_pps=[\d.]+ errors=(\d+)", out)
+        offered = (int(m.group(1)) + int(m.group(3))) / float(m.group(2)) if m else None
+    pm = modes.PROBE_RE.search(txt)
+    if not pm:
+        raise timeline.TimelineError(f"probe failed under {rate} pps:\n{txt[-600:]}")
+    pct = [None if x == "-" else float(x) for x in pm.groups()[5:12]]
+    return {"offered_pps": offered or 0.0, "loss_pct": float(pm.group(4)), "p50_us": pct[1], "p99_us": pct[3],
+            "p999_us": pct[4], "irq_per_frame": s1["irq_per_frame"],
+            "idle_pct": modes.idle_during(s0, s1, g.ready_ms),
+            "qemu_cpu_pct": None if None in (c0, c1) else 100 * (c1 - c0) / (t1 - t0)}
+
+
+def run(a):
+    out = pathlib.Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ns, tap = f"vloadlat-{a.tag}", f"tl{a.tag % 100000}"
+    g = timeline.LiveGuest(ns, tap, ["--cmdline", "heartbeat=0"], timeout=1800, log_path=out / "console_loadlat.log")
+    rows, sweep = [], []
+    seconds = a.count / a.probe_rate + 1.5
+    try:
+        g.ready()
+        m = re.search(r"ready in ([\d.]+) ms", g.text())
+        g.ready_ms = float(m.group(1)) if m else 0.0
+        g.control("stats")  # traffic, so that the neighbour entry exists
+        mac = guest_mac(g)
+        if not a.sweep_only:
+            for mode in a.modes.split(","):
+                g.control(f"mode {mode}")
+                for rate in levels(a.mlfrr, a.levels):
+                    r = under_load(g, mac, rate, seconds, a.count, a.probe_rate, None)
+                    rows.append({"mode": mode, "rate": rate, **r})
+                    print(f"  {mode:<8} load {r['offered_pps']:>8.0f} pps  p50 {r['p50_us']} p99 {r['p99_us']} "
+                          f"p99.9 {r['p999_us']} µs  loss {r['loss_pct']:.1f}%  QEMU CPU "
+                          f"{modes.fmt(r['qemu_cpu_pct'])}%  idle {modes.fmt(r['idle_pct'])}%", flush=True)
+            modes.write_csv(out / "loadlat.csv", rows)
+        if a.sweep or a.sweep_only:
+            g.control("mode coalesce")
+            for fr in FRAMES:
+                for us in USECS:
+                    g.control(f"coalesce {fr} {us}")
+                    r = under_load(g, mac, a.sweep_load, seconds, a.count, a.probe_rate, None)
+                    sweep.append({"frames": fr, "usec": us, **r})
+                    print(f"  coalesce {fr:>3} {us:>5} µs  p99 {r['p99_us']} µs  irq/frame {r['irq_per_frame']}",
+                          flush=True)
+            modes.write_csv(out / "coalesce_sweep.csv", sweep)
+    finally:
+        g.stop()
+    print(f"written: {out}/loadlat.csv" + (", coalesce_sweep.csv" if sweep else ""))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--modes", default=",".join(modes.MODES))
+    ap.add_argument("--mlfrr", type=float, default=120000.0,
+                    help="the guest's MLFRR from make bench, pps: the levels run to twice it (default 120000)")
+    ap.add_argument("--levels", type=int, default=10, help="load levels including idle (default 10)")
+    ap.add_argument("--count", type=int, default=500, help="probes per level (default 500)")
+    ap.add_argument("--probe-rate", type=float, default=500.0)
+    ap.add_argument("--sweep", action="store_true", help="also the coalesce grid")
+    ap.add_argument("--sweep-only", action="store_true", help="only the coalesce grid")
+    ap.add_argument("--sweep-load", type=int, default=20000, help="background pps during the sweep")
+    ap.add_argument("--out", default=str(ROOT / "build/bench"))
+    a = ap.parse_args()
+    a.tag = __import__("os").getpid()
+    if not 3 <= a.levels <= 30 or not 10 <= a.count <= 100000:
+        sys.exit("loadlat: --levels 3..30, --count 10..100000")
+    try:
+        return run(a)
+    except timeline.TimelineError as e:
+        print(f"loadlat: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
