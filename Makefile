@@ -45,7 +45,7 @@ else
 Q := @
 endif
 
-.PHONY: all kernel efi tools plugin report readme-knobs test unit-test fuzz-test system-test soak bench modes plot size clean distclean
+.PHONY: all kernel efi tools plugin report loadlat readme-knobs test unit-test fuzz-test system-test soak bench modes plot size clean distclean
 all: $(KERNEL_ELF) $(EFI_APP)
 kernel: $(KERNEL_ELF)
 efi: $(EFI_APP)
@@ -140,6 +140,9 @@ $(BUILD)/unit/test_stats: tools/stats.h tools/pace.h
 UNIT_TESTS += args
 UNIT_SRCS_args := tools/args.c
 $(BUILD)/unit/test_args: tools/args.h
+UNIT_TESTS += rawtx
+UNIT_SRCS_rawtx := tools/rawtx.c
+$(BUILD)/unit/test_rawtx: tools/rawtx.h
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -I kernel -I drivers -I tests/unit
@@ -184,13 +187,23 @@ test: unit-test fuzz-test system-test
 
 # Benchmarks against a stock Linux guest in the same run (bench/bench.py; needs root). Figures and ratios are
 # printed and written to build/bench/; nothing here is a pass/fail test.
-bench: all
+bench: all plugin
 	bench/linux/build.sh
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 # UDP echo RTT per delivery mode on one guest in its own namespace (bench/modes.py; needs root).
 modes: all
 	$(PYTHON) bench/modes.py $(MODES_ARGS)
+
+# RTT p50/p99/p99.9 under a background load at LEVELS rates per delivery mode, and the coalesce grid
+# (bench/loadlat.py; needs root).
+loadlat: all
+	$(PYTHON) bench/loadlat.py $(LOADLAT_ARGS)
+
+# One Markdown report with every table and PNG, stamped with QEMU version, host CPU, accelerator, date and
+# commit (bench/report.py: bench, loadlat --sweep, plot; ~10 min here). REPORT_ARGS=--reuse: no measuring.
+report: all plugin
+	$(PYTHON) bench/report.py $(REPORT_ARGS)
 
 # PNGs into build/plots/ from make modes, make bench and tools/timeline.py run.
 plot:
