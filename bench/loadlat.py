@@ -88,7 +88,7 @@ def run(a):
             for mode in a.modes.split(","):
                 g.control(f"mode {mode}")
                 for rate in levels(a.mlfrr, a.levels):
-                    r = under_load(g, mac, rate, seconds, a.count, a.probe_rate, None)
+                    r = under_load(g, mac, rate, seconds, a.count, a.probe_rate, out / "rtt_loadlat.csv")
                     rows.append({"mode": mode, "rate": rate, **r})
                     print(f"  {mode:<8} load {r['offered_pps']:>8.0f} pps  p50 {r['p50_us']} p99 {r['p99_us']} "
                           f"p99.9 {r['p999_us']} µs  loss {r['loss_pct']:.1f}%  QEMU CPU "
@@ -99,7 +99,7 @@ def run(a):
             for fr in FRAMES:
                 for us in USECS:
                     g.control(f"coalesce {fr} {us}")
-                    r = under_load(g, mac, a.sweep_load, seconds, a.count, a.probe_rate, None)
+                    r = under_load(g, mac, a.sweep_load, seconds, a.count, a.probe_rate, out / "rtt_loadlat.csv")
                     sweep.append({"frames": fr, "usec": us, **r})
                     print(f"  coalesce {fr:>3} {us:>5} µs  p99 {r['p99_us']} µs  irq/frame {r['irq_per_frame']}",
                           flush=True)
