@@ -167,8 +167,7 @@ static uint16_t virtq_split_write(struct virtq *vq, const struct virtq_sg *sg, u
 	return head;
 }
 
-/* The device's count of returned chains: used->idx (split), or as far as the packed ring shows. */
-static uint16_t virtq_dev_used(struct virtq *vq)
+uint16_t virtq_device_used(struct virtq *vq)
 {
 	return vq->packed ? virtq_packed_dev_used(vq) : le16_read(&vq->used->idx);
 }
@@ -219,7 +218,7 @@ int virtq_publish(struct virtq *vq)
 	}
 	virtq_barrier_check_event();
 	vq->kicked_idx = new;
-	uint16_t used = virtq_dev_used(vq);
+	uint16_t used = virtq_device_used(vq);
 	if (!vq->wd_armed || used != vq->wd_used) {
 		/* Start the stall watchdog's clock: from now on the device owes us progress. While the device
 		 * makes none the watchdog is left as it is, or a steady stream of publishes to a stalled device
@@ -283,7 +282,7 @@ int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 
 	if (vq->broken || !vq->wd_armed)
 		return 0;
-	uint16_t used = virtq_dev_used(vq);
+	uint16_t used = virtq_device_used(vq);
 	if (used == vq->kicked_idx) {
 		vq->wd_armed = 0; /* the device returned everything published: nothing it could be waiting for */
 		return 0;

@@ -211,6 +211,11 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len);
  * returned from it, so a poller must not be told there is work). */
 int virtq_has_used(const struct virtq *vq);
 
+/* The device's count of chains returned so far (consumed or not), modulo 2^16: used->idx for split; for packed
+ * as far as the ring shows used descriptors we can follow (walked incrementally, each once). For progress
+ * checks (a count that did not move in a tick); never a reason to trust an entry. */
+uint16_t virtq_device_used(struct virtq *vq);
+
 /* True once the queue is broken (a garbage used->idx, or VIRTQ_BROKEN_THRESHOLD bad used entries): it
  * returns nothing more and takes no buffers until the device is reset and virtq_detach_unused has run. */
 int virtq_is_broken(const struct virtq *vq);
