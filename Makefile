@@ -113,6 +113,10 @@ ifneq ($(wildcard tests/unit/test_virtq.c),)
 UNIT_TESTS += virtq
 UNIT_SRCS_virtq := drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_sim.c
 endif
+ifneq ($(wildcard tests/unit/test_virtq_packed.c),)
+UNIT_TESTS += virtq_packed
+UNIT_SRCS_virtq_packed := drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_psim.c tests/unit/virtq_sim.c
+endif
 ifneq ($(wildcard tests/unit/test_virtio_net_rx.c),)
 UNIT_TESTS += virtio_net_rx
 UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_sim.c

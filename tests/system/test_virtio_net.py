@@ -32,7 +32,7 @@ PY = "/usr/bin/python3"
 ET_RX = 0x88B6  # host -> guest test frames
 ET_TX = 0x88B5  # the guest's txtest frames
 RX_BAD = ("rx_runts", "rx_bad_num_buffers", "rx_malformed", "rx_bad_used", "rx_bad_id", "rx_bad_len",
-          "rx_not_outstanding")
+          "rx_not_outstanding", "rx_bad_flags")
 BOOT_LINE = r"^virtio-net0: [0-9a-f]{2}:[0-9a-f]{2}\.\d (\w+), MAC ([0-9a-f:]{17}), link (\w+), " \
             r"rx (\d+) tx (\d+) entries, (MSI-X|INTx)\n"
 FEATURES_LINE = r"^virtio-net0: features ([A-Z0-9_ ]+); irq vectors rx (0x[0-9a-f]+) tx (0x[0-9a-f]+) " \
