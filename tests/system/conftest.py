@@ -8,7 +8,7 @@ a test that passed are deleted at its teardown (a flood test's pcap is tens of M
 tests are kept.
 
 Ring layouts: a test module that sets RING_LAYOUTS = ("split", "packed") has every test that boots a guest through
-these fixtures run once per layout (ids [split] / [packed]): for "packed" the first NIC gets QEMU's `packed=on`
+these fixtures run once per layout (ids [split] / [packed]; not those marked no_nic): for "packed" the first NIC gets QEMU's `packed=on`
 (added to any --nic-opts the test passes), so the driver negotiates VIRTIO_F_RING_PACKED where the transport
 has it (modern; legacy has no packed rings and stays split)."""
 import codecs
@@ -78,9 +78,13 @@ def figures(request):
             for line in lines:
                 tr.write_line(line)
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_nic: boots no NIC, so RING_LAYOUTS does not run it once per layout")
+
+
 def pytest_generate_tests(metafunc):
     layouts = getattr(metafunc.module, "RING_LAYOUTS", None)
-    if layouts and "ring_layout" in metafunc.fixturenames:
+    if layouts and "ring_layout" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("no_nic"):
         metafunc.parametrize("ring_layout", layouts, indirect=True)
 
 

@@ -435,6 +435,7 @@ def test_device_variant_boots_and_receives(tap_guest, nic_opts, transport, irq, 
     assert g.close() == STATUS_PASS, g.log
 
 
+@pytest.mark.no_nic
 def test_no_nic_boots_and_console_works(live_guest):
     g = live_guest("--net", "none")
     g.expect(r"^virtio-net: no network device found$")
