@@ -95,7 +95,7 @@ def run(a):
     write_csv(out / "modes.csv", rows)
     write_csv(out / "modes_stages.csv", stage_rows)
     if len(rings) > 1:
-        print("layouts side by side (RTT µs; packed vs split):")
+        print("layouts side by side (RTT µs and interrupts per frame, split / packed):")
         for m in modes:
             r = {x["ring"]: x for x in rows if x["mode"] == m}
             if len(r) == 2:
