@@ -10,7 +10,8 @@ tests are kept.
 Ring layouts: a test module that sets RING_LAYOUTS = ("split", "packed") has every test that boots a guest through
 these fixtures run once per layout (ids [split] / [packed]; not those marked no_nic): for "packed" the first NIC gets QEMU's `packed=on`
 (added to any --nic-opts the test passes), so the driver negotiates VIRTIO_F_RING_PACKED where the transport
-has it (modern; legacy has no packed rings and stays split)."""
+has it (modern; legacy has no packed rings and stays split). VNETK_RING=packed puts every other test on packed
+rings too."""
 import codecs
 import itertools
 import os
@@ -90,9 +91,10 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def ring_layout(request):
-    """The virtqueue layout the test's guests run on: "split" (QEMU's default) unless the module's RING_LAYOUTS
-    parametrizes it."""
-    return getattr(request, "param", "split")
+    """The virtqueue layout the test's guests run on: the module's RING_LAYOUTS parametrizes it; elsewhere
+    "split" (QEMU's default), or $VNETK_RING (e.g. VNETK_RING=packed make system-test: the whole suite on
+    packed rings)."""
+    return getattr(request, "param", os.environ.get("VNETK_RING", "split"))
 
 
 def with_ring(args, layout):
