@@ -124,15 +124,19 @@ UNIT_SRCS_memmap := kernel/memmap.c
 UNIT_SRCS_pmm := kernel/pmm.c
 ifneq ($(wildcard tests/unit/test_virtq.c),)
 UNIT_TESTS += virtq
-UNIT_SRCS_virtq := drivers/virtq.c tests/unit/virtq_sim.c
+UNIT_SRCS_virtq := drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_sim.c
+endif
+ifneq ($(wildcard tests/unit/test_virtq_packed.c),)
+UNIT_TESTS += virtq_packed
+UNIT_SRCS_virtq_packed := drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_psim.c tests/unit/virtq_sim.c
 endif
 ifneq ($(wildcard tests/unit/test_virtio_net_rx.c),)
 UNIT_TESTS += virtio_net_rx
-UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c tests/unit/virtq_sim.c
+UNIT_SRCS_virtio_net_rx := drivers/virtio_net_rx.c drivers/virtq.c drivers/virtq_packed.c tests/unit/virtq_sim.c
 endif
 ifneq ($(wildcard tests/unit/test_virtio_pci.c),)
 UNIT_TESTS += virtio_pci
-UNIT_SRCS_virtio_pci := drivers/virtio_pci.c drivers/virtq.c
+UNIT_SRCS_virtio_pci := drivers/virtio_pci.c drivers/virtq.c drivers/virtq_packed.c
 endif
 UNIT_TESTS += stats
 UNIT_SRCS_stats := tools/stats.c tools/pace.c
@@ -161,11 +165,11 @@ unit-test: $(UNIT_BINS)
 # UBSan). `make test` runs a bounded number of executions, `make soak` ten million.
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_virtio_rx
 FUZZ_RUNS ?= 300000
-$(FUZZ_BIN): tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c drivers/virtq.h drivers/virtio_net_rx.h | $(DEPS_STAMP)
+$(FUZZ_BIN): tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtq_packed.c drivers/virtio_net_rx.c drivers/virtq.h drivers/virtq_packed.h drivers/virtio_net_rx.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  FUZZ    $@"
 	$(Q)clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I drivers -I kernel \
-		tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtio_net_rx.c -o $@
+		tests/fuzz/fuzz_virtio_rx.c drivers/virtq.c drivers/virtq_packed.c drivers/virtio_net_rx.c -o $@
 
 fuzz-test: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus

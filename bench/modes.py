@@ -12,6 +12,10 @@ port with --csv, then `stats` and `hist`. Writes to build/bench/ (or --out):
                       during the run, polls and frames
   modes_stages.csv    one row per mode and guest stage histogram (count, min, p50, p90, p99, p999, max, mean ns)
 
+--rings split,packed runs the whole set once per virtqueue layout, each on a fresh guest (QEMU `packed=on` and
+`ring=packed` for packed; `ring=split` for split, on the same device model), files then named
+rtt_<ring>_<mode>.csv etc., a `ring` column in the CSVs, and the layouts side by side at the end.
+
 The guest runs in a network namespace of its own (created here, always deleted), on a tap inside it; the probe
 runs inside that namespace and talks only to 192.168.77.2. Every step is bounded. Needs root.
 """
@@ -82,16 +86,41 @@ def run(a):
     for m in modes:
         if m not in MODES:
             sys.exit(f"modes: unknown mode {m!r} (irq, napi, poll, coalesce)")
+    rings = a.rings.split(",")
+    if not set(rings) <= {"split", "packed"}:
+        sys.exit(f"modes: --rings takes split and/or packed, not {a.rings!r}")
+    rows, stage_rows = [], []
+    for ring in rings:
+        run_layout(a, out, modes, ring if len(rings) > 1 else None, ring, rows, stage_rows)
+    write_csv(out / "modes.csv", rows)
+    write_csv(out / "modes_stages.csv", stage_rows)
+    if len(rings) > 1:
+        print("layouts side by side (RTT µs and interrupts per frame, split / packed):")
+        for m in modes:
+            r = {x["ring"]: x for x in rows if x["mode"] == m}
+            if len(r) == 2:
+                s, p = r["split"], r["packed"]
+                print(f"  {m:<8} p50 {s['p50_us']:.1f} / {p['p50_us']:.1f} ({100 * (p['p50_us'] / s['p50_us'] - 1):+.1f}%)  "
+                      f"p99 {s['p99_us']:.1f} / {p['p99_us']:.1f}  irq/frame {s['irq_per_frame']:.3f} / "
+                      f"{p['irq_per_frame']:.3f}", flush=True)
+    print(f"written: {out}/modes.csv, modes_stages.csv, rtt_*.csv, hist_*.txt, stats_*.txt")
+    return 0
+
+
+def run_layout(a, out, modes, tag, ring, rows, stage_rows):
+    """One guest on one ring layout, every mode in turn; appends to rows and stage_rows. tag: the file-name
+    prefix (None when only one layout runs, keeping the old names)."""
+    pre = f"{tag}_" if tag else ""
     ns = a.netns or f"vmodes-{os.getpid()}"
     tap = f"tm{os.getpid() % 100000}"
-    run_args = ["--cmdline", a.cmdline] if a.cmdline else []
+    cmdline = " ".join(x for x in (a.cmdline, f"ring={ring}") if x)
+    run_args = ["--cmdline", cmdline] + (["--nic-opts", "packed=on"] if ring == "packed" else [])
     for q in a.qemu_arg or []:
         run_args += ["--qemu-arg", q]
     budget_s = len(modes) * ((a.count + a.warmup) / a.rate + 60) + 120
-    print(f"modes: guest in namespace {ns} (tap {tap}); {a.count} probes per mode at {a.rate:g}/s "
+    print(f"modes: guest in namespace {ns} (tap {tap}), {ring} rings; {a.count} probes per mode at {a.rate:g}/s "
           f"({a.pattern}), modes {', '.join(modes)}", flush=True)
-    g = timeline.LiveGuest(ns, tap, run_args, timeout=int(budget_s), log_path=out / "console_modes.log")
-    rows, stage_rows = [], []
+    g = timeline.LiveGuest(ns, tap, run_args, timeout=int(budget_s), log_path=out / f"console_modes{'_' + tag if tag else ''}.log")
     try:
         g.ready()
         ready = re.search(r"ready in ([\d.]+) ms", g.text())
@@ -105,11 +134,11 @@ def run(a):
                 raise timeline.TimelineError(f"{setup}: {ans[0]}")
             s0 = parse_stats(ans[2])
             c0, t0 = qemu_cpu_seconds(g.qemu_pid()), time.monotonic()
-            txt = g.probe(a.count, a.rate, a.warmup, out / f"rtt_{m}.csv", a.pattern, a.size)
+            txt = g.probe(a.count, a.rate, a.warmup, out / f"rtt_{pre}{m}.csv", a.pattern, a.size)
             c1, t1 = qemu_cpu_seconds(g.qemu_pid()), time.monotonic()
             stats, hist = g.control("stats", "hist")
-            (out / f"stats_{m}.txt").write_text(stats)
-            (out / f"hist_{m}.txt").write_text(hist)
+            (out / f"stats_{pre}{m}.txt").write_text(stats)
+            (out / f"hist_{pre}{m}.txt").write_text(hist)
             s1 = parse_stats(stats)
             pm = PROBE_RE.search(txt)
             if not pm:
@@ -117,7 +146,7 @@ def run(a):
             sent, recv, lost, loss, late = (int(pm.group(1)), int(pm.group(2)), int(pm.group(3)),
                                             float(pm.group(4)), int(pm.group(5)))
             pct = [None if x == "-" else float(x) for x in pm.groups()[5:12]]
-            row = {"mode": m, "budget": s1["budget"], "sent": sent, "received": recv, "lost": lost, "late": late,
+            row = {"ring": ring, "mode": m, "budget": s1["budget"], "sent": sent, "received": recv, "lost": lost, "late": late,
                    "loss_pct": loss, "min_us": pct[0], "p50_us": pct[1], "p90_us": pct[2], "p99_us": pct[3],
                    "p999_us": pct[4], "max_us": pct[5], "mean_us": pct[6], "method": pm.group(13),
                    "irq_per_frame": s1["irq_per_frame"], "idle_pct": idle_during(s0, s1, ready_ms),
@@ -126,17 +155,13 @@ def run(a):
                    "race_rechecks": s1["race_rechecks"], "coalesce_timeouts": s1["coalesce_timeouts"]}
             rows.append(row)
             for st, h in parse_hist(hist).items():
-                stage_rows.append({"mode": m, "stage": st, **{k + ("_ns" if k != "count" else ""): v
+                stage_rows.append({"ring": ring, "mode": m, "stage": st, **{k + ("_ns" if k != "count" else ""): v
                                                                for k, v in h.items()}})
-            print(f"  {m:<8} p50 {row['p50_us']:>8.1f} µs  p99 {row['p99_us']:>8.1f} µs  loss {loss:.2f}%  "
+            print(f"  {ring:<6} {m:<8} p50 {row['p50_us']:>8.1f} µs  p99 {row['p99_us']:>8.1f} µs  loss {loss:.2f}%  "
                   f"irq/frame {row['irq_per_frame']:.3f}  guest idle {fmt(row['idle_pct'])}%  "
                   f"QEMU CPU {fmt(row['qemu_cpu_pct'])}%", flush=True)
     finally:
         g.stop()
-    write_csv(out / "modes.csv", rows)
-    write_csv(out / "modes_stages.csv", stage_rows)
-    print(f"written: {out}/modes.csv, modes_stages.csv, rtt_<mode>.csv, hist_<mode>.txt, stats_<mode>.txt")
-    return 0
 
 
 def fmt(v):
@@ -164,6 +189,8 @@ def main():
     ap.add_argument("--budget", type=int, help="poll budget for every mode (default: the guest's, 64)")
     ap.add_argument("--coalesce", metavar="'FRAMES USEC'", help="coalescing threshold and bound, e.g. '8 200'")
     ap.add_argument("--cmdline", help="kernel command line (run-qemu.sh --cmdline)")
+    ap.add_argument("--rings", default="split", help="virtqueue layouts, comma-separated: split (default), packed, "
+                    "or split,packed for both side by side")
     ap.add_argument("--qemu-arg", action="append", help="passed to run-qemu.sh --qemu-arg (repeatable)")
     ap.add_argument("--netns", help="namespace to create and delete (default vmodes-<pid>)")
     ap.add_argument("--out", default=str(ROOT / "build/bench"))

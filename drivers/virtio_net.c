@@ -119,7 +119,8 @@ static int vnet_queue_alloc(struct virtio_net *n, struct virtq *vq, uint16_t ind
 		printf("virtio-net%u: no memory for queue %u (%u entries)\n", n->id, index, size);
 		return -ENOMEM;
 	}
-	rc = virtq_init(vq, index, size, mem, virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX));
+	/* The layout (split or packed) is the negotiated one; above virtq.h nothing depends on it. */
+	rc = virtq_init(vq, index, size, mem, virtio_virtq_flags(&n->vd));
 	if (rc) {
 		printf("virtio-net%u: queue %u: bad size %u (%d)\n", n->id, index, size, rc);
 		page_free(mem, (virtq_mem_size(size) + PAGE_SIZE - 1) / PAGE_SIZE);
@@ -184,6 +185,7 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 		{ VIRTIO_F_VERSION_1, "VERSION_1" }, { VIRTIO_NET_F_MAC, "MAC" },
 		{ VIRTIO_NET_F_STATUS, "STATUS" },   { VIRTIO_F_RING_EVENT_IDX, "EVENT_IDX" },
 		{ VIRTIO_NET_F_MRG_RXBUF, "MRG_RXBUF" }, { VIRTIO_F_ANY_LAYOUT, "ANY_LAYOUT" },
+		{ VIRTIO_F_RING_PACKED, "RING_PACKED" },
 	};
 	size_t used = 0;
 	buf[0] = '\0';
@@ -199,7 +201,11 @@ int virtio_net_negotiate(struct virtio_net *n)
 	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
 				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
 				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT);
-	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
+	/* ring=split refuses packed rings (§2.8) so one device can be measured both ways; ring=packed requires
+	 * them, so a measurement never silently runs on split. */
+	uint64_t packed = n->ring == VNET_RING_SPLIT ? 0 : 1ull << VIRTIO_F_RING_PACKED;
+	uint64_t required = (1ull << VIRTIO_F_VERSION_1) | (n->ring == VNET_RING_PACKED ? packed : 0);
+	int rc = virtio_pci_negotiate(&n->vd, wanted | packed, required);
 	if (rc)
 		return rc;
 	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
@@ -320,6 +326,7 @@ static int vnet_probe(struct pci_dev *d, unsigned id, const struct virtio_net_pa
 	if (!n)
 		return -ENOMEM;
 	n->id = id;
+	n->ring = p->ring;
 	rc = virtio_pci_probe(d, &n->vd);
 	if (rc)
 		goto err_free;

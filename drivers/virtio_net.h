@@ -90,6 +90,7 @@ struct virtio_net {
 	struct virtq rxq, txq;
 	struct vnet_rx rx;
 	unsigned hdr_len;
+	unsigned ring;   /* enum virtio_net_ring: what negotiation asks for (again after a reset) */
 	unsigned budget;
 	enum netdev_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
@@ -122,10 +123,14 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 };
 
-/* Boot-time sizes (command line rxpool=, txring=). */
+/* Ring layout wanted (command line ring=; the order of kernel/cmdline.c's choices). */
+enum virtio_net_ring { VNET_RING_AUTO, VNET_RING_SPLIT, VNET_RING_PACKED };
+
+/* Boot-time settings (command line rxpool=, txring=, ring=). */
 struct virtio_net_params {
 	unsigned rxpool; /* receive buffers per NIC (0: twice the ring) */
 	unsigned txring; /* transmit frames in flight at most (0: the ring's capacity) */
+	unsigned ring;   /* enum virtio_net_ring */
 };
 
 /* Finds every virtio-net function, initialises it and registers it as a netdev with its poller. Returns the

@@ -61,12 +61,13 @@ size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len)
 	vnet_append(buf, len, &used,
 		    "net%u: refills=%llu refill_failures=%llu posted=%llu ring_empty=%llu rx_runts=%llu "
 		    "rx_bad_num_buffers=%llu rx_malformed=%llu rx_bad_used=%llu rx_bad_id=%llu rx_bad_len=%llu "
-		    "rx_not_outstanding=%llu rx_kicks=%llu pool_free=%u pool_size=%u rx_drained=%llu\n",
+		    "rx_not_outstanding=%llu rx_bad_flags=%llu rx_kicks=%llu pool_free=%u pool_size=%u rx_drained=%llu\n",
 		    n->id, (unsigned long long)r->refills, (unsigned long long)r->refill_failures,
 		    (unsigned long long)r->posted, (unsigned long long)r->ring_empty, (unsigned long long)r->runts,
 		    (unsigned long long)r->bad_num_buffers, (unsigned long long)s->rx_malformed,
 		    (unsigned long long)r->bad_used, (unsigned long long)q->bad_id, (unsigned long long)q->bad_len,
-		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->kicks, n->pool_free,
+		    (unsigned long long)q->bad_not_outstanding, (unsigned long long)q->bad_flags,
+		    (unsigned long long)q->kicks, n->pool_free,
 		    n->pool_size, (unsigned long long)r->drained);
 	vnet_append(buf, len, &used,
 		    "net%u: tx_frames=%llu tx_bytes=%llu tx_completions=%llu tx_ring_full=%llu tx_bad_used=%llu "

@@ -88,7 +88,7 @@ static void vnet_watchdog(struct virtio_net *n)
 	}
 	/* The other direction: used entries that sat a whole tick with no poll pending mean an interrupt the
 	 * device should have raised never came (the same lost-ordering race seen from the device side). */
-	uint16_t rx_used = le16_read(&n->rxq.used->idx);
+	uint16_t rx_used = virtq_device_used(&n->rxq);
 	if (!n->rx_pending && rx_used == n->wd_rx_used && virtq_has_used(&n->rxq)) {
 		n->stats.rx_lost_irqs++;
 		virtq_disable_cb(&n->rxq);

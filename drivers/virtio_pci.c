@@ -99,6 +99,13 @@ static int modern_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t 
 {
 	uintptr_t c = vd->common;
 
+	/* The rings were laid out for the features of the first negotiation; a device that changed its offer
+	 * across a reset would read them in the other layout. */
+	if (virtq_is_packed(vq) != virtio_has(vd, VIRTIO_F_RING_PACKED)) {
+		printf("virtio-pci: queue %u laid out %s, but the device negotiated %s rings\n", vq->index,
+		       virtq_is_packed(vq) ? "packed" : "split", virtio_has(vd, VIRTIO_F_RING_PACKED) ? "packed" : "split");
+		return -EINVAL;
+	}
 	mmio_write16(c + COMMON_Q_SELECT, vq->index);
 	/* §4.1.4.4: the queue's notify address is notify_base + queue_notify_off * notify_off_multiplier; both
 	 * come from the device, so the 2-byte notification written there must lie inside the notify capability.
@@ -114,7 +121,8 @@ static int modern_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t 
 	mmio_write16(c + COMMON_Q_MSIX, msix);
 	if (mmio_read16(c + COMMON_Q_MSIX) != msix)
 		return -EIO;
-	/* 64-bit fields written as two 32-bit halves, low first (§4.1.3.1). */
+	/* 64-bit fields written as two 32-bit halves, low first (§4.1.3.1). Split: descriptor table, available
+	 * and used rings; packed (§2.8.10): descriptor ring, driver and device event suppression. */
 	mmio_write32(c + COMMON_Q_DESCLO, (uint32_t)virtq_desc_addr(vq));
 	mmio_write32(c + COMMON_Q_DESCHI, (uint32_t)(virtq_desc_addr(vq) >> 32));
 	mmio_write32(c + COMMON_Q_AVAILLO, (uint32_t)virtq_avail_addr(vq));

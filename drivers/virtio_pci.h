@@ -20,6 +20,7 @@
 #define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_RING_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
+#define VIRTIO_F_RING_PACKED 34
 
 #define VIRTIO_MSI_NO_VECTOR 0xFFFF
 #define VIRTIO_PCI_VENDOR 0x1AF4
@@ -81,5 +82,12 @@ void virtio_pci_driver_ok(struct virtio_dev *vd);
 int virtio_pci_reset(struct virtio_dev *vd);
 
 static inline int virtio_has(const struct virtio_dev *vd, unsigned bit) { return (vd->features >> bit) & 1; }
+
+/* The virtq_init flags the negotiated features imply (ring layout, EVENT_IDX). */
+static inline unsigned virtio_virtq_flags(const struct virtio_dev *vd)
+{
+	return (virtio_has(vd, VIRTIO_F_RING_EVENT_IDX) ? VIRTQ_INIT_EVENT_IDX : 0) |
+	       (virtio_has(vd, VIRTIO_F_RING_PACKED) ? VIRTQ_INIT_PACKED : 0);
+}
 
 #endif

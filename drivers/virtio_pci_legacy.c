@@ -52,6 +52,8 @@ static uint16_t legacy_queue_max_size(struct virtio_dev *vd, uint16_t index)
 
 static int legacy_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t msix)
 {
+	if (virtq_is_packed(vq))
+		return -EINVAL; /* the legacy interface has only split rings (its features stop at bit 31) */
 	outw(vd->io + LEGACY_QUEUE_SELECT, vq->index);
 	if (inw(vd->io + LEGACY_QUEUE_SIZE) != vq->size)
 		return -EINVAL; /* the legacy ring size is the device's, not ours */

@@ -1,5 +1,7 @@
-/* Split virtqueue, driver side (virtio 1.x §2.7). See virtq.h for the contract. */
+/* Virtqueue, driver side: the public functions, the split layout (virtio 1.x §2.7) and what both layouts
+ * share; the packed layout's half of each function is in virtq_packed.c. See virtq.h for the contract. */
 #include "virtq.h"
+#include "virtq_packed.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,16 +56,7 @@ static void virtq_irq_window(struct virtq *vq)
 #define virtq_irq_window(vq) ((void)(vq))
 #endif
 
-/* The three barriers on the ring, and why each is enough on x86, where write-back memory is TSO (loads are
- * not reordered with older loads, stores not with older stores, but a load may pass an older store):
- *  - publish: descriptor and ring-slot stores before the avail->idx store that exposes them (store->store:
- *    only the compiler must be stopped);
- *  - read used: the used->idx load before the loads of the entries it covers (load->load: compiler only);
- *  - check event/notify: our index store before the load of the device's suppression state (avail_event,
- *    NO_NOTIFY, or used->idx after re-enabling interrupts) (store->load: needs a real fence). */
-#define virtq_barrier_publish() __asm__ volatile("" ::: "memory")
-#define virtq_barrier_read_used() __asm__ volatile("" ::: "memory")
-#define virtq_barrier_check_event() __asm__ volatile("mfence" ::: "memory")
+/* The three barriers (virtq_barrier_publish, _read_used, _check_event) and what each orders: virtq_packed.h. */
 
 static size_t virtq_avail_bytes(uint16_t size) { return sizeof(struct virtq_avail) + sizeof(le16) * ((size_t)size + 1); }
 
@@ -98,24 +91,32 @@ static void virtq_reset_state(struct virtq *vq)
 		vq->token[i] = NULL;
 	}
 	memset(vq->desc, 0, virtq_mem_size(vq->size));
+	if (vq->packed)
+		virtq_packed_reset_state(vq);
 }
 
-int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, int event_idx)
+int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, unsigned flags)
 {
 	memset(vq, 0, sizeof(*vq));
 	if (!mem || size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)))
 		return -EINVAL;
 	vq->index = index;
 	vq->size = size;
-	vq->event_idx = event_idx;
+	vq->event_idx = (flags & VIRTQ_INIT_EVENT_IDX) != 0;
+	vq->packed = (flags & VIRTQ_INIT_PACKED) != 0;
 	vq->desc = mem;
-	vq->avail = (struct virtq_avail *)((char *)mem + sizeof(struct virtq_desc) * size);
-	vq->used = (struct virtq_used *)((char *)mem + virtq_used_offset(size));
+	if (vq->packed) {
+		virtq_packed_layout(vq);
+	} else {
+		vq->avail = (struct virtq_avail *)((char *)mem + sizeof(struct virtq_desc) * size);
+		vq->used = (struct virtq_used *)((char *)mem + virtq_used_offset(size));
+	}
 	vq->token = calloc(size, sizeof(*vq->token));
 	vq->chain_len = calloc(size, sizeof(*vq->chain_len));
 	vq->in_len = calloc(size, sizeof(*vq->in_len));
+	vq->seq = calloc(size, sizeof(*vq->seq));
 	vq->next = calloc(size, sizeof(*vq->next));
-	if (!vq->token || !vq->chain_len || !vq->in_len || !vq->next) {
+	if (!vq->token || !vq->chain_len || !vq->in_len || !vq->seq || !vq->next) {
 		virtq_destroy(vq);
 		return -ENOMEM;
 	}
@@ -128,16 +129,48 @@ void virtq_destroy(struct virtq *vq)
 	free(vq->token);
 	free(vq->chain_len);
 	free(vq->in_len);
+	free(vq->seq);
 	free(vq->next);
 	vq->token = NULL;
 	vq->chain_len = NULL;
 	vq->in_len = NULL;
+	vq->seq = NULL;
 	vq->next = NULL;
 }
 
 uint64_t virtq_desc_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->desc; }
-uint64_t virtq_avail_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->avail; }
-uint64_t virtq_used_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->used; }
+uint64_t virtq_avail_addr(const struct virtq *vq)
+{
+	return (uint64_t)(uintptr_t)(vq->packed ? (void *)vq->driver_event : (void *)vq->avail);
+}
+uint64_t virtq_used_addr(const struct virtq *vq)
+{
+	return (uint64_t)(uintptr_t)(vq->packed ? (void *)vq->device_event : (void *)vq->used);
+}
+
+/* Split: the chain in free descriptors linked by our own next[], returned as its head. */
+static uint16_t virtq_split_write(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned n)
+{
+	uint16_t head = vq->free_head, i = head;
+
+	for (unsigned k = 0; k < n; k++) {
+		struct virtq_desc *d = &vq->desc[i];
+		uint16_t flags = (k >= out_n ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+		d->addr = cpu_to_le64(sg[k].addr);
+		d->len = cpu_to_le32(sg[k].len);
+		d->flags = cpu_to_le16(flags);
+		d->next = cpu_to_le16(vq->next[i]);
+		i = vq->next[i];
+	}
+	vq->free_head = i;
+	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
+	return head;
+}
+
+uint16_t virtq_device_used(struct virtq *vq)
+{
+	return vq->packed ? virtq_packed_dev_used(vq) : le16_read(&vq->used->idx);
+}
 
 int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned in_n, void *token)
 {
@@ -152,33 +185,19 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 		in_total += sg[k].len;
 	if (in_total > UINT32_MAX)
 		return -EINVAL; /* the used ring's len is 32-bit: such a chain could never be completed validly */
-	in_total = 0;
 	if (n > vq->num_free) {
 		vq->stats.full++;
 		return -ENOSPC;
 	}
 
-	uint16_t head = vq->free_head, i = head;
-	for (unsigned k = 0; k < n; k++) {
-		struct virtq_desc *d = &vq->desc[i];
-		uint16_t flags = (k >= out_n ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-		d->addr = cpu_to_le64(sg[k].addr);
-		d->len = cpu_to_le32(sg[k].len);
-		d->flags = cpu_to_le16(flags);
-		d->next = cpu_to_le16(vq->next[i]);
-		if (k >= out_n)
-			in_total += sg[k].len;
-		i = vq->next[i];
-	}
-	vq->free_head = i;
+	uint16_t head = vq->packed ? virtq_packed_write(vq, sg, out_n, n) : virtq_split_write(vq, sg, out_n, n);
 	vq->num_free -= (uint16_t)n;
 	vq->token[head] = token;
 	vq->chain_len[head] = (uint16_t)n;
 	vq->in_len[head] = (uint32_t)in_total;
+	vq->seq[head] = vq->avail_idx;
 	if (in_total)
 		vq->in_chains++;
-
-	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
 	vq->avail_idx++;
 	vq->stats.added++;
 	return 0;
@@ -191,11 +210,15 @@ int virtq_publish(struct virtq *vq)
 
 	if (old == new)
 		return 0;
-	virtq_barrier_publish();
-	le16_write(&vq->avail->idx, new);
+	if (vq->packed) {
+		virtq_packed_expose(vq);
+	} else {
+		virtq_barrier_publish();
+		le16_write(&vq->avail->idx, new);
+	}
 	virtq_barrier_check_event();
 	vq->kicked_idx = new;
-	uint16_t used = le16_read(&vq->used->idx);
+	uint16_t used = virtq_device_used(vq);
 	if (!vq->wd_armed || used != vq->wd_used) {
 		/* Start the stall watchdog's clock: from now on the device owes us progress. While the device
 		 * makes none the watchdog is left as it is, or a steady stream of publishes to a stalled device
@@ -206,7 +229,9 @@ int virtq_publish(struct virtq *vq)
 		vq->wd_base = old;
 		vq->wd_wait = 2;
 	}
-	if (vq->event_idx)
+	if (vq->packed)
+		need = virtq_packed_need_kick(vq);
+	else if (vq->event_idx)
 		need = virtq_need_event(le16_read(virtq_avail_event(vq)), new, old);
 	else
 		need = !(le16_read(&vq->used->flags) & VIRTQ_USED_F_NO_NOTIFY);
@@ -221,7 +246,8 @@ static void virtq_free_chain(struct virtq *vq, uint16_t head)
 {
 	uint16_t last = head;
 
-	for (uint16_t k = 1; k < vq->chain_len[head]; k++)
+	/* Split frees the chain's descriptors, packed only its buffer id (ring slots are reused in order). */
+	for (uint16_t k = 1; !vq->packed && k < vq->chain_len[head]; k++)
 		last = vq->next[last];
 	vq->next[last] = vq->free_head;
 	vq->free_head = head;
@@ -232,19 +258,15 @@ static void virtq_free_chain(struct virtq *vq, uint16_t head)
 	vq->chain_len[head] = 0;
 }
 
-static void virtq_violation(struct virtq *vq)
-{
-	if (++vq->violations >= VIRTQ_BROKEN_THRESHOLD)
-		vq->broken = 1;
-}
-
 int virtq_is_broken(const struct virtq *vq) { return vq->broken; }
 
 int virtq_has_used(const struct virtq *vq)
 {
 	/* A broken queue returns nothing (virtq_get_used says -ENODEV), so it has no work to offer: reporting
 	 * the garbage index as work would have the poller spin on it for ever. */
-	return !vq->broken && le16_read(&vq->used->idx) != vq->last_used_idx;
+	if (vq->broken)
+		return 0;
+	return vq->packed ? virtq_packed_has_used(vq) : le16_read(&vq->used->idx) != vq->last_used_idx;
 }
 
 int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
@@ -260,7 +282,7 @@ int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 
 	if (vq->broken || !vq->wd_armed)
 		return 0;
-	uint16_t used = le16_read(&vq->used->idx);
+	uint16_t used = virtq_device_used(vq);
 	if (used == vq->kicked_idx) {
 		vq->wd_armed = 0; /* the device returned everything published: nothing it could be waiting for */
 		return 0;
@@ -301,13 +323,9 @@ int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 	return 1;
 }
 
-int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
+/* Split: the next used entry's id (checked: in range and outstanding) and length. */
+static int virtq_split_get_used(struct virtq *vq, uint32_t *id_out, uint32_t *len)
 {
-	*token = NULL;
-	*len = 0;
-	if (vq->broken)
-		return -ENODEV;
-
 	uint16_t used_idx = le16_read(&vq->used->idx);
 	if (used_idx == vq->last_used_idx)
 		return -EAGAIN;
@@ -321,7 +339,8 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 	virtq_barrier_read_used();
 
 	const struct virtq_used_elem *e = &vq->used->ring[vq->last_used_idx & (vq->size - 1)];
-	uint32_t id = le32_read(&e->id), n = le32_read(&e->len);
+	uint32_t id = le32_read(&e->id);
+	*len = le32_read(&e->len);
 	vq->last_used_idx++;
 
 	if (id >= vq->size) {
@@ -329,12 +348,38 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 		virtq_violation(vq);
 		return -EIO;
 	}
-	void *tok = vq->token[id];
-	if (!tok) {
+	if (!vq->token[id]) {
 		vq->stats.bad_not_outstanding++;
 		virtq_violation(vq);
 		return -EIO;
 	}
+	*id_out = id;
+	return 0;
+}
+
+int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
+{
+	uint32_t id = 0, n = 0;
+	int rc;
+
+	*token = NULL;
+	*len = 0;
+	if (vq->broken)
+		return -ENODEV;
+	if (vq->packed) {
+		uint16_t pid = 0;
+		rc = virtq_packed_get_used(vq, &pid, &n);
+		if (!rc) {
+			id = pid;
+			vq->last_used_idx++;
+		}
+	} else {
+		rc = virtq_split_get_used(vq, &id, &n);
+	}
+	if (rc)
+		return rc;
+	/* id checked: in range, outstanding (packed: and published). */
+	void *tok = vq->token[id];
 	uint32_t posted = vq->in_len[id];
 	virtq_free_chain(vq, (uint16_t)id);
 	*token = tok;
@@ -377,6 +422,10 @@ static void virtq_set_avail_flags(struct virtq *vq, uint16_t set, uint16_t clear
 
 void virtq_disable_cb(struct virtq *vq)
 {
+	if (vq->packed) {
+		virtq_packed_disable_cb(vq);
+		return;
+	}
 	if (vq->event_idx) {
 		/* The device ignores avail->flags with EVENT_IDX (§2.7.7): park used_event just behind the
 		 * consumer, which the device's index cannot cross again for 65535 entries. A single store of a
@@ -394,7 +443,9 @@ int virtq_enable_cb(struct virtq *vq)
 	 * (off, after the handler's disable) until the device is reset. */
 	if (vq->broken)
 		return 0;
-	if (vq->event_idx)
+	if (vq->packed)
+		virtq_packed_enable_cb(vq);
+	else if (vq->event_idx)
 		le16_write(virtq_used_event(vq), vq->last_used_idx);
 	else
 		virtq_set_avail_flags(vq, 0, VIRTQ_AVAIL_F_NO_INTERRUPT);
@@ -413,6 +464,10 @@ int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after)
 		after = outstanding;
 	if (vq->broken || !vq->event_idx || after <= 1)
 		return virtq_enable_cb(vq);
+	if (vq->packed) {
+		int raced = virtq_packed_enable_cb_delayed(vq, after);
+		return raced < 0 ? virtq_enable_cb(vq) : raced;
+	}
 	/* The device interrupts when its used index passes used_event, i.e. after `after` more entries. */
 	le16_write(virtq_used_event(vq), (uint16_t)(vq->last_used_idx + after - 1));
 	virtq_barrier_check_event();

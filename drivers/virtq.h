@@ -1,8 +1,14 @@
-/* Split virtqueues (virtio 1.x §2.7), driver side.
+/* Virtqueues, driver side: split (virtio 1.x §2.7, this file's layout and drivers/virtq.c) and packed (virtio
+ * 1.1 §2.8, drivers/virtq_packed.c) behind one API. The layout is chosen at virtq_init (VIRTQ_INIT_PACKED, i.e.
+ * VIRTIO_F_RING_PACKED negotiated) and nothing above this interface knows which one it runs on.
  *
- * The rings live in one block of identity-mapped memory laid out as the legacy interface requires (descriptor
+ * Split: the rings live in one block of identity-mapped memory laid out as the legacy interface requires (descriptor
  * table, available ring, then the used ring on the next 4096-byte boundary), which also satisfies the modern
  * interface's alignments, so both transports share one layout.
+ *
+ * Packed: one descriptor ring that both sides write (the driver makes descriptors available with the AVAIL/USED
+ * flag bits and its wrap counter, the device overwrites them as used), plus the driver and device event
+ * suppression structures (§2.8.10) in place of used_event/avail_event and the two flags words.
  *
  * Nothing the device writes is trusted: every used entry is checked (id in range and currently outstanding,
  * length within what was posted) before use; a bad entry is rejected and counted, and after
@@ -24,6 +30,18 @@
 #define VIRTQ_DESC_F_INDIRECT 4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY 1
+
+/* Packed ring (§2.8): descriptor flag bits beside NEXT/WRITE/INDIRECT, and the event suppression flags. */
+#define VIRTQ_PACKED_DESC_F_AVAIL (1u << 7)
+#define VIRTQ_PACKED_DESC_F_USED (1u << 15)
+#define VIRTQ_EVENT_F_ENABLE 0
+#define VIRTQ_EVENT_F_DISABLE 1
+#define VIRTQ_EVENT_F_DESC 2 /* only with VIRTIO_F_RING_EVENT_IDX */
+#define VIRTQ_EVENT_WRAP_SHIFT 15 /* off_wrap: descriptor offset in bits 0-14, wrap counter in bit 15 */
+
+/* virtq_init flags: what was negotiated. VIRTQ_INIT_EVENT_IDX is 1, so a 0/1 "has EVENT_IDX" works too. */
+#define VIRTQ_INIT_EVENT_IDX 1u
+#define VIRTQ_INIT_PACKED 2u
 
 #define VIRTQ_MAX_SIZE 32768
 #define VIRTQ_BROKEN_THRESHOLD 16
@@ -56,6 +74,21 @@ struct virtq_used {
 	struct virtq_used_elem ring[]; /* then le16 avail_event (VIRTIO_F_EVENT_IDX) */
 };
 
+/* A packed-ring descriptor (§2.8.13): the driver writes it available, the device overwrites it used. */
+struct virtq_packed_desc {
+	le64 addr;
+	le32 len;
+	le16 id;    /* buffer id: ours, returned by the device in the used descriptor */
+	le16 flags; /* NEXT, WRITE, AVAIL, USED */
+};
+
+/* Packed-ring event suppression structure (§2.8.10): the driver's says when the device should interrupt,
+ * the device's says when the driver should notify. */
+struct virtq_event {
+	le16 off_wrap;
+	le16 flags; /* VIRTQ_EVENT_F_* */
+};
+
 /* One buffer of a chain: device-readable ("out") buffers come first, then device-writable ("in") ones. */
 struct virtq_sg {
 	uint64_t addr;
@@ -75,6 +108,8 @@ struct virtq_stats {
 	uint64_t bad_idx;      /* used->idx ran more than a ring ahead of what we consumed */
 	uint64_t full;         /* virtq_add refused: no free descriptors */
 	uint64_t kicks_overdue; /* virtq_kick_overdue said: notify again, the device did nothing since a publish */
+	uint64_t bad_flags;    /* packed: a descriptor we made available carries AVAIL/USED bits that neither we
+				* nor a device following the protocol could have written there */
 };
 
 struct virtq {
@@ -84,15 +119,29 @@ struct virtq {
 	int broken;
 	uint32_t violations;
 
-	struct virtq_desc *desc;
-	struct virtq_avail *avail;
-	struct virtq_used *used;
+	int packed;     /* packed layout (VIRTQ_INIT_PACKED) */
 
-	uint16_t free_head;     /* first free descriptor */
-	uint16_t num_free;
-	uint16_t avail_idx;     /* our copy of avail->idx: the next slot to fill */
+	struct virtq_desc *desc;  /* split: the descriptor table; both layouts: the start of the rings' memory */
+	struct virtq_avail *avail; /* split only */
+	struct virtq_used *used;   /* split only */
+
+	/* Packed layout (drivers/virtq_packed.c). Positions are ring slots; wrap counters start at 1 (§2.8.1). */
+	struct virtq_packed_desc *ring;
+	struct virtq_event *driver_event; /* ours: when the device interrupts us */
+	struct virtq_event *device_event; /* the device's: when we notify it */
+	uint16_t avail_pos, used_pos;     /* next slot to make available / to look for a used descriptor in */
+	uint8_t avail_wrap, used_wrap;
+	uint16_t batch_pos;   /* head slot of the first chain added since the last publish ... */
+	uint16_t batch_flags; /* ... and its flags, stored by virtq_publish, which hands the whole batch over */
+	uint16_t batch_descs; /* descriptors added since the last publish */
+	uint16_t scan_pos, scan_count; /* watchdog cursor: slot and chain count up to which the device has */
+	uint8_t scan_wrap;             /* returned chains (see virtq_packed_dev_used) */
+
+	uint16_t free_head;     /* first free descriptor (packed: first free buffer id) */
+	uint16_t num_free;      /* free descriptors (both layouts) */
+	uint16_t avail_idx;     /* our copy of avail->idx: the next slot to fill (packed: chains added) */
 	uint16_t kicked_idx;    /* avail_idx at the last notification check (EVENT_IDX window start) */
-	uint16_t last_used_idx; /* next used entry to consume */
+	uint16_t last_used_idx; /* next used entry to consume (packed: chains consumed) */
 	uint16_t avail_flags;   /* our copy of avail->flags: changed and stored only in virtq_set_avail_flags */
 
 	/* Stall watchdog (virtq_kick_overdue). */
@@ -109,28 +158,36 @@ struct virtq {
 	 * queue setup; 0 for transports that do not use it). */
 	uintptr_t notify_addr;
 
-	/* Per head descriptor: the caller's token (NULL = not outstanding), descriptors in the chain and
-	 * device-writable bytes posted. */
+	/* Per head descriptor (packed: per buffer id): the caller's token (NULL = not outstanding), descriptors
+	 * in the chain and device-writable bytes posted; packed: avail_idx when it was added (seq), which tells
+	 * a chain not yet published from one the device may return. */
 	void **token;
 	uint16_t *chain_len;
 	uint32_t *in_len;
-	/* Our own copy of each descriptor's free-list/chain link: the device can write guest memory, so the
-	 * driver never follows a link it reads back from the shared table. */
+	uint16_t *seq;
+	/* Our own copy of each descriptor's free-list/chain link (packed: the free buffer-id list): the device can
+	 * write guest memory, so the driver never follows a link it reads back from the shared table. */
 	uint16_t *next;
 	uint16_t in_chains;     /* outstanding chains with a device-writable part */
 
 	struct virtq_stats stats;
 };
 
-/* Bytes needed for a queue of size entries (legacy-compatible layout), to be allocated aligned to 4096. */
+/* Bytes needed for a queue of size entries (legacy-compatible split layout, which is larger than the packed
+ * one: the same block serves both), to be allocated aligned to 4096. */
 size_t virtq_mem_size(uint16_t size);
 
 /* Lays the rings out in mem (zeroed, 4096-aligned, virtq_mem_size bytes) and allocates the side tables.
- * Returns 0, -EINVAL (size not a power of two or too large) or -ENOMEM. */
-int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, int event_idx);
+ * flags: VIRTQ_INIT_EVENT_IDX and/or VIRTQ_INIT_PACKED, as negotiated. Returns 0, -EINVAL (size not a power
+ * of two or too large) or -ENOMEM. */
+int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, unsigned flags);
 void virtq_destroy(struct virtq *vq);
 
-/* Physical (== virtual) addresses of the three parts, for the transport. */
+static inline int virtq_is_packed(const struct virtq *vq) { return vq->packed; }
+
+/* Physical (== virtual) addresses of the three parts, for the transport: descriptor table / available ring /
+ * used ring (split), or descriptor ring / driver event suppression / device event suppression (packed):
+ * the modern PCI transport's queue_desc, queue_driver and queue_device either way. */
 uint64_t virtq_desc_addr(const struct virtq *vq);
 uint64_t virtq_avail_addr(const struct virtq *vq);
 uint64_t virtq_used_addr(const struct virtq *vq);
@@ -153,6 +210,11 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len);
 /* True if the device has returned entries not yet consumed. False on a broken queue (nothing more will be
  * returned from it, so a poller must not be told there is work). */
 int virtq_has_used(const struct virtq *vq);
+
+/* The device's count of chains returned so far (consumed or not), modulo 2^16: used->idx for split; for packed
+ * as far as the ring shows used descriptors we can follow (walked incrementally, each once). For progress
+ * checks (a count that did not move in a tick); never a reason to trust an entry. */
+uint16_t virtq_device_used(struct virtq *vq);
 
 /* True once the queue is broken (a garbage used->idx, or VIRTQ_BROKEN_THRESHOLD bad used entries): it
  * returns nothing more and takes no buffers until the device is reset and virtq_detach_unused has run. */

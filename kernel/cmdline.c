@@ -12,6 +12,8 @@
 /* Index 0, the empty name, is "no test" (the default); a word `test=` with no name is refused. */
 const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", "wake", NULL };
 static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
+/* Same order as enum virtio_net_ring (drivers/virtio_net.h). */
+static const char *const cmdline_rings[] = { "auto", "split", "packed", NULL };
 
 #define KNOB(field, kind, lo, hi, ch, def, flags, help)                                                        \
 	{ #field, kind, offsetof(struct kernel_config, field), sizeof(((struct kernel_config *)0)->field), lo, hi, \
@@ -36,6 +38,9 @@ const struct cmdline_knob cmdline_knobs[] = {
 	     "Receive buffers per NIC (0: twice the ring); fewer than the ring exercises refill failure."),
 	KNOB(txring, CMDLINE_UINT, 2, 4096, NULL, "0", CMDLINE_ZERO_AUTO,
 	     "Transmit frames in flight per NIC at most (0: as many as the ring holds); fewer exercises back-pressure."),
+	KNOB(ring, CMDLINE_ENUM, 0, 0, cmdline_rings, "auto", 0,
+	     "virtio ring layout: `auto` takes packed rings (VIRTIO_F_RING_PACKED) when the device offers them, "
+	     "`split` refuses them, `packed` requires them (a device without them is not used)."),
 	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),

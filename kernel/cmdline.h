@@ -21,6 +21,7 @@ struct kernel_config {
 	unsigned consumer;    /* enum cmdline_consumer */
 	unsigned rxpool;      /* 0: twice the ring */
 	unsigned txring;      /* 0: as many frames in flight as the ring holds */
+	unsigned ring;        /* enum virtio_net_ring: auto, split, packed */
 	unsigned hz;
 	unsigned heartbeat;
 	unsigned irq_vectors; /* 0: all */

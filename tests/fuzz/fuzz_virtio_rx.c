@@ -1,7 +1,9 @@
-/* libFuzzer harness: a hostile device against the real receive path (drivers/virtq.c and
- * drivers/virtio_net_rx.c). The input is a script of device actions — used entries with any id and length,
- * used->idx jumps, arbitrary bytes in the virtio-net header (num_buffers included), garbage anywhere in the
- * shared ring memory — interleaved with driver polls, refills, interrupt enable/disable and resets. Under
+/* libFuzzer harness: a hostile device against the real receive path (drivers/virtq.c, drivers/virtq_packed.c
+ * and drivers/virtio_net_rx.c), on either ring layout (bit 2 of the first byte: packed). The input is a script
+ * of device actions — used entries with any id and length (split), used descriptors with any id, length,
+ * AVAIL/USED flags and wrap counter, advancing by any number of slots (packed), used->idx jumps, device event
+ * suppression garbage, arbitrary bytes in the virtio-net header (num_buffers included), garbage anywhere in
+ * the shared ring memory — interleaved with driver polls, refills, interrupt enable/disable and resets. Under
  * ASan and UBSan every out-of-bounds access or undefined behaviour is a crash; the harness also checks that
  * buffers are conserved (none lost, none returned twice) and that accepted frames respect the bounds, and that
  * a broken queue offers no work and does not turn its interrupt back on (a poller would spin on it). */
@@ -80,13 +82,15 @@ static void check_broken(struct virtq *vq, struct vnet_rx *rx)
 {
 	if (!virtq_is_broken(vq))
 		return;
-	le16 *used_event = &vq->avail->ring[vq->size];
-	uint16_t flags = le16_read(&vq->avail->flags), ev = le16_read(used_event);
+	/* The interrupt suppression state we write: avail->flags and used_event, or the driver event structure. */
+	le16 *flags_p = vq->packed ? &vq->driver_event->flags : &vq->avail->flags;
+	le16 *ev_p = vq->packed ? &vq->driver_event->off_wrap : &vq->avail->ring[vq->size];
+	uint16_t flags = le16_read(flags_p), ev = le16_read(ev_p);
 	if (virtq_has_used(vq) || vnet_rx_poll(rx, 8) != 0)
 		abort();
 	if (virtq_enable_cb(vq) || virtq_enable_cb_delayed(vq, 4))
 		abort();
-	if (le16_read(&vq->avail->flags) != flags || le16_read(used_event) != ev)
+	if (le16_read(flags_p) != flags || le16_read(ev_p) != ev)
 		abort();
 }
 
@@ -110,15 +114,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2)
 		return 0;
-	if (virtq_init(&vq, 0, QSIZE, mem, data[0] & 1))
+	int packed = (data[0] >> 2) & 1;
+	if (virtq_init(&vq, 0, QSIZE, mem, (data[0] & 1 ? VIRTQ_INIT_EVENT_IDX : 0) | (packed ? VIRTQ_INIT_PACKED : 0)))
 		abort();
 	vnet_rx_init(&rx, &vq, BUF_SIZE, HDR, (data[0] >> 1) & 1, &ops, NULL);
 	vnet_rx_refill(&rx, &kick);
 
 	uint16_t dev_used = 0;
+	uint8_t dev_wrap = 1; /* packed: the device's used wrap counter (dev_used is then its slot) */
 	struct virtq_used *used = vq.used;
 	for (size_t i = 1; i + 3 < size; i += 4) {
 		uint8_t op = data[i], a = data[i + 1], b = data[i + 2], c = data[i + 3];
+		if (packed && op % 8 == 0) {
+			/* A used descriptor at the device's slot: the id of a descriptor in the ring (maybe one it
+			 * holds) or any id; mostly the right flags for its lap, sometimes any; then it moves on by
+			 * 1..4 slots, as if the chain had that many descriptors. */
+			struct virtq_packed_desc *d = &vq.ring[dev_used % QSIZE];
+			uint16_t id = (op & 0x80) ? le16_to_cpu(vq.ring[a % QSIZE].id) : (uint16_t)(a | (op & 0x40 ? 0x100 : 0));
+			uint16_t both = VIRTQ_PACKED_DESC_F_AVAIL | VIRTQ_PACKED_DESC_F_USED;
+			uint16_t flags = (op & 0x20) ? (uint16_t)(b << 8 | c) : (dev_wrap ? both : 0);
+			d->id = cpu_to_le16(id);
+			d->len = cpu_to_le32((uint32_t)b * 2 + (c & 1));
+			d->flags = cpu_to_le16(flags);
+			dev_used = (uint16_t)(dev_used + 1 + ((op & 0x10) ? (c >> 1) % 4 : 0));
+			if (dev_used >= QSIZE) {
+				dev_used -= QSIZE;
+				dev_wrap ^= 1;
+			}
+			check_broken(&vq, &rx);
+			continue;
+		}
+		if (packed && op % 8 == 1) {
+			/* Device event suppression garbage (what we read to decide notifications), or a device that
+			 * loses track of its wrap counter. */
+			if (op & 0x80)
+				dev_wrap ^= 1;
+			else
+				*vq.device_event = (struct virtq_event){ cpu_to_le16((uint16_t)(a | b << 8)), cpu_to_le16(c % 4) };
+			check_broken(&vq, &rx);
+			continue;
+		}
 		switch (op % 8) {
 		case 0: { /* device completes something: an avail entry (maybe), or any id */
 			uint16_t id = (op & 0x80) ? le16_to_cpu(vq.avail->ring[a % QSIZE]) : (uint16_t)(a | (op & 0x40 ? 0x100 : 0));
@@ -153,6 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (a == 0x5a) {
 				vnet_rx_drain(&rx);
 				dev_used = 0;
+				dev_wrap = 1;
 				vnet_rx_refill(&rx, &kick);
 			}
 			break;

@@ -5,7 +5,13 @@ Failure artefacts: every guest the fixtures start with `--net tap` also records 
 (run-qemu.sh --pcap, QEMU's filter-dump) to tests/out/<test>-N.pcap, next to tests/out/<test>-N.log, unless the
 test passes a --pcap of its own. A failing test prints the paths of its logs and pcaps; the automatic pcaps of
 a test that passed are deleted at its teardown (a flood test's pcap is tens of MB), those of failed and xfailed
-tests are kept."""
+tests are kept.
+
+Ring layouts: a test module that sets RING_LAYOUTS = ("split", "packed") has every test that boots a guest through
+these fixtures run once per layout (ids [split] / [packed]; not those marked no_nic): for "packed" the first NIC gets QEMU's `packed=on`
+(added to any --nic-opts the test passes), so the driver negotiates VIRTIO_F_RING_PACKED where the transport
+has it (modern; legacy has no packed rings and stays split). VNETK_RING=packed puts every other test on packed
+rings too."""
 import codecs
 import itertools
 import os
@@ -73,6 +79,37 @@ def figures(request):
             for line in lines:
                 tr.write_line(line)
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_nic: boots no NIC, so RING_LAYOUTS does not run it once per layout")
+
+
+def pytest_generate_tests(metafunc):
+    layouts = getattr(metafunc.module, "RING_LAYOUTS", None)
+    if layouts and "ring_layout" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("no_nic"):
+        metafunc.parametrize("ring_layout", layouts, indirect=True)
+
+
+@pytest.fixture
+def ring_layout(request):
+    """The virtqueue layout the test's guests run on: the module's RING_LAYOUTS parametrizes it; elsewhere
+    "split" (QEMU's default), or $VNETK_RING (e.g. VNETK_RING=packed make system-test: the whole suite on
+    packed rings)."""
+    return getattr(request, "param", os.environ.get("VNETK_RING", "split"))
+
+
+def with_ring(args, layout):
+    """run-qemu.sh args with `packed=on` added to the first NIC's --nic-opts for layout "packed"."""
+    args = list(args)
+    if layout != "packed":
+        return args
+    if "--nic-opts" in args[:-1]:
+        i = args.index("--nic-opts") + 1
+        args[i] = f"{args[i]},packed=on" if args[i] else "packed=on"
+    else:
+        args += ["--nic-opts", "packed=on"]
+    return args
+
+
 def _next_log(request):
     """tests/out/<test>-N.log, N counting the guests of this test (shared by the guest fixtures)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -102,13 +139,13 @@ def _with_pcap(request, args, log):
 
 
 @pytest.fixture
-def guest(request):
+def guest(request, ring_layout):
     """guest(*run_qemu_args, timeout=60) -> GuestRun. The log is named after the test."""
 
     def run(*args, timeout=60):
         log = _next_log(request)
         net = [] if "--net" in args else ["--net", "none"]  # no NIC unless the test asks for one
-        args = _with_pcap(request, args, log)
+        args = _with_pcap(request, with_ring(args, ring_layout), log)
         cmd = [str(ROOT / "run-qemu.sh"), "--no-build", "--timeout", str(timeout), *net, *args]
         t0 = time.monotonic()
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -390,7 +427,7 @@ def parse_stats(text):
 
 
 @pytest.fixture
-def live_guest(request):
+def live_guest(request, ring_layout):
     """live_guest(*run_qemu_args, timeout=60, ready=r"^ready in .*\\n", monitor=False) -> LiveGuest, started and
     past its boot (the `ready in` line: console input sent earlier would be lost when the kernel resets the UART
     FIFO). monitor=True adds a QEMU monitor socket for LiveGuest.hmp() (e.g. "stop" / "cont").
@@ -400,7 +437,8 @@ def live_guest(request):
 
     def start(*args, timeout=60, ready=r"^ready in .*\n", boot_timeout=30, monitor=False):
         log = _next_log(request)
-        g = LiveGuest(_with_pcap(request, args, log), log, timeout, monitor)
+        g = LiveGuest(_with_pcap(request, with_ring(args, ring_layout), log), log, timeout, monitor)
+        g.ring_layout = ring_layout
         guests.append(g)
         if ready:
             g.wait_for(ready, boot_timeout)

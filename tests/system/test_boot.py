@@ -86,13 +86,13 @@ def test_bad_command_line_is_reported_by_name(guest):
     g.expect(r"cmdline: unknown option 'frobnicate' ignored")
     g.expect(r"cmdline: option 'budget': bad value 'abc' \(expected an integer in 1\.\.4096\); value unchanged")
     g.expect(r"cmdline: option 'mode': bad value 'turbo'")
-    g.expect(r"^config: test=boot mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 hz=20 "
-             r"heartbeat=10 irq_vectors=0 ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 "
+    g.expect(r"^config: test=boot mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 ring=auto "
+             r"hz=20 heartbeat=10 irq_vectors=0 ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 "
              r"\(after command-line problems above\)$")
 
 
 # Every knob of kernel/cmdline.c's table at a value other than its default, in the table's order.
-EVERY_KNOB = ("test=boot mode=coalesce budget=7 coalesce=9 coalesce_us=333 consumer=noop rxpool=96 txring=8 hz=250 "
+EVERY_KNOB = ("test=boot mode=coalesce budget=7 coalesce=9 coalesce_us=333 consumer=noop rxpool=96 txring=8 ring=split hz=250 "
               "heartbeat=0 irq_vectors=100 ip=10.9.9.2/24 gw=10.9.9.1 ip1=10.9.8.2/24 gw1=10.9.8.1 ipv6=0 services=echo,status "
               "tcp_conns=100 tcp_idle_s=0")
 

@@ -31,6 +31,9 @@ import pytest
 from conftest import OUT, STATUS_PASS
 from test_lwip import IPV4_LINE
 
+# Every test runs on both virtqueue layouts (conftest.py): split, and packed (QEMU packed=on).
+RING_LAYOUTS = ("split", "packed")
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROBE = ROOT / "build/tools/probe"
 GUEST = "192.168.77.2"
@@ -89,6 +92,7 @@ def test_coalesce_single_probes_within_bound(tap_guest, request):
                       f"(worst {[round(x) for x in late[-3:]]} us; a tick is 10000 us): {summary}")
 
 
+@pytest.mark.no_nic
 @pytest.mark.parametrize("hz", [20, 100])
 def test_timer_wake_ups_keep_their_deadline(guest, hz):
     """kernel/lapic.c timer_wake_at, in the guest (test=wake): a wake-up requested from the periodic state,

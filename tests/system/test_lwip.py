@@ -31,6 +31,9 @@ import time
 
 from conftest import STATUS_PASS
 
+# Every test runs on both virtqueue layouts (conftest.py): split, and packed (QEMU packed=on).
+RING_LAYOUTS = ("split", "packed")
+
 HERE = pathlib.Path(__file__).resolve().parent
 CLIENTS = HERE / "lwip_clients.py"
 PY = "/usr/bin/python3"

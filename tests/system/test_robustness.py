@@ -812,7 +812,7 @@ def test_bad_configuration_is_reported(tap_guest, live_guest, case):
                 "cmdline: option 'budget': bad value 'abc' (expected an integer in 1..4096); value unchanged",
                 "cmdline: option 'hz': bad value '1' (expected an integer in 10..10000); value unchanged",
                 "cmdline: option 'rxpool': bad value '1' (expected an integer in 0 or 8..65536); value unchanged",
-                "config: mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 hz=100 "
+                "config: mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 ring=auto hz=100 "
                 "heartbeat=10 "
                 "irq_vectors=0 ip=999.1.1.1/33 gw=x ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 "
                 "(after command-line problems above)",

@@ -223,10 +223,12 @@ static void test_format_roundtrip_every_knob(void **state)
 	/* ... the config line shows every one of them ... */
 	cmdline_format(&c, line, sizeof(line));
 	for (size_t i = 0; i < cmdline_knob_count; i++) {
+		/* As a whole word: `ring=` is also the tail of `txring=`. */
 		snprintf(word, sizeof(word), "%s=", cmdline_knobs[i].name);
 		const char *p = strstr(line, word);
+		while (p && p != line && p[-1] != ' ')
+			p = strstr(p + 1, word);
 		assert_non_null(p);
-		assert_true(p == line || p[-1] == ' ');
 	}
 	/* ... and parses back to the same configuration without a complaint. */
 	cmdline_defaults(&d);
