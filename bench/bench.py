@@ -304,9 +304,26 @@ def accel_used():
 
 # ---- the run ----
 
-def measure(kind, args, tag):
+# Ring layouts for `--rings` (issue 12): the same virtio-net device with and without VIRTIO_F_RING_PACKED.
+RING_ARGS = {"split": ("--cmdline", "ring=split"),
+             "packed": ("--nic-opts", "packed=on", "--cmdline", "ring=packed")}
+STAGES = ("irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns", "irq_to_txkick_ns", "tx_complete_ns")
+
+
+def guest_path_figures(g, r):
+    """Our guest's own view after the UDP echo run: interrupts per received frame and the p50 of each
+    receive-path stage (the `stats` and `hist` console commands)."""
+    m = re.search(r"irq_per_frame=([\d.]+)", g.console("stats"))
+    r["irq_per_frame"] = float(m.group(1)) if m else None
+    hist = g.console("hist")
+    for s in STAGES:
+        m = re.search(rf"net0\.{s}: count=\d+ min=\d+ p50=(\d+)", hist)
+        r[f"stage_{s}_p50"] = int(m.group(1)) if m else None
+
+
+def measure(kind, args, tag, extra=()):
     ns, tap = f"vbench-{kind}-{os.getpid()}", f"tb{kind[0]}{os.getpid() % 10000}"
-    g = Guest(kind, ns, tap, icount=OUT / f"icount_{tag}" if args.icount else None)
+    g = Guest(kind, ns, tap, extra=extra, icount=OUT / f"icount_{tag}" if args.icount else None)
     r = {}
     try:
         r["first_ping_ms"] = first_ping(g)
@@ -316,6 +333,8 @@ def measure(kind, args, tag):
         r["ping_p50_ms"], r["ping_p99_ms"], _ = ping_rtt(g)
         r["udp_p50_us"], r["udp_p99_us"], r["udp_p999_us"], r["udp_loss_pct"], r["ts_method"] = \
             udp_echo(g, csv_path=OUT / f"udp_echo_{tag}.csv")
+        if kind == "ours":
+            guest_path_figures(g, r)
         r["idle_cpu_pct"] = idle_cpu(g)
         if args.icount:
             icount_block(g, r)
@@ -355,6 +374,8 @@ def main():
                     help="offered rates for the receive-rate steps, pps, comma-separated")
     ap.add_argument("--step-seconds", type=float, default=2.0)
     ap.add_argument("--only", choices=["ours", "linux"])
+    ap.add_argument("--rings", type=lambda s: s.split(","), default=["split"],
+                    help="ring layouts to measure ours on, e.g. split,packed (the first one is compared with Linux)")
     ap.add_argument("--no-icount", dest="icount", action="store_false",
                     help="no instruction counts (without build/tools/libicount.so: make plugin)")
     a = ap.parse_args()
@@ -370,12 +391,24 @@ def main():
     res = {"sink_pps": sink_ceiling()}
     print(f"bench: load generator ceiling against a veth sink: {res['sink_pps']:.0f} pps "
           f"(AF_PACKET, {LOAD_THREADS} threads)", flush=True)
+    bad = [x for x in a.rings if x not in RING_ARGS]
+    if bad:
+        sys.exit(f"bench: --rings: unknown layout(s) {bad}; choose from {sorted(RING_ARGS)}")
     for kind in ("ours", "linux"):
         if a.only and a.only != kind:
             continue
-        print(f"bench: measuring {kind} ...", flush=True)
-        res[kind] = measure(kind, a, kind)
+        if kind == "linux":
+            print("bench: measuring linux ...", flush=True)
+            res["linux"] = measure("linux", a, "linux")
+            continue
+        for ring in a.rings:
+            print(f"bench: measuring ours ({ring} ring) ...", flush=True)
+            res[f"ours-{ring}"] = measure("ours", a, "ours" if ring == a.rings[0] else f"ours-{ring}",
+                                          RING_ARGS[ring])
+        res["ours"] = res[f"ours-{a.rings[0]}"]
     report(res, accel_used())
+    if len(a.rings) > 1 and "ours" in res:
+        report_rings(res, a.rings)
     return 0
 
 
@@ -456,6 +489,38 @@ def report(res, accel):
             for x in pts or []:
                 w.writerow([name, f"{x['offered_pps']:.0f}", f"{x['delivered_pps']:.0f}", x["sent"], x["received"]])
     print(f"\nwritten: {OUT}/results.csv, results.md, rx_curve.csv, udp_echo_*.csv, console_*.log")
+
+
+RING_METRICS = [
+    ("udp_p50_us", "UDP echo 64 B RTT p50", "us"),
+    ("udp_p99_us", "UDP echo 64 B RTT p99", "us"),
+    ("loss_free_pps", "loss-free 64 B UDP receive rate", "pps"),
+    ("peak_delivered_pps", "peak delivered 64 B UDP rate", "pps"),
+    ("insn_per_echo", "guest instructions per echoed 64 B datagram", "insn"),
+    ("insn_per_tcp_mib", "guest instructions per received TCP MiB", "insn"),
+    ("tcp_mbps", "TCP receive throughput (iperf2)", "Mbit/s"),
+    ("irq_per_frame", "interrupts per received frame (UDP echo run)", ""),
+] + [(f"stage_{s}_p50", f"stage {s} p50", "ns") for s in STAGES]
+
+
+def report_rings(res, rings):
+    """Our guest on each ring layout, side by side, with each layout's ratio to the first (same run)."""
+    base = res[f"ours-{rings[0]}"]
+    head = ["metric", "unit", *rings, *(f"{x}/{rings[0]}" for x in rings[1:])]
+    rows = []
+    for key, label, unit in RING_METRICS:
+        vals = [res[f"ours-{x}"].get(key) for x in rings]
+        ratios = [fmt(v / base[key], 3) if v is not None and base.get(key) else "" for v in vals[1:]]
+        rows.append([label, unit, *(fmt(v) for v in vals), *ratios])
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    print("\nours by ring layout (same run)")
+    for r in [head] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    with open(OUT / "results_rings.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerows(rows)
+    print(f"written: {OUT}/results_rings.csv")
 
 
 def fmt(v, digits=None):
