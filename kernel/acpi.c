@@ -181,6 +181,12 @@ int acpi_init(uint64_t rsdp)
 	if ((h = acpi_find_table("FACP")) && h->length >= 116) {
 		acpi_info.pm_timer_port = *(const uint32_t *)((const uint8_t *)h + 76);
 		acpi_info.pm_timer_32bit = (*(const uint32_t *)((const uint8_t *)h + 112) >> 8) & 1;
+		/* The DSDT is reached through the FADT (X_DSDT at 140 when present, else DSDT at 40), not the root
+		 * table; kept so drivers can find devices only it describes (microvm's virtio-mmio windows). */
+		uint64_t dsdt = *(const uint32_t *)((const uint8_t *)h + 40);
+		if (h->length >= 148 && *(const uint64_t *)((const uint8_t *)h + 140))
+			dsdt = *(const uint64_t *)((const uint8_t *)h + 140);
+		acpi_add_table(dsdt);
 	}
 	return 0;
 }

@@ -173,7 +173,7 @@ static void kernel_devices_init(void)
 		printf("devices: no IOAPIC; devices without MSI-X cannot interrupt\n");
 	printf("devices: stage stamp cost %llu ns (TSC read + histogram update; 4 per received frame)\n",
 	       (unsigned long long)virtio_net_stamp_cost_ns());
-	struct virtio_net_params vp = { kernel_config.rxpool, kernel_config.txring };
+	struct virtio_net_params vp = { kernel_config.rxpool, kernel_config.txring, &kernel_config.virtio_mmio };
 	virtio_net_init_all(&vp);
 	edu_init();
 }
