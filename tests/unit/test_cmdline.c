@@ -188,7 +188,7 @@ static void test_virtio_mmio_device(void **state)
 	(void)state;
 	struct kernel_config c;
 	struct reports r;
-	char line[256];
+	char line[1024];
 
 	assert_int_equal(parse("test=boot virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=4K@0xfeb00c00:11",
 			       &c, &r), 0);
