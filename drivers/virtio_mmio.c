@@ -172,7 +172,7 @@ static uint8_t vmmio_isr(struct virtio_dev *vd)
 }
 
 static const struct virtio_ops virtio_mmio_ops = {
-	.name = "mmio",
+	.name = "modern",
 	.get_status = vmmio_get_status,
 	.set_status = vmmio_set_status,
 	.get_features = vmmio_get_features,
@@ -188,7 +188,7 @@ static const struct virtio_ops virtio_mmio_ops = {
 };
 
 static const struct virtio_ops virtio_mmio_legacy_ops = {
-	.name = "mmio-legacy",
+	.name = "legacy",
 	.get_status = vmmio_get_status,
 	.set_status = vmmio_set_status,
 	.get_features = vmmio_get_features, /* the high word reads 0 on version 1 */
