@@ -1,8 +1,10 @@
-"""QEMU's microvm machine: the virtio-mmio NIC (drivers/virtio_mmio.c) found through the ACPI DSDT or, with
-acpi=off, through the `virtio_mmio.device=` word QEMU appends to the command line; version 2 and the legacy
-version 1 (QEMU 7.2's default for virtio-mmio); its interrupt line through the IOAPIC. The same lwIP services
-and robustness checks as on q35 run unchanged against it: this module calls the q35 tests with a guest
-fixture that adds `--machine microvm` (and QEMU options per variant).
+"""QEMU's microvm machine. Its virtio-mmio NIC (drivers/virtio_mmio.c) is found through the ACPI DSDT or,
+with acpi=off, through the `virtio_mmio.device=` word QEMU appends to the command line; version 2 and the legacy
+version 1 (QEMU 7.2's default for virtio-mmio); its interrupt line goes through the IOAPIC. With pcie=on a
+virtio-net-pci NIC sits on a PCIe bus that only the DSDT describes (no MCFG, no CF8 ports): ECAM and BAR windows
+from the DSDT, BARs assigned by the kernel. The same lwIP services and robustness checks as on q35 run unchanged
+against it: this module calls the q35 tests with a guest fixture that adds `--machine microvm` (and QEMU options
+per variant).
 
 Timing on microvm is not asserted here: the kernel's TSC calibration there is another piece of work (issue 13).
 Every client runs inside the test's own network namespace (conftest.py)."""
@@ -24,6 +26,9 @@ VARIANTS = {
     # Without ACPI the device comes from the command line and the IOAPIC from the architectural default.
     "cmdline-v2": (("--machine", "microvm,acpi=off", "--qemu-arg", "-global", "--qemu-arg",
                     "virtio-mmio.force-legacy=off"), "modern", "cmdline"),
+    # PCIe on microvm: no MCFG and no CF8 ports; the ECAM and the BAR windows come from the DSDT's GPEX bridge,
+    # and the kernel assigns the BARs itself (no firmware reaches that bus).
+    "pcie": (("--machine", "microvm,pcie=on"), "modern", "pcie"),
 }
 MMIO_LINE = r"^virtio-net0: mmio@(0x[0-9a-f]+) (\w+), MAC [0-9a-f:]{17}, link up, rx (\d+) tx (\d+) entries, GSI (\d+) level\n"
 
@@ -52,21 +57,26 @@ def microvm(tap_guest, variant="acpi-legacy"):
     return start
 
 
-def borrow(module, fn, *args):
+def borrow(module, fn, *args, tag=""):
     """Runs a q35 test function against microvm and keeps the figures it recorded, prefixed by its name."""
     before = dict(module.FIGURES)
     fn(*args)
     for k, v in module.FIGURES.items():
         if before.get(k) != v:
-            FIGURES[f"{fn.__name__}: {k}"] = v
+            FIGURES[f"{fn.__name__}{tag}: {k}"] = v
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_mmio_nic_found_and_serves(tap_guest, variant):
     _, transport, source = VARIANTS[variant]
     g = lwip.boot(microvm(tap_guest, variant))
-    m = g.wait_for(MMIO_LINE, 5)
-    assert m.group(2) == transport, m.group(0)
+    if source == "pcie":
+        g.expect(r"^acpi: PCIe host bridge in the DSDT: ECAM 0xe0000000 \(256 buses\)")
+        g.expect(r"^pci:   BAR4 mem 0xc000000000 size 0x4000 64-bit prefetchable$")
+        g.expect(r"^virtio-net0: 00:01\.0 modern, MAC 52:54:00:12:34:56, link up, rx 256 tx 256 entries, MSI-X$")
+    else:
+        m = g.wait_for(MMIO_LINE, 5)
+        assert m.group(2) == transport, m.group(0)
     cmdline = re.search(r'^cmdline: "(.*)"$', g.output, re.M).group(1)
     assert ("virtio_mmio.device=" in cmdline) == (source == "cmdline"), cmdline
     if source == "cmdline":
@@ -121,8 +131,9 @@ def test_tcp_echo(tap_guest):
     borrow(lwip, lwip.test_tcp_echo_16mib_then_8_connections, microvm(tap_guest))
 
 
-def test_iperf2(tap_guest):
-    borrow(lwip, lwip.test_iperf2_client, microvm(tap_guest))
+@pytest.mark.parametrize("variant", ["acpi-legacy", "pcie"])
+def test_iperf2(tap_guest, variant):
+    borrow(lwip, lwip.test_iperf2_client, microvm(tap_guest, variant), tag=f"[{variant}]")
 
 
 # ---- the robustness quick set: link changes (config interrupt), resets over MMIO, a flood ----
