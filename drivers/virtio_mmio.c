@@ -49,7 +49,7 @@ int virtio_mmio_add(const struct virtio_mmio_window *w)
 {
 	for (unsigned i = 0; i < virtio_mmio_count; i++)
 		if (virtio_mmio_windows[i].base == w->base)
-			return 0;
+			return 1;
 	if (virtio_mmio_count == VIRTIO_MMIO_MAX)
 		return -ENOSPC;
 	virtio_mmio_windows[virtio_mmio_count++] = *w;
@@ -288,7 +288,7 @@ int virtio_mmio_scan_acpi(void)
 			printf("virtio-mmio: an ACPI LNRO0005 device without a readable _CRS; ignored\n");
 			continue;
 		}
-		if (!virtio_mmio_add(&w))
+		if (virtio_mmio_add(&w) == 0)
 			added++;
 	}
 	return added;

@@ -23,7 +23,8 @@ struct virtio_mmio_window {
 extern struct virtio_mmio_window virtio_mmio_windows[VIRTIO_MMIO_MAX];
 extern unsigned virtio_mmio_count;
 
-/* Records a window (a duplicate base is ignored). Returns 0, or -ENOSPC when the table is full. */
+/* Records a window. Returns 0, 1 if a window at that base is known already (the command line and the DSDT
+ * may both name it; the first wins), or -ENOSPC when the table is full. */
 int virtio_mmio_add(const struct virtio_mmio_window *w);
 
 /* Finds the LNRO0005 devices in the DSDT and adds their windows. Returns how many were added. */

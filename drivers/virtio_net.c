@@ -366,7 +366,7 @@ static void vnet_mmio_windows(const struct virtio_net_params *p)
 	for (unsigned i = 0; p->mmio && i < p->mmio->count; i++) {
 		/* microvm wires its virtio-mmio lines level-triggered, active-high (its DSDT says so). */
 		struct virtio_mmio_window w = { p->mmio->dev[i].base, p->mmio->dev[i].size, p->mmio->dev[i].irq, 1, 0 };
-		if (virtio_mmio_add(&w))
+		if (virtio_mmio_add(&w) < 0)
 			printf("virtio-mmio: more than %u windows; %#llx ignored\n", VIRTIO_MMIO_MAX,
 			       (unsigned long long)w.base);
 	}
