@@ -141,6 +141,9 @@ static int vmmio_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t m
 static int vmmio_legacy_queue_setup(struct virtio_dev *vd, struct virtq *vq, uint16_t msix)
 {
 	(void)msix;
+	/* §4.2.4.1: the page size QueuePFN counts in; written before every set-up, so a device reset in between
+	 * cannot leave it unset. */
+	mmio_set(vd, MMIO_GUEST_PAGE_SIZE, 1u << LEGACY_PAGE_SHIFT);
 	mmio_set(vd, MMIO_QUEUE_SEL, vq->index);
 	if (mmio_reg(vd, MMIO_QUEUE_PFN)) {
 		printf("virtio-mmio: %s: queue %u already live\n", vd->where, vq->index);
@@ -231,9 +234,6 @@ int virtio_mmio_probe(const struct virtio_mmio_window *w, struct virtio_dev *vd)
 	if (id == 0)
 		return 0;
 	vd->ops = version == 2 ? &virtio_mmio_ops : &virtio_mmio_legacy_ops;
-	/* §4.2.4.1 (legacy): the page size QueuePFN counts in, written before any queue is set up. */
-	if (version == 1)
-		mmio_set(vd, MMIO_GUEST_PAGE_SIZE, 1u << LEGACY_PAGE_SHIFT);
 	return (int)id;
 }
 

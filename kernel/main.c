@@ -96,7 +96,7 @@ static void fatal_boot(const char *what, int rc)
 /* The command line, then the configuration in force (which the system tests read back). */
 static void kernel_parse_cmdline(const struct boot_info *bi)
 {
-	char buf[512];
+	char buf[1024]; /* eight virtio_mmio.device entries make the longest config line */
 	int problems;
 
 	cmdline_defaults(&kernel_config);
