@@ -1,10 +1,10 @@
-/* virtio PCI transport: common initialisation and the modern (virtio 1.x) interface, §4.1.4. */
+/* virtio PCI transport: the probe and the modern (virtio 1.x) interface, §4.1.4. Device initialisation common to
+ * every transport is in virtio.c. */
 #include "virtio_pci.h"
 
 #include <errno.h>
 #include <stdio.h>
 
-#include "cpu.h"
 #include "mmio.h"
 
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
