@@ -138,6 +138,8 @@ ifneq ($(wildcard tests/unit/test_virtio_pci.c),)
 UNIT_TESTS += virtio_pci
 UNIT_SRCS_virtio_pci := drivers/virtio_pci.c drivers/virtq.c drivers/virtq_packed.c
 endif
+UNIT_TESTS += virtio_mmio
+UNIT_SRCS_virtio_mmio := drivers/virtio_mmio.c drivers/virtq.c drivers/virtq_packed.c
 UNIT_TESTS += stats
 UNIT_SRCS_stats := tools/stats.c tools/pace.c
 $(BUILD)/unit/test_stats: tools/stats.h tools/pace.h

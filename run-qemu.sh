@@ -23,7 +23,7 @@ Usage: ./run-qemu.sh [options]
   --netns NAME           network namespace for the tap (default vnetk); created if missing, removed after
                          if this script created it
   --host-ip ADDR/PREFIX  host-side address of the tap (default 192.168.77.1/24)
-  --nic-opts OPTS        extra virtio-net-pci properties, e.g. 'rx_queue_size=1024,event_idx=off'
+  --nic-opts OPTS        extra NIC properties (virtio-net-pci, or virtio-net-device on microvm), e.g. 'rx_queue_size=1024,event_idx=off'
   --mgmt                 with --net tap: a second virtio-net NIC on its own tap (<tap>m, host side
                          192.168.78.1/24, guest ip1=192.168.78.2/24), a management path a flood on the first
                          NIC does not share
@@ -32,7 +32,8 @@ Usage: ./run-qemu.sh [options]
   --trace-file FILE      write QEMU's trace/log output to FILE instead of stderr
   --pcap FILE            record the NIC's traffic with QEMU's filter-dump
   --monitor PATH         QEMU human monitor on a unix socket at PATH
-  --machine TYPE         QEMU machine (default q35)
+  --machine TYPE         QEMU machine (default q35); microvm[,OPTS] gets virtio-net-device on virtio-mmio
+                         (virtio-net-pci with pcie=on) and QEMU's default microvm firmware (qboot)
   --qemu-arg ARG         pass ARG to QEMU verbatim (repeatable)
   --timeout SECONDS      stop the guest after that long
   --no-build             do not run make first
@@ -152,7 +153,18 @@ elif [ "$dry_run" = 0 ]; then
 	"$here/tools/mkesp.sh" "$tmp/esp.img" "$efi_app" "$cmdline" >/dev/null
 fi
 
-nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
+# The NIC the machine can carry: q35 (and microvm with pcie=on) virtio-net-pci, modern only, no option ROM
+# (the kernel drives it); plain microvm has no PCI, only virtio-mmio slots, which QEMU describes to the guest
+# in the ACPI DSDT (or, with acpi=off, on the command line as virtio_mmio.device=).
+nic_dev="virtio-net-pci" nic_base="disable-legacy=on,romfile="
+case "$machine" in
+microvm*pcie=on*) ;;
+microvm*)
+	nic_dev="virtio-net-device" nic_base=""
+	[ "$boot" = pvh ] || die "--machine microvm boots with --boot pvh only (no UEFI firmware for it here)"
+	;;
+esac
+nic="$nic_dev,netdev=net0${nic_base:+,$nic_base}"
 [ -z "$nic_opts" ] || nic="$nic,$nic_opts"
 netns_exec=()
 if [ "$net" = tap ] && [ "$(id -u)" != 0 ]; then
@@ -196,7 +208,7 @@ tap)
 	args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
 	if [ "$mgmt" = 1 ]; then
 		args+=(-netdev "tap,id=net1,ifname=${tap}m,script=no,downscript=no"
-			-device "virtio-net-pci,netdev=net1,disable-legacy=on,romfile=,mac=52:54:00:12:34:57")
+			-device "$nic_dev,netdev=net1${nic_base:+,$nic_base},mac=52:54:00:12:34:57")
 	fi
 	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping ${guest_ip:-<guest-ip>}" >&2
 	;;

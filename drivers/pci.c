@@ -129,6 +129,37 @@ static unsigned pci_size_bar(struct pci_dev *d, unsigned i)
 	return 1;
 }
 
+/* Next free address in the host bridge's memory windows (acpi_info.pci_mmio32/64), for BARs no firmware
+ * assigned: on microvm,pcie=on neither qboot nor SeaBIOS can reach the ECAM-only bus, so every BAR reads 0. */
+static uint64_t pci_alloc32, pci_alloc64;
+
+/* Gives an unassigned memory BAR an address in a window: naturally aligned (a BAR's size is a power of two),
+ * 64-bit BARs in the 64-bit window when there is one. Called with decoding off. */
+static void pci_assign_bar(struct pci_dev *d, unsigned i)
+{
+	struct pci_bar *b = &d->bar[i];
+	int high = b->is_64 && acpi_info.pci_mmio64.size;
+	uint64_t wbase = high ? acpi_info.pci_mmio64.base : acpi_info.pci_mmio32.base;
+	uint64_t wsize = high ? acpi_info.pci_mmio64.size : acpi_info.pci_mmio32.size;
+	uint64_t *next = high ? &pci_alloc64 : &pci_alloc32;
+
+	if (b->is_io || b->addr || !b->size || !wsize)
+		return;
+	if (*next < wbase)
+		*next = wbase;
+	uint64_t a = (*next + b->size - 1) & ~(b->size - 1);
+	if (a + b->size > wbase + wsize) {
+		printf("pci: %02x:%02x.%u BAR%u (%#llx bytes) does not fit the host bridge window; left unassigned\n",
+		       d->bus, d->dev, d->fn, i, (unsigned long long)b->size);
+		return;
+	}
+	pci_write32(d, PCI_BAR0 + 4 * i, (uint32_t)a | (b->is_64 ? 4u : 0) | (b->prefetch ? 8u : 0));
+	if (b->is_64)
+		pci_write32(d, PCI_BAR0 + 4 * i + 4, (uint32_t)(a >> 32));
+	b->addr = a;
+	*next = a + b->size;
+}
+
 static void pci_scan_bus(uint8_t bus, unsigned depth);
 
 static void pci_add_function(uint8_t bus, uint8_t dev, uint8_t fn, unsigned depth)
@@ -160,6 +191,8 @@ static void pci_add_function(uint8_t bus, uint8_t dev, uint8_t fn, unsigned dept
 		pci_write16(d, PCI_COMMAND, cmd & ~(PCI_CMD_IO | PCI_CMD_MEM));
 		for (unsigned i = 0; i < 6;)
 			i += pci_size_bar(d, i);
+		for (unsigned i = 0; i < 6; i++)
+			pci_assign_bar(d, i);
 		pci_write16(d, PCI_COMMAND, cmd);
 		uint32_t ss = pci_read32(d, PCI_SUBSYS_VENDOR);
 		d->subsys_vendor = ss & 0xFFFF;

@@ -1,5 +1,6 @@
-/* virtio-net driver: probe and initialise every virtio-net PCI function, register each as a netdev and serve
- * it from the main loop (virtio_net_poll.c). */
+/* virtio-net driver: probe and initialise every virtio-net device, PCI function or virtio-mmio window, register
+ * each as a netdev and serve it from the main loop (virtio_net_poll.c). Past the transport probe the driver
+ * sees only the ops table of drivers/virtio.h. */
 #include "virtio_net.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 
 #include "loop.h"
 #include "mm.h"
+#include "virtio_mmio.h"
 
 #define VIRTIO_NET_DEVICE_MODERN 0x1041
 #define VIRTIO_NET_DEVICE_LEGACY 0x1000
@@ -205,7 +207,7 @@ int virtio_net_negotiate(struct virtio_net *n)
 	 * them, so a measurement never silently runs on split. */
 	uint64_t packed = n->ring == VNET_RING_SPLIT ? 0 : 1ull << VIRTIO_F_RING_PACKED;
 	uint64_t required = (1ull << VIRTIO_F_VERSION_1) | (n->ring == VNET_RING_PACKED ? packed : 0);
-	int rc = virtio_pci_negotiate(&n->vd, wanted | packed, required);
+	int rc = virtio_negotiate(&n->vd, wanted | packed, required);
 	if (rc)
 		return rc;
 	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
@@ -242,7 +244,7 @@ void virtio_net_go(struct virtio_net *n)
 	vnet_rx_refill(&n->rx, &kick);
 	/* Transmit completions are reclaimed by polling; the TX interrupt is only wanted when the ring is full. */
 	virtq_disable_cb(&n->txq);
-	virtio_pci_driver_ok(&n->vd);
+	virtio_driver_ok(&n->vd);
 	n->vd.ops->notify(&n->vd, &n->rxq);
 }
 
@@ -293,14 +295,20 @@ static void vnet_netdev_fill(struct virtio_net *n)
 	virtio_net_set_queue_config(&n->nd, 0, &qc);
 }
 
-static void vnet_print(const struct virtio_net *n, const struct pci_dev *d)
+static void vnet_print(const struct virtio_net *n)
 {
-	char fbuf[128];
+	char fbuf[128], irq[24];
 	const uint8_t *m = n->nd.mac;
 
-	printf("virtio-net%u: %02x:%02x.%u %s, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s, rx %u tx %u entries, %s\n",
-	       n->id, d->bus, d->dev, d->fn, n->vd.ops->name, m[0], m[1], m[2], m[3], m[4], m[5],
-	       n->nd.link_up ? "up" : "down", n->rxq.size, n->txq.size, n->use_msix ? "MSI-X" : "INTx");
+	if (n->use_msix)
+		snprintf(irq, sizeof(irq), "MSI-X");
+	else if (n->vd.pci)
+		snprintf(irq, sizeof(irq), "INTx");
+	else
+		snprintf(irq, sizeof(irq), "GSI %u %s", n->vd.gsi, n->vd.gsi_level ? "level" : "edge");
+	printf("virtio-net%u: %s %s, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s, rx %u tx %u entries, %s\n", n->id,
+	       n->vd.where, n->vd.ops->name, m[0], m[1], m[2], m[3], m[4], m[5], n->nd.link_up ? "up" : "down",
+	       n->rxq.size, n->txq.size, irq);
 	printf("virtio-net%u: features %s; irq vectors rx %#x tx %#x config %#x\n", n->id,
 	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg);
 }
@@ -317,8 +325,9 @@ static void vnet_free_queues(struct virtio_net *n)
 	vnet_queue_free(&n->txq);
 }
 
-/* Device initialisation, virtio 1.x §3.1.1 with the virtio-net specifics of §5.1.5. */
-static int vnet_probe(struct pci_dev *d, unsigned id, const struct virtio_net_params *p)
+/* Device initialisation, virtio 1.x §3.1.1 with the virtio-net specifics of §5.1.5, for a device whose
+ * transport probe filled vd. */
+static int vnet_probe(const struct virtio_dev *vd, unsigned id, const struct virtio_net_params *p)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	int rc;
@@ -327,9 +336,7 @@ static int vnet_probe(struct pci_dev *d, unsigned id, const struct virtio_net_pa
 		return -ENOMEM;
 	n->id = id;
 	n->ring = p->ring;
-	rc = virtio_pci_probe(d, &n->vd);
-	if (rc)
-		goto err_free;
+	n->vd = *vd;
 	rc = virtio_net_irq_setup(n);
 	if (rc)
 		goto err_free;
@@ -345,12 +352,12 @@ static int vnet_probe(struct pci_dev *d, unsigned id, const struct virtio_net_pa
 		goto err_queues;
 	virtio_net_go(n);
 	loop_add_poller(n->nd.name, virtio_net_poll, n);
-	vnet_print(n, d);
+	vnet_print(n);
 	return 0;
 
 err_queues:
 	/* The device must stop using our rings before they are freed (§3.1.1 leaves it running otherwise). */
-	virtio_pci_reset(&n->vd);
+	virtio_reset(&n->vd);
 	vnet_free_queues(n);
 	n->vd.ops->set_status(&n->vd, VIRTIO_STATUS_FAILED);
 err_irq:
@@ -360,19 +367,48 @@ err_free:
 	return rc;
 }
 
+/* The windows the platform described: the command line's virtio_mmio.device= entries, then the DSDT's. */
+static void vnet_mmio_windows(const struct virtio_net_params *p)
+{
+	for (unsigned i = 0; p->mmio && i < p->mmio->count; i++) {
+		/* microvm wires its virtio-mmio lines level-triggered, active-high (its DSDT says so). */
+		struct virtio_mmio_window w = { p->mmio->dev[i].base, p->mmio->dev[i].size, p->mmio->dev[i].irq, 1, 0 };
+		if (virtio_mmio_add(&w) < 0)
+			printf("virtio-mmio: more than %u windows; %#llx ignored\n", VIRTIO_MMIO_MAX,
+			       (unsigned long long)w.base);
+	}
+	virtio_mmio_scan_acpi();
+}
+
 int virtio_net_init_all(const struct virtio_net_params *p)
 {
 	unsigned found = 0;
+	int rc;
 
 	for (unsigned i = 0; i < pci_num_devices && netdev_count() < NETDEV_MAX; i++) {
 		struct pci_dev *d = &pci_devices[i];
+		struct virtio_dev vd = { 0 };
 		/* 0x1041 modern; 0x1000 transitional/legacy, which is a network device only with subsystem 1. */
 		if (d->vendor != VIRTIO_PCI_VENDOR ||
 		    !(d->device == VIRTIO_NET_DEVICE_MODERN || (d->device == VIRTIO_NET_DEVICE_LEGACY && d->subsys_id == 1)))
 			continue;
-		int rc = vnet_probe(d, netdev_count(), p);
+		rc = virtio_pci_probe(d, &vd);
+		if (!rc)
+			rc = vnet_probe(&vd, netdev_count(), p);
 		if (rc)
 			printf("virtio-net: %02x:%02x.%u not usable (%d); continuing without it\n", d->bus, d->dev, d->fn, rc);
+		else
+			found++;
+	}
+	vnet_mmio_windows(p);
+	for (unsigned i = 0; i < virtio_mmio_count && netdev_count() < NETDEV_MAX; i++) {
+		struct virtio_dev vd = { 0 };
+		rc = virtio_mmio_probe(&virtio_mmio_windows[i], &vd);
+		if (rc != VIRTIO_ID_NET)
+			continue; /* an empty slot, another kind of device, or not virtio (logged) */
+		rc = vnet_probe(&vd, netdev_count(), p);
+		if (rc)
+			printf("virtio-net: %s not usable (%d); continuing without it\n", vd.where, rc);
 		else
 			found++;
 	}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmdline.h"
 #include "hist.h"
 #include "netdev.h"
 #include "pci.h"
@@ -126,14 +127,16 @@ struct virtio_net {
 /* Ring layout wanted (command line ring=; the order of kernel/cmdline.c's choices). */
 enum virtio_net_ring { VNET_RING_AUTO, VNET_RING_SPLIT, VNET_RING_PACKED };
 
-/* Boot-time settings (command line rxpool=, txring=, ring=). */
+/* Boot-time settings (command line rxpool=, txring=, ring=) and the virtio-mmio windows of the command line. */
 struct virtio_net_params {
 	unsigned rxpool; /* receive buffers per NIC (0: twice the ring) */
 	unsigned txring; /* transmit frames in flight at most (0: the ring's capacity) */
 	unsigned ring;   /* enum virtio_net_ring */
+	const struct cmdline_virtio_mmio *mmio; /* virtio_mmio.device= entries (NULL: none) */
 };
 
-/* Finds every virtio-net function, initialises it and registers it as a netdev with its poller. Returns the
+/* Finds every virtio-net device (PCI functions, then virtio-mmio windows from the command line and ACPI),
+ * initialises it and registers it as a netdev with its poller. Returns the
  * number of NICs. */
 int virtio_net_init_all(const struct virtio_net_params *p);
 

@@ -1,5 +1,5 @@
 /* virtio-net interrupts: MSI-X (one vector each for configuration, receive and transmit, or one shared) or,
- * without usable MSI-X, legacy INTx routed through the IOAPIC. Handlers only record the event, suppress the
+ * without usable MSI-X, legacy INTx routed through the IOAPIC; a virtio-mmio device's line goes the INTx way. Handlers only record the event, suppress the
  * queue's interrupts and wake the main loop; the work happens in the poller (virtio_net_poll.c). */
 #include <errno.h>
 #include <stdio.h>
@@ -72,6 +72,17 @@ static void vnet_intx_storm(void)
 		virtio_net_intx_storms++;
 		printf("virtio-net: GSI %u: %u unclaimed interrupts in a row (another device holds the shared line): "
 		       "line masked\n", gsi, INTX_STORM);
+	}
+	/* virtio-mmio lines (level-triggered on microvm) are each a device's own: one that keeps firing with
+	 * nothing in InterruptStatus is masked too. */
+	for (unsigned i = 0; i < vnet_intx_count; i++) {
+		struct virtio_net *n = vnet_intx_nics[i];
+		if (n->vd.pci || !n->vd.gsi_level || !ioapic_in_service(n->vd.gsi))
+			continue;
+		ioapic_mask(n->vd.gsi, 1);
+		virtio_net_intx_storms++;
+		printf("virtio-net%u: GSI %u: %u unclaimed interrupts in a row: line masked\n", n->id, n->vd.gsi,
+		       INTX_STORM);
 	}
 	vnet_intx_unclaimed_run = 0;
 }
@@ -152,10 +163,9 @@ err:
 	return rc;
 }
 
-static int vnet_setup_intx(struct virtio_net *n)
+/* The one vector every NIC on a line (PCI INTx, a virtio-mmio line) shares, allocated on first use. */
+static int vnet_intx_vector_get(void)
 {
-	if (vnet_intx_count == NETDEV_MAX)
-		return -ENOSPC;
 	if (vnet_intx_vector < 0) {
 		int v = irq_alloc_vector();
 		if (v < 0)
@@ -163,18 +173,44 @@ static int vnet_setup_intx(struct virtio_net *n)
 		int rc = irq_register((unsigned)v, vnet_irq_intx, NULL);
 		if (rc)
 			return rc;
-		for (uint32_t gsi = INTX_GSI_FIRST; gsi <= INTX_GSI_LAST; gsi++)
-			ioapic_route(gsi, (uint8_t)v, 1, 1);
 		vnet_intx_vector = v;
 	}
-	n->vec_rx = n->vec_tx = n->vec_cfg = vnet_intx_vector;
-	pci_intx_disable(n->vd.pci, 0);
+	return vnet_intx_vector;
+}
+
+static int vnet_setup_intx(struct virtio_net *n)
+{
+	static int pci_lines_routed;
+
+	if (vnet_intx_count == NETDEV_MAX)
+		return -ENOSPC;
+	int v = vnet_intx_vector_get();
+	if (v < 0)
+		return v;
+	if (n->vd.pci && !pci_lines_routed) {
+		for (uint32_t gsi = INTX_GSI_FIRST; gsi <= INTX_GSI_LAST; gsi++)
+			ioapic_route(gsi, (uint8_t)v, 1, 1);
+		pci_lines_routed = 1;
+	} else if (!n->vd.pci) {
+		/* virtio-mmio: the line the platform described (microvm: level-triggered, active-high); the
+		 * handler's InterruptStatus read and InterruptACK write deassert it before the EOI. */
+		int rc = ioapic_route(n->vd.gsi, (uint8_t)v, n->vd.gsi_level, n->vd.gsi_low);
+		if (rc) {
+			printf("virtio-net%u: cannot route GSI %u (%d)\n", n->id, n->vd.gsi, rc);
+			return rc;
+		}
+	}
+	n->vec_rx = n->vec_tx = n->vec_cfg = v;
+	if (n->vd.pci)
+		pci_intx_disable(n->vd.pci, 0);
 	vnet_intx_nics[vnet_intx_count++] = n;
 	return 0;
 }
 
 int virtio_net_irq_setup(struct virtio_net *n)
 {
+	if (!n->vd.pci)
+		return vnet_setup_intx(n); /* virtio-mmio: one line per device, no MSI-X */
 	/* MSI-X first: on the legacy interface it moves the device configuration registers. */
 	int rc = vnet_setup_msix(n);
 	if (!rc)
@@ -198,7 +234,10 @@ void virtio_net_irq_teardown(struct virtio_net *n)
 		uint64_t flags = irq_save();
 		vnet_intx_nics[i] = vnet_intx_nics[--vnet_intx_count];
 		irq_restore(flags);
-		pci_intx_disable(n->vd.pci, 1);
+		if (n->vd.pci)
+			pci_intx_disable(n->vd.pci, 1);
+		else
+			ioapic_mask(n->vd.gsi, 1); /* a virtio-mmio line is the device's own */
 		break;
 	}
 }

@@ -17,7 +17,7 @@ static void vnet_kill(struct virtio_net *n, const char *why, int rc)
 	n->dead = 1;
 	printf("virtio-net%u: giving up on the device after %llu reset(s) (%s, %d): NIC dead\n", n->id,
 	       (unsigned long long)n->stats.resets, why, rc);
-	virtio_pci_reset(&n->vd);
+	virtio_reset(&n->vd);
 	n->vd.ops->set_status(&n->vd, VIRTIO_STATUS_FAILED);
 	virtio_net_irq_teardown(n);
 	if (n->nd.link_up)
@@ -58,7 +58,7 @@ int virtio_net_reset(struct virtio_net *n, const char *why)
 	}
 	if (n->nd.link_up)
 		netdev_link_changed(&n->nd, 0);
-	rc = virtio_pci_reset(&n->vd);
+	rc = virtio_reset(&n->vd);
 	if (rc)
 		goto err;
 	vnet_reclaim_all(n);

@@ -1,10 +1,10 @@
-/* virtio PCI transport: common initialisation and the modern (virtio 1.x) interface, §4.1.4. */
+/* virtio PCI transport: the probe and the modern (virtio 1.x) interface, §4.1.4. Device initialisation common to
+ * every transport is in virtio.c. */
 #include "virtio_pci.h"
 
 #include <errno.h>
 #include <stdio.h>
 
-#include "cpu.h"
 #include "mmio.h"
 
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
@@ -39,8 +39,6 @@
 #define COMMON_Q_AVAILHI 0x2C
 #define COMMON_Q_USEDLO 0x30
 #define COMMON_Q_USEDHI 0x34
-
-#define RESET_POLL_MAX 1000000
 
 extern const struct virtio_ops virtio_pci_legacy_ops;
 
@@ -222,6 +220,7 @@ int virtio_pci_probe(struct pci_dev *d, struct virtio_dev *vd)
 	int rc;
 
 	vd->pci = d;
+	snprintf(vd->where, sizeof(vd->where), "%02x:%02x.%u", d->bus, d->dev, d->fn);
 	pci_enable(d, 1, 1);
 	rc = virtio_pci_probe_modern(d, vd);
 	if (rc != -ENODEV)
@@ -235,62 +234,4 @@ int virtio_pci_probe(struct pci_dev *d, struct virtio_dev *vd)
 	vd->io = (uint16_t)d->bar[0].addr;
 	vd->ops = &virtio_pci_legacy_ops;
 	return 0;
-}
-
-int virtio_pci_reset(struct virtio_dev *vd)
-{
-	vd->ops->set_status(vd, 0);
-	for (int i = 0; i < RESET_POLL_MAX; i++) {
-		if (vd->ops->get_status(vd) == 0)
-			return 0;
-		cpu_relax();
-	}
-	printf("virtio-pci: device did not complete reset\n");
-	return -ETIMEDOUT;
-}
-
-int virtio_pci_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
-{
-	const struct virtio_ops *o = vd->ops;
-	int rc;
-
-	/* §3.1.1 step 1: reset the device. */
-	rc = virtio_pci_reset(vd);
-	if (rc)
-		return rc;
-	/* Step 2: ACKNOWLEDGE, we noticed the device. Step 3: DRIVER, we know how to drive it. */
-	o->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
-	o->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	/* Step 4: read the device's features and write the subset we understand. */
-	uint64_t offered = o->get_features(vd);
-	if (o == &virtio_pci_legacy_ops)
-		required &= ~(1ull << VIRTIO_F_VERSION_1); /* legacy devices have no VERSION_1 */
-	if ((offered & required) != required) {
-		printf("virtio-pci: device lacks required features %#llx (offers %#llx)\n",
-		       (unsigned long long)(required & ~offered), (unsigned long long)offered);
-		rc = -ENOTSUP;
-		goto fail;
-	}
-	vd->features = offered & wanted;
-	o->set_features(vd, vd->features);
-	if (o != &virtio_pci_legacy_ops) {
-		/* Step 5: FEATURES_OK. Step 6: re-read it; a device that clears it refuses our subset. */
-		o->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-		if (!(o->get_status(vd) & VIRTIO_STATUS_FEATURES_OK)) {
-			printf("virtio-pci: device refused features %#llx\n", (unsigned long long)vd->features);
-			rc = -ENOTSUP;
-			goto fail;
-		}
-	}
-	return 0;
-
-fail:
-	o->set_status(vd, o->get_status(vd) | VIRTIO_STATUS_FAILED);
-	return rc;
-}
-
-void virtio_pci_driver_ok(struct virtio_dev *vd)
-{
-	/* §3.1.1 step 8: the device is live from here on. */
-	vd->ops->set_status(vd, vd->ops->get_status(vd) | VIRTIO_STATUS_DRIVER_OK);
 }

@@ -89,4 +89,5 @@ const struct virtio_ops virtio_pci_legacy_ops = {
 	.notify = legacy_notify,
 	.isr = legacy_isr,
 	.size_settable = 0,
+	.legacy = 1,
 };

@@ -104,6 +104,81 @@ static void acpi_parse_mcfg(const struct acpi_sdt_header *h)
 	}
 }
 
+/* Large resource descriptors (ACPI 6.x §6.4.3.5): QWord and DWord address space, type 0 = memory. */
+#define RES_DWORD_ADDR 0x87
+#define RES_QWORD_ADDR 0x8A
+#define RES_DWORD_LEN 0x17
+#define RES_QWORD_LEN 0x2B
+#define GPEX_SCAN_MAX 4096 /* bytes of a host bridge's AML searched for its resources */
+
+static const uint8_t *acpi_aml_find(const uint8_t *p, const uint8_t *end, const char *s)
+{
+	size_t n = strlen(s) + 1; /* an AML string ends in NUL: "PNP0A08" does not match "PNP0A08X" */
+	for (; p + n <= end; p++)
+		if (!memcmp(p, s, n))
+			return p + n;
+	return NULL;
+}
+
+/* A memory address-space descriptor at p: its minimum and length. */
+static int acpi_res_memory(const uint8_t *p, const uint8_t *end, uint64_t *base, uint64_t *len)
+{
+	if (p[0] == RES_QWORD_ADDR && p + 3 + RES_QWORD_LEN <= end && p[1] == RES_QWORD_LEN && p[2] == 0 && p[3] == 0) {
+		memcpy(base, p + 14, 8); /* granularity at +6, minimum +14, maximum +22, translation +30, length +38 */
+		memcpy(len, p + 38, 8);
+		return 1;
+	}
+	if (p[0] == RES_DWORD_ADDR && p + 3 + RES_DWORD_LEN <= end && p[1] == RES_DWORD_LEN && p[2] == 0 && p[3] == 0) {
+		uint32_t b, l;
+		memcpy(&b, p + 10, 4);
+		memcpy(&l, p + 22, 4);
+		*base = b, *len = l;
+		return 1;
+	}
+	return 0;
+}
+
+/* QEMU's GPEX host bridge as microvm,pcie=on builds it (hw/pci-host/gpex-acpi.c): Device PCI0 (_HID PNP0A08)
+ * whose _CRS holds the bus range and the 32- and 64-bit memory windows, followed by Device RES0 (_HID PNP0C02)
+ * whose _CRS is the ECAM window; there is no MCFG. Not an AML interpreter: the resource templates are static
+ * buffers, so their descriptors are found by their fixed tags and lengths in the bytes between the names. */
+static void acpi_parse_gpex(const struct acpi_sdt_header *dsdt)
+{
+	const uint8_t *end = (const uint8_t *)dsdt + dsdt->length;
+	const uint8_t *host = acpi_aml_find((const uint8_t *)dsdt + sizeof(*dsdt), end, "PNP0A08");
+	if (!host)
+		return;
+	const uint8_t *host_end = end - host > GPEX_SCAN_MAX ? host + GPEX_SCAN_MAX : end;
+	const uint8_t *res0 = acpi_aml_find(host, host_end, "PNP0C02");
+	uint64_t base, len;
+	if (!res0)
+		return;
+	for (const uint8_t *p = host; p < res0; p++) {
+		if (!acpi_res_memory(p, res0, &base, &len) || !len)
+			continue;
+		if (base + len <= (1ull << 32) && !acpi_info.pci_mmio32.size)
+			acpi_info.pci_mmio32.base = base, acpi_info.pci_mmio32.size = len;
+		else if (base >= (1ull << 32) && !acpi_info.pci_mmio64.size)
+			acpi_info.pci_mmio64.base = base, acpi_info.pci_mmio64.size = len;
+	}
+	for (const uint8_t *p = res0; p < host_end; p++) {
+		if (!acpi_res_memory(p, host_end, &base, &len) || len < (1u << 20))
+			continue;
+		/* ECAM is 1 MiB per bus from bus 0 (the bridge's _BBN is 0 on QEMU). */
+		uint64_t buses = len >> 20;
+		acpi_info.mcfg[0].base = base;
+		acpi_info.mcfg[0].segment = 0;
+		acpi_info.mcfg[0].bus_start = 0;
+		acpi_info.mcfg[0].bus_end = (uint8_t)(buses > 256 ? 255 : buses - 1);
+		acpi_info.num_mcfg = 1;
+		printf("acpi: PCIe host bridge in the DSDT: ECAM %#llx (%llu buses), windows %#llx+%#llx, %#llx+%#llx\n",
+		       (unsigned long long)base, (unsigned long long)(buses > 256 ? 256 : buses),
+		       (unsigned long long)acpi_info.pci_mmio32.base, (unsigned long long)acpi_info.pci_mmio32.size,
+		       (unsigned long long)acpi_info.pci_mmio64.base, (unsigned long long)acpi_info.pci_mmio64.size);
+		return;
+	}
+}
+
 static void acpi_add_table(uint64_t addr)
 {
 	const struct acpi_sdt_header *h = (const void *)(uintptr_t)addr;
@@ -181,6 +256,14 @@ int acpi_init(uint64_t rsdp)
 	if ((h = acpi_find_table("FACP")) && h->length >= 116) {
 		acpi_info.pm_timer_port = *(const uint32_t *)((const uint8_t *)h + 76);
 		acpi_info.pm_timer_32bit = (*(const uint32_t *)((const uint8_t *)h + 112) >> 8) & 1;
+		/* The DSDT is reached through the FADT (X_DSDT at 140 when present, else DSDT at 40), not the root
+		 * table; kept so drivers can find devices only it describes (microvm's virtio-mmio windows). */
+		uint64_t dsdt = *(const uint32_t *)((const uint8_t *)h + 40);
+		if (h->length >= 148 && *(const uint64_t *)((const uint8_t *)h + 140))
+			dsdt = *(const uint64_t *)((const uint8_t *)h + 140);
+		acpi_add_table(dsdt);
 	}
+	if (!acpi_info.num_mcfg && (h = acpi_find_table("DSDT")))
+		acpi_parse_gpex(h);
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* Just enough ACPI: find tables from the RSDP and read what the kernel needs from MADT, MCFG, HPET and FADT. */
+/* Just enough ACPI: find tables from the RSDP and read what the kernel needs from MADT, MCFG, HPET and FADT,
+ * and the resource templates of a PCIe host bridge in the DSDT when there is no MCFG. */
 #ifndef ACPI_H
 #define ACPI_H
 
@@ -38,6 +39,12 @@ struct acpi_info {
 		uint16_t segment;
 		uint8_t bus_start, bus_end;
 	} mcfg[ACPI_MAX_MCFG];
+	/* A PCIe host bridge the DSDT describes but no MCFG does (QEMU microvm,pcie=on: a GPEX bridge, PNP0A08,
+	 * whose ECAM is a PNP0C02 resource): its ECAM goes into mcfg[] above, and its memory windows are where
+	 * the kernel puts BARs no firmware assigned (size 0: none). */
+	struct {
+		uint64_t base, size;
+	} pci_mmio32, pci_mmio64;
 	uint64_t hpet_base;
 	uint32_t pm_timer_port; /* ACPI PM timer I/O port, 0 if none */
 	int pm_timer_32bit;

@@ -12,6 +12,17 @@
 
 #include <stddef.h>
 
+/* virtio_mmio.device= entries: QEMU microvm (without ACPI) appends one per virtio-mmio device, in Linux's
+ * form SIZE@ADDR:IRQ (drivers/virtio_mmio.c reads them; nothing else does). */
+#define CMDLINE_VIRTIO_MMIO_MAX 8
+struct cmdline_virtio_mmio {
+	unsigned count;
+	struct {
+		unsigned long long base;
+		unsigned size, irq;
+	} dev[CMDLINE_VIRTIO_MMIO_MAX];
+};
+
 struct kernel_config {
 	unsigned test;        /* index into cmdline_tests: a self-test to run and exit with (0 = normal boot) */
 	unsigned mode;        /* enum netdev_mode */
@@ -33,6 +44,7 @@ struct kernel_config {
 	char services[64];
 	unsigned tcp_conns;   /* TCP connections held at once; a SYN beyond them gets RST */
 	unsigned tcp_idle_s;  /* services close a TCP connection idle this long (0 = never) */
+	struct cmdline_virtio_mmio virtio_mmio; /* platform-supplied device windows; each word adds one */
 };
 
 /* lwIP's pcb pool is static (net/include/lwipopts.h TCP_CONNS_MAX): tcp_conns= can only lower the limit. */
@@ -43,7 +55,8 @@ struct kernel_config {
 
 enum cmdline_consumer { CMDLINE_CONSUMER_LWIP, CMDLINE_CONSUMER_NOOP };
 
-enum cmdline_kind { CMDLINE_UINT, CMDLINE_STR, CMDLINE_ENUM, CMDLINE_BOOL };
+/* CMDLINE_VIRTIO_MMIO: a list; every word adds entries (SIZE@ADDR:IRQ, comma-separated), never replaces. */
+enum cmdline_kind { CMDLINE_UINT, CMDLINE_STR, CMDLINE_ENUM, CMDLINE_BOOL, CMDLINE_VIRTIO_MMIO };
 
 #define CMDLINE_RUNTIME 1u   /* the control language may change it (`set KEY VALUE`) */
 #define CMDLINE_ZERO_AUTO 2u /* CMDLINE_UINT: 0 is also accepted, meaning "chosen by the kernel" */

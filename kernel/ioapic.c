@@ -37,8 +37,17 @@ static void ioapic_write(uintptr_t base, uint8_t reg, uint32_t v)
 	mmio_write32(base + IOWIN, v);
 }
 
+#define IOAPIC_DEFAULT_BASE 0xFEC00000u /* where every PC chipset (and QEMU microvm without ACPI) puts it */
+
 int ioapic_init(void)
 {
+	if (acpi_info.num_ioapics == 0) {
+		/* No MADT (microvm with acpi=off): the architectural default, one IOAPIC serving GSIs from 0. */
+		acpi_info.ioapic[0].addr = IOAPIC_DEFAULT_BASE;
+		acpi_info.ioapic[0].gsi_base = 0;
+		acpi_info.num_ioapics = 1;
+		printf("ioapic: no ACPI MADT; assuming one IOAPIC at %#x\n", IOAPIC_DEFAULT_BASE);
+	}
 	for (unsigned i = 0; i < acpi_info.num_ioapics; i++) {
 		uintptr_t base = acpi_info.ioapic[i].addr;
 		if (paging_map_mmio(base, 4096))

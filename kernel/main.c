@@ -96,7 +96,7 @@ static void fatal_boot(const char *what, int rc)
 /* The command line, then the configuration in force (which the system tests read back). */
 static void kernel_parse_cmdline(const struct boot_info *bi)
 {
-	char buf[512];
+	char buf[1024]; /* eight virtio_mmio.device entries make the longest config line */
 	int problems;
 
 	cmdline_defaults(&kernel_config);
@@ -173,7 +173,8 @@ static void kernel_devices_init(void)
 		printf("devices: no IOAPIC; devices without MSI-X cannot interrupt\n");
 	printf("devices: stage stamp cost %llu ns (TSC read + histogram update; 4 per received frame)\n",
 	       (unsigned long long)virtio_net_stamp_cost_ns());
-	struct virtio_net_params vp = { kernel_config.rxpool, kernel_config.txring, kernel_config.ring };
+	struct virtio_net_params vp = { kernel_config.rxpool, kernel_config.txring, kernel_config.ring,
+					 &kernel_config.virtio_mmio };
 	virtio_net_init_all(&vp);
 	edu_init();
 }

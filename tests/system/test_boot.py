@@ -94,7 +94,7 @@ def test_bad_command_line_is_reported_by_name(guest):
 # Every knob of kernel/cmdline.c's table at a value other than its default, in the table's order.
 EVERY_KNOB = ("test=boot mode=coalesce budget=7 coalesce=9 coalesce_us=333 consumer=noop rxpool=96 txring=8 ring=split hz=250 "
               "heartbeat=0 irq_vectors=100 ip=10.9.9.2/24 gw=10.9.9.1 ip1=10.9.8.2/24 gw1=10.9.8.1 ipv6=0 services=echo,status "
-              "tcp_conns=100 tcp_idle_s=0")
+              "tcp_conns=100 tcp_idle_s=0 virtio_mmio.device=512@0xfeb00e00:12")
 
 
 def test_config_line_shows_every_knob(guest):

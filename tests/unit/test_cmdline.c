@@ -176,7 +176,51 @@ static void non_default(const struct cmdline_knob *k, char *buf, size_t len)
 			}
 		}
 		break;
+	case CMDLINE_VIRTIO_MMIO:
+		snprintf(buf, len, "512@0xfeb00e00:12");
+		break;
 	}
+}
+
+/* QEMU microvm appends virtio_mmio.device=SIZE@ADDR:IRQ once per device: a knob, not an unknown option. */
+static void test_virtio_mmio_device(void **state)
+{
+	(void)state;
+	struct kernel_config c;
+	struct reports r;
+	char line[1024];
+
+	assert_int_equal(parse("test=boot virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=4K@0xfeb00c00:11",
+			       &c, &r), 0);
+	assert_int_equal(c.virtio_mmio.count, 2);
+	assert_int_equal(c.virtio_mmio.dev[0].base, 0xfeb00e00ull);
+	assert_int_equal(c.virtio_mmio.dev[0].size, 512);
+	assert_int_equal(c.virtio_mmio.dev[0].irq, 12);
+	assert_int_equal(c.virtio_mmio.dev[1].size, 4096);
+	assert_int_equal(c.virtio_mmio.dev[1].irq, 11);
+	/* The config line lists them comma-joined, and that parses back to the same list. */
+	cmdline_format(&c, line, sizeof(line));
+	assert_non_null(strstr(line, "virtio_mmio.device=512@0xfeb00e00:12,4096@0xfeb00c00:11"));
+	struct kernel_config d;
+	assert_int_equal(parse(line, &d, &r), 0);
+	assert_memory_equal(&c.virtio_mmio, &d.virtio_mmio, sizeof(c.virtio_mmio));
+	/* Malformed entries are refused whole: nothing is added. */
+	const char *bad[] = { "virtio_mmio.device=512@0xfeb00e00", "virtio_mmio.device=@0x1000:5",
+			      "virtio_mmio.device=512@0xfeb00e00:12,", "virtio_mmio.device=512@0xfeb00e00:999",
+			      "virtio_mmio.device=0@0x1000:5", "virtio_mmio.device" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(bad[i], &c, &r), 1);
+		assert_int_equal(c.virtio_mmio.count, 0);
+	}
+	/* At most CMDLINE_VIRTIO_MMIO_MAX. */
+	line[0] = '\0';
+	for (int i = 0; i <= CMDLINE_VIRTIO_MMIO_MAX; i++) {
+		char w[64];
+		snprintf(w, sizeof(w), " virtio_mmio.device=512@%#x:%d", 0xfeb00000 + 0x200 * i, 5 + i);
+		strcat(line, w);
+	}
+	assert_int_equal(parse(line, &c, &r), 1);
+	assert_int_equal(c.virtio_mmio.count, CMDLINE_VIRTIO_MMIO_MAX);
 }
 
 static void test_defaults_are_valid(void **state)
@@ -335,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_are_valid),
 		cmocka_unit_test(test_format_roundtrip_every_knob),
 		cmocka_unit_test(test_set_names_the_knob),
+		cmocka_unit_test(test_virtio_mmio_device),
 		cmocka_unit_test(test_markdown_lists_every_knob),
 		cmocka_unit_test(test_readme_table_is_current),
 		cmocka_unit_test(test_tcp_limits),
