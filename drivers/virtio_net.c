@@ -184,6 +184,9 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 		{ VIRTIO_F_VERSION_1, "VERSION_1" }, { VIRTIO_NET_F_MAC, "MAC" },
 		{ VIRTIO_NET_F_STATUS, "STATUS" },   { VIRTIO_F_RING_EVENT_IDX, "EVENT_IDX" },
 		{ VIRTIO_NET_F_MRG_RXBUF, "MRG_RXBUF" }, { VIRTIO_F_ANY_LAYOUT, "ANY_LAYOUT" },
+		{ VIRTIO_NET_F_CSUM, "CSUM" }, { VIRTIO_NET_F_GUEST_CSUM, "GUEST_CSUM" },
+		{ VIRTIO_NET_F_GUEST_TSO4, "GUEST_TSO4" }, { VIRTIO_NET_F_GUEST_TSO6, "GUEST_TSO6" },
+		{ VIRTIO_NET_F_GUEST_ECN, "GUEST_ECN" }, { VIRTIO_NET_F_MTU, "MTU" },
 	};
 	size_t used = 0;
 	buf[0] = '\0';
@@ -196,15 +199,21 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 /* Steps 1-6 of §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; then the header size they imply. */
 int virtio_net_negotiate(struct virtio_net *n)
 {
+	/* GUEST_CSUM (§5.1.3): the device may hand us frames whose TCP/UDP checksum it verified (DATA_VALID)
+	 * or that a local sender left partial (NEEDS_CSUM); without it QEMU's tap backend has the host kernel
+	 * complete every checksum and the guest verifies each one again. */
 	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
 				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
-				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT);
+				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT) |
+				(1ull << VIRTIO_NET_F_GUEST_CSUM);
 	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
 	if (rc)
 		return rc;
 	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
 			     ? VIRTIO_NET_HDR_LEN
 			     : VIRTIO_NET_HDR_LEN_LEGACY;
+	n->rx_offloads = virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? VNET_RX_OFF_CSUM : 0;
+	vnet_rx_set_offloads(&n->rx, n->rx_offloads);
 	return 0;
 }
 
@@ -268,6 +277,7 @@ static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_param
 		return rc;
 	vnet_rx_init(&n->rx, &n->rxq, VNET_BUF_SIZE, n->hdr_len, virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF),
 		     &virtio_net_rx_ops, n);
+	vnet_rx_set_offloads(&n->rx, n->rx_offloads);
 	return 0;
 }
 
@@ -278,7 +288,8 @@ static void vnet_netdev_fill(struct virtio_net *n)
 
 	n->nd.mtu = VNET_MTU;
 	n->nd.features = (virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) ? NETDEV_F_MRG_RXBUF : 0) |
-			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0);
+			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0);
 	n->nd.num_queues = 1;
 	n->nd.rx_headroom = VNET_BUF_HEADROOM;
 	n->nd.ops = &vnet_netdev_ops;

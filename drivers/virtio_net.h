@@ -21,6 +21,10 @@
 #define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MTU 3
 #define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_HOST_TSO4 11
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_F_ANY_LAYOUT 27
@@ -66,6 +70,7 @@ struct virtio_net_stats {
 	uint64_t resets;                 /* device resets (NEEDS_RESET, a broken queue) */
 	uint64_t tx_dropped_reset;       /* frames the device still held when it was reset */
 	uint64_t tx_space_wakeups;       /* the consumer told that a full transmit ring has room again */
+	uint64_t tx_csum_offloaded;      /* frames sent with NEEDS_CSUM: the device completes the checksum */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -90,6 +95,7 @@ struct virtio_net {
 	struct virtq rxq, txq;
 	struct vnet_rx rx;
 	unsigned hdr_len;
+	unsigned rx_offloads;     /* VNET_RX_OFF_*, from the negotiated features */
 	unsigned budget;
 	enum netdev_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */

@@ -20,6 +20,7 @@
 #include "lwip/tcp.h"
 #include "netdev.h"
 #include "netif/ethernet.h"
+#include "ethif_offload.h"
 #include "ip6_guard.h"
 
 /* What lives in a receive buffer's headroom, just before the buffer: the pbuf lwIP gets, and where to return
@@ -110,13 +111,27 @@ static void ethif_rx(struct netdev *nd, unsigned queue, struct netdev_rx_frame *
 		return;
 	}
 	LINK_STATS_INC(link.recv);
+	uint16_t trust = ethif_rx_csum_trust(f);
+	if (trust)
+		e->stats.rx_csum_trusted++;
+	else if (f->csum != NETDEV_RX_CSUM_NONE)
+		e->stats.rx_csum_untrusted++; /* a fragment, or not TCP/UDP: lwIP verifies it anyway */
 	head = ethif_rx_under_pressure(e, queue) ? ethif_rx_copy(e, queue, f) : ethif_rx_zero_copy(e, queue, f);
 	if (!head) {
 		e->stats.rx_dropped_nomem++;
 		LINK_STATS_INC(link.memerr);
 		return;
 	}
-	if (e->netif.input(head, &e->netif) != ERR_OK) {
+	/* Per-frame checksum policy (ethif_offload.h): the checks this frame earned are off for exactly this
+	 * synchronous input call; the generation flags are never touched. */
+	uint16_t flags = e->netif.chksum_flags;
+	uint32_t chkerr = ethif_chkerr_total();
+	e->netif.chksum_flags = (uint16_t)(flags & ~trust);
+	err_t err = e->netif.input(head, &e->netif);
+	e->netif.chksum_flags = flags;
+	if (ethif_chkerr_total() != chkerr)
+		e->stats.rx_csum_bad++;
+	if (err != ERR_OK) {
 		e->stats.rx_dropped_nomem++;
 		LINK_STATS_INC(link.drop);
 		pbuf_free(head);
@@ -353,12 +368,15 @@ size_t ethif_format_stats(struct ethif *e, char *buf, size_t len)
 	int k = snprintf(buf, len,
 			 "%s: rx_zero_copy_frames=%llu rx_copied_frames=%llu rx_copied_bytes=%llu "
 			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_copied_frames=%llu tx_copied_bytes=%llu "
-			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu tx_tcp_resumed=%llu\n",
+			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu tx_tcp_resumed=%llu "
+			 "rx_csum_trusted=%llu rx_csum_untrusted=%llu rx_csum_bad=%llu tx_csum_requested=%llu\n",
 			 e->nd->name, (unsigned long long)s->rx_zero_copy_frames, (unsigned long long)s->rx_copied_frames,
 			 (unsigned long long)s->rx_copied_bytes, (unsigned long long)s->rx_dropped_nomem,
 			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_copied_frames,
 			 (unsigned long long)s->tx_copied_bytes, (unsigned long long)s->tx_dropped_full,
 			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6,
-			 (unsigned long long)s->tx_tcp_resumed);
+			 (unsigned long long)s->tx_tcp_resumed, (unsigned long long)s->rx_csum_trusted,
+			 (unsigned long long)s->rx_csum_untrusted, (unsigned long long)s->rx_csum_bad,
+			 (unsigned long long)s->tx_csum_requested);
 	return k < 0 ? 0 : (size_t)k;
 }

@@ -21,6 +21,10 @@ struct ethif_stats {
 	uint64_t tx_dropped_nomem;
 	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (ip6_guard.h) */
 	uint64_t tx_tcp_resumed;      /* times output refused by a full ring was retried as soon as it had room */
+	uint64_t rx_csum_trusted;     /* frames whose TCP/UDP checksum lwIP skipped (device: valid or partial) */
+	uint64_t rx_csum_untrusted;   /* frames with such a flag that lwIP verified anyway (fragments, others) */
+	uint64_t rx_csum_bad;         /* frames lwIP dropped for a bad checksum (IP header, ICMP, UDP, TCP) */
+	uint64_t tx_csum_requested;   /* TCP segments sent with a partial checksum for the NIC to complete */
 };
 
 struct ethif {

@@ -6,12 +6,17 @@ client runs inside that namespace and talks only to the guest (192.168.77.2). Co
   test_64k_ping_and_udp_echo            ping -s 65507 and UDP echo of 1..65507 bytes (45 fragments each way)
   test_fragment_flood_stays_bounded     trains of 44 of a 64 KiB datagram's 45 fragments: what reassembly holds
                                         stays under IP_REASS_MAX_PBUFS, 64 KiB pings still answered, memory back
+  test_rx_checksum_policy[...]          GUEST_CSUM on/off: partial checksums taken, unmarked bad ones dropped
+                                        and counted (rx_csum_bad), good ones answered
 """
 import json
 import pathlib
+import re
 import time
 
-from test_lwip import GUEST, PY, boot, client, close, known_tx_stall, ping, run, status
+import pytest
+
+from test_lwip import GUEST, PY, assert_echoed, boot, client, close, known_tx_stall, ping, run, status, tcp_echo
 from test_robustness import counters, memory, settled_counters
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -72,4 +77,61 @@ def test_fragment_flood_stays_bounded(tap_guest):
     _, c = status(ns)
     # The flood did reach reassembly, far beyond what it may hold.
     assert c["lwip"]["ipfrag_recv"] >= 10 * IP_REASS_MAX_PBUFS, c["lwip"]
+    close(g)
+
+
+CSUM_FRAMES = HERE / "csum_frames.py"
+
+
+def echo_both(g, nbytes=1 << 20):
+    """UDP echo of 200 datagrams up to 1472 bytes and a TCP echo of nbytes, both checked byte for byte."""
+    r = client(g.netns, "udp-echo", "--host", GUEST, "--port", 7, "--count", 200, "--max-size", 1472,
+               "--timeout", 1.0, "--retries", 3, "--seed", 5)
+    assert r["failed"] == 0 and r["mismatched"] == 0, r
+    t = tcp_echo(g.netns, nbytes)
+    assert_echoed(t)
+
+
+@pytest.mark.parametrize("variant", ["guest_csum", "guest_csum=off"])
+def test_rx_checksum_policy(tap_guest, variant):
+    """GUEST_CSUM on: the host's TCP/UDP arrive with partial checksums (the tap has checksum offload) and are
+    taken without a check; off: every frame is verified. Either way frames with a wrong checksum and no mark
+    are dropped and counted (rx_csum_bad) while good ones are answered."""
+    off = variant.endswith("=off")
+    g = boot(tap_guest, *(["--nic-opts", "guest_csum=off"] if off else []))
+    feats = re.search(r"^virtio-net0: features (.*)\n", g.output, re.M).group(1)
+    assert ("GUEST_CSUM" in feats) != off, feats[-2000:]
+    ns = g.netns
+    with known_tx_stall(g):
+        c0 = counters(g)
+        echo_both(g)
+        c1 = counters(g)
+        d = {k: c1["net0"][k] - c0["net0"][k] for k in ("rx_csum_none", "rx_csum_valid", "rx_csum_partial",
+                                                          "rx_csum_trusted", "rx_csum_bad", "rx_bad_hdr")}
+        g.note(f"{variant}: {d}")
+        if off:
+            assert d["rx_csum_partial"] == d["rx_csum_valid"] == d["rx_csum_trusted"] == 0, d
+            assert d["rx_csum_none"] > 700, d
+        else:
+            # Everything the host's stack sent over the tap is partial and taken as it is.
+            assert d["rx_csum_partial"] > 700 and d["rx_csum_trusted"] > 700, d
+        assert d["rx_csum_bad"] == 0 and d["rx_bad_hdr"] == 0, d
+        FIGURES[f"{variant}: frames none/valid/partial/trusted during echo"] = \
+            f"{d['rx_csum_none']}/{d['rx_csum_valid']}/{d['rx_csum_partial']}/{d['rx_csum_trusted']}"
+
+        # Frames with a wrong checksum and no mark: dropped and counted; the good control datagrams arrive.
+        _, s0 = status(ns)
+        p = run([PY, CSUM_FRAMES, "--iface", "tap0", "--count", 50], ns, timeout=60)
+        assert p.returncode == 0, p.stderr[-2000:]
+        sent = json.loads(p.stdout.strip().splitlines()[-1])
+        time.sleep(1)
+        c2 = counters(g)
+        _, s1 = status(ns)
+        bad = c2["net0"]["rx_csum_bad"] - c1["net0"]["rx_csum_bad"]
+        assert bad == sent["udp"] + sent["tcp"] + sent["icmp"], (bad, sent)
+        assert s1["lwip"]["udp_chkerr"] - s0["lwip"]["udp_chkerr"] == sent["udp"], (s0["lwip"], s1["lwip"])
+        assert s1["lwip"]["tcp_chkerr"] - s0["lwip"]["tcp_chkerr"] == sent["tcp"], (s0["lwip"], s1["lwip"])
+        assert s1["services"]["discard_datagrams"] - s0["services"]["discard_datagrams"] == sent["good_udp"]
+        # ... and the guest still answers.
+        echo_both(g, 1 << 16)
     close(g)
