@@ -86,6 +86,7 @@ static unsigned vnet_rx_pool_free(struct netdev *nd, unsigned queue, unsigned *s
 
 static const struct netdev_ops vnet_netdev_ops = {
 	.xmit = virtio_net_xmit,
+	.xmit_csum = virtio_net_xmit_csum,
 	.tx_reclaim = virtio_net_tx_reclaim,
 	.rx_buf_free = vnet_rx_buf_free,
 	.rx_pool_free = vnet_rx_pool_free,
@@ -201,11 +202,12 @@ int virtio_net_negotiate(struct virtio_net *n)
 {
 	/* GUEST_CSUM (§5.1.3): the device may hand us frames whose TCP/UDP checksum it verified (DATA_VALID)
 	 * or that a local sender left partial (NEEDS_CSUM); without it QEMU's tap backend has the host kernel
-	 * complete every checksum and the guest verifies each one again. */
+	 * complete every checksum and the guest verifies each one again. CSUM: we may send frames with a partial
+	 * checksum (NEEDS_CSUM, §5.1.6.2) that the device (the host kernel, through the tap) completes. */
 	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
 				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
 				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT) |
-				(1ull << VIRTIO_NET_F_GUEST_CSUM);
+				(1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM);
 	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
 	if (rc)
 		return rc;
@@ -267,7 +269,11 @@ static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_param
 	for (int i = 0; i < VNET_H_COUNT; i++)
 		hist_init(&n->hist[i], hist_names[i]);
 	n->tx_tsc = calloc(n->txq.size, sizeof(uint64_t));
-	if (!n->tx_tsc) {
+	n->tx_slots = calloc(n->txq.size, sizeof(*n->tx_slots));
+	n->tx_slot_free = calloc(n->txq.size, sizeof(uint16_t));
+	for (unsigned i = 0; n->tx_slot_free && i < n->txq.size; i++)
+		n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)i;
+	if (!n->tx_tsc || !n->tx_slots || !n->tx_slot_free) {
 		printf("virtio-net%u: no memory for transmit stamps\n", n->id);
 		return -ENOMEM;
 	}
@@ -289,7 +295,8 @@ static void vnet_netdev_fill(struct virtio_net *n)
 	n->nd.mtu = VNET_MTU;
 	n->nd.features = (virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) ? NETDEV_F_MRG_RXBUF : 0) |
 			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0) |
-			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0);
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_CSUM) ? NETDEV_F_TX_CSUM : 0);
 	n->nd.num_queues = 1;
 	n->nd.rx_headroom = VNET_BUF_HEADROOM;
 	n->nd.ops = &vnet_netdev_ops;
@@ -318,6 +325,8 @@ static void vnet_free_queues(struct virtio_net *n)
 		free(n->pool);
 	}
 	free(n->tx_tsc);
+	free(n->tx_slots);
+	free(n->tx_slot_free);
 	vnet_queue_free(&n->rxq);
 	vnet_queue_free(&n->txq);
 }

@@ -109,6 +109,15 @@ struct virtio_net {
 	int tx_was_full;          /* a transmit was refused for want of descriptors since the last completion */
 	unsigned tx_inflight, tx_limit; /* frames posted and not yet completed; at most tx_limit (txring=) */
 	uint64_t *tx_tsc;         /* FIFO of transmit stamps (completions come back in order) */
+	/* Headers of frames sent with a checksum to complete: one per frame in flight, owned by the device
+	 * until its completion (which may come back in any order: hence a free list, not a FIFO). Such a
+	 * frame's ring token is its slot; the slot holds the caller's token. */
+	struct vnet_tx_slot {
+		struct virtio_net_hdr hdr;
+		void *token;
+	} *tx_slots;
+	uint16_t *tx_slot_free;   /* stack of free slot indices */
+	unsigned tx_slot_nfree;
 	unsigned tx_tsc_head, tx_tsc_tail;
 	unsigned coalesce_frames; /* coalesce mode: interrupt after this many frames ... */
 	uint64_t coalesce_tsc;    /* ... or when the oldest waits this long (checked every main-loop round) */
@@ -166,6 +175,10 @@ extern const struct vnet_rx_ops virtio_net_rx_ops;
 
 /* The netdev operations, by file: transmit (virtio_net_tx.c), observability and control
  * (virtio_net_obs.c). */
+/* The caller's token for a completed (or reset-returned) ring token: a checksum slot is freed and unwrapped. */
+void *virtio_net_tx_unwrap(struct virtio_net *n, void *token);
+int virtio_net_xmit_csum(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
+			 void *token, const struct netdev_tx_offload *off);
 int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
 		    void *token);
 unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue);

@@ -176,12 +176,20 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct ethif *e = netif->state;
 	struct netdev_sg frags[NETDEV_TX_MAX_FRAGS];
+	struct netdev_tx_offload off;
 	unsigned n = 0;
 	struct pbuf *send = p;
+	int csum = 0;
 
 	for (struct pbuf *q = p; q && n <= NETDEV_TX_MAX_FRAGS; q = q->next)
 		if (q->len)
 			n++;
+	if (e->tx_csum) {
+		/* lwIP left this TCP segment's checksum out (NETIF_CHECKSUM_GEN_TCP off): the NIC completes it. */
+		csum = ethif_tx_csum_prepare(p, &off);
+		if (csum < 0)
+			n = NETDEV_TX_MAX_FRAGS + 1; /* headers split over pbufs: make the frame contiguous first */
+	}
 	if (n > NETDEV_TX_MAX_FRAGS) {
 		send = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
 		if (!send) {
@@ -191,6 +199,8 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 		}
 		e->stats.tx_copied_frames++;
 		e->stats.tx_copied_bytes += p->tot_len;
+		if (csum < 0)
+			csum = ethif_tx_csum_prepare(send, &off);
 	} else {
 		/* The driver holds its own reference until the device has read the frame. */
 		pbuf_ref(p);
@@ -204,7 +214,9 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 		frags[n].len = q->len;
 		n++;
 	}
-	int rc = netdev_xmit(e->nd, 0, frags, n, send);
+	int rc = csum > 0 ? e->nd->ops->xmit_csum(e->nd, 0, frags, n, send, &off) : netdev_xmit(e->nd, 0, frags, n, send);
+	if (!rc && csum > 0)
+		e->stats.tx_csum_requested++;
 	if (rc) {
 		pbuf_free(send);
 		e->stats.tx_dropped_full++;
@@ -229,6 +241,12 @@ static err_t ethif_init(struct netif *netif)
 	netif->output = etharp_output;
 	netif->output_ip6 = ethip6_output;
 	netif->linkoutput = ethif_linkoutput;
+	/* Transmit checksum offload: TCP only. lwIP computes a UDP checksum before fragmenting a datagram, and
+	 * the NIC could only complete it over one frame; TCP segments are never fragmented. */
+	if ((e->nd->features & NETDEV_F_TX_CSUM) && e->nd->ops->xmit_csum) {
+		e->tx_csum = 1;
+		NETIF_SET_CHECKSUM_CTRL(netif, NETIF_CHECKSUM_ENABLE_ALL & ~NETIF_CHECKSUM_GEN_TCP);
+	}
 	return ERR_OK;
 }
 

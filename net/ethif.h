@@ -35,6 +35,7 @@ struct ethif {
 	uint32_t shown_ip4, shown_gw4;
 	uint8_t shown_ip6; /* bit per valid IPv6 address slot */
 	int tx_refused;    /* the ring refused a frame since the last tx_space */
+	int tx_csum;       /* the NIC completes TCP checksums: lwIP leaves them out */
 };
 
 /* Adds an lwIP netif for nd and attaches it as nd's consumer. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4);
