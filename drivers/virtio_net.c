@@ -14,6 +14,8 @@
 #define VIRTIO_NET_DEVICE_LEGACY 0x1000
 #define VIRTIO_NET_CFG_MAC 0
 #define VIRTIO_NET_CFG_STATUS 6
+#define VIRTIO_NET_CFG_MTU 10 /* after max_virtqueue_pairs (§5.1.4) */
+#define VNET_MTU_MIN 68       /* §5.1.4.1: the device's mtu is at least 68 */
 #define VNET_RXQ 0
 #define VNET_TXQ 1
 #define VNET_BUF_SIZE 2048 /* header + the largest frame without GSO (1514), rounded to keep buffers aligned */
@@ -207,7 +209,7 @@ int virtio_net_negotiate(struct virtio_net *n)
 	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
 				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
 				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT) |
-				(1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM);
+				(1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_MTU);
 	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
 	if (rc)
 		return rc;
@@ -287,12 +289,34 @@ static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_param
 	return 0;
 }
 
+/* The MTU the netif uses: the device's (VIRTIO_NET_F_MTU, QEMU's host_mtu=), else Ethernet's. §5.1.6.3.1 asks
+ * for receive buffers that hold an mtu-sized frame: merged buffers hold any size; one buffer without
+ * MRG_RXBUF holds what fits in it, and a larger MTU is refused (logged) rather than frames dropped. */
+static unsigned vnet_mtu(struct virtio_net *n)
+{
+	unsigned mtu = VNET_MTU, fits = VNET_BUF_SIZE - n->hdr_len - VNET_ETH_HLEN;
+
+	if (!virtio_has(&n->vd, VIRTIO_NET_F_MTU))
+		return mtu;
+	mtu = n->vd.ops->config_read(&n->vd, VIRTIO_NET_CFG_MTU, 2);
+	if (mtu < VNET_MTU_MIN) {
+		printf("virtio-net%u: device MTU %u below %u; using %u\n", n->id, mtu, VNET_MTU_MIN, VNET_MTU);
+		return VNET_MTU;
+	}
+	if (!virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) && mtu > fits) {
+		printf("virtio-net%u: device MTU %u does not fit a %u-byte buffer without MRG_RXBUF; using %u\n", n->id,
+		       mtu, VNET_BUF_SIZE, fits);
+		return fits;
+	}
+	return mtu;
+}
+
 /* What the layers above see of this NIC. */
 static void vnet_netdev_fill(struct virtio_net *n)
 {
 	struct netdev_queue_config qc = { NETDEV_MODE_NAPI, 64, 8, 200 };
 
-	n->nd.mtu = VNET_MTU;
+	n->nd.mtu = vnet_mtu(n);
 	n->nd.features = (virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) ? NETDEV_F_MRG_RXBUF : 0) |
 			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0) |
 			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0) |
@@ -307,14 +331,14 @@ static void vnet_netdev_fill(struct virtio_net *n)
 
 static void vnet_print(const struct virtio_net *n, const struct pci_dev *d)
 {
-	char fbuf[128];
+	char fbuf[192];
 	const uint8_t *m = n->nd.mac;
 
 	printf("virtio-net%u: %02x:%02x.%u %s, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s, rx %u tx %u entries, %s\n",
 	       n->id, d->bus, d->dev, d->fn, n->vd.ops->name, m[0], m[1], m[2], m[3], m[4], m[5],
 	       n->nd.link_up ? "up" : "down", n->rxq.size, n->txq.size, n->use_msix ? "MSI-X" : "INTx");
-	printf("virtio-net%u: features %s; irq vectors rx %#x tx %#x config %#x\n", n->id,
-	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg);
+	printf("virtio-net%u: features %s; irq vectors rx %#x tx %#x config %#x; mtu %u\n", n->id,
+	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg, n->nd.mtu);
 }
 
 /* Frees what vnet_setup_queues allocated (each part may be missing). */

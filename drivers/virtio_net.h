@@ -30,6 +30,7 @@
 #define VIRTIO_F_ANY_LAYOUT 27
 
 #define VIRTIO_NET_S_LINK_UP 1
+#define VNET_ETH_HLEN 14
 /* Bytes before every receive buffer that the layer above may use for its own descriptor (lwIP's
  * pbuf_custom), so a received frame needs no separate allocation to be handed up. */
 #define VNET_BUF_HEADROOM 64

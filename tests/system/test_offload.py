@@ -205,3 +205,36 @@ def test_tx_checksum_offload(tap_guest, variant, tmp_path):
         checked += 1
     assert checked > 500, checked
     FIGURES[f"{variant}: TCP segments sent / checksums offloaded"] = f"{checked}/{d['tx_csum_offloaded']}"
+
+
+@pytest.mark.parametrize("variant", ["host_mtu=9000", "host_mtu=9000,mrg_rxbuf=off"])
+def test_jumbo_mtu_end_to_end(tap_guest, variant):
+    """VIRTIO_NET_F_MTU: the device's MTU (QEMU host_mtu=) becomes the netif's, so a 9000-byte ping with DF
+    is answered in one frame each way. Without merged buffers a 9014-byte frame does not fit one receive
+    buffer: the driver says so and keeps the MTU a buffer holds (the host then gets 'message too long')."""
+    mrg = "mrg_rxbuf=off" not in variant
+    g = boot(tap_guest, "--nic-opts", variant)
+    mtu = int(re.search(r"^virtio-net0: features (.*); mtu (\d+)\n", g.output, re.M).group(2))
+    ns = g.netns
+    if not mrg:
+        assert mtu < 2048, mtu
+        g.expect(r"^virtio-net0: device MTU 9000 does not fit a 2048-byte buffer without MRG_RXBUF; using \d+$")
+        close(g)
+        return
+    assert mtu == 9000, g.output[-2000:]
+    assert run(["ip", "link", "set", "tap0", "mtu", "9000"], ns).returncode == 0
+    with known_tx_stall(g):
+        c0 = counters(g)
+        tx, rx, rtt, out = ping(ns, "-c", "3", "-i", "0.3", "-W", "3", "-w", "20", "-M", "do", "-s", "8972")
+        assert (tx, rx) == (3, 3), out[-800:]
+        assert f"8980 bytes from {GUEST}" in out, out[-800:]
+        c1 = counters(g)
+        # One frame per reply (plus perhaps an ARP exchange), not 7 fragments each.
+        sent = c1["net0"]["tx_frames"] - c0["net0"]["tx_frames"]
+        assert sent <= 5, sent
+        r = client(ns, "udp-echo", "--host", GUEST, "--port", 7, "--count", 20, "--max-size", 8972,
+                   "--timeout", 2.0, "--retries", 2, "--seed", 3)
+        assert r["failed"] == 0 and r["mismatched"] == 0, r
+        assert_echoed(tcp_echo(ns, 1 << 20))
+        FIGURES["mtu 9000: ping -M do -s 8972 rtt min/avg/max ms"] = f"{rtt['min']}/{rtt['avg']}/{rtt['max']}"
+    close(g)
