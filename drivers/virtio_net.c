@@ -200,23 +200,50 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 }
 
 /* Steps 1-6 of §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; then the header size they imply. */
+#define F(bit) (1ull << (bit))
+#define VNET_F_GUEST_GSO (F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_GUEST_ECN))
+
+/* Drops what a negotiated set may not contain (§5.1.3.1: a feature without the one it requires), and the
+ * large receive offloads without MRG_RXBUF: §5.1.6.3.1 would then want every posted buffer to hold a 64 KiB
+ * packet (65562 bytes), and we post 2 KiB buffers. */
+static uint64_t vnet_features_consistent(uint64_t f)
+{
+	if (!(f & F(VIRTIO_NET_F_GUEST_CSUM)) || !(f & F(VIRTIO_NET_F_MRG_RXBUF)))
+		f &= ~VNET_F_GUEST_GSO;
+	if (!(f & (F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6))))
+		f &= ~F(VIRTIO_NET_F_GUEST_ECN);
+	return f;
+}
+
 int virtio_net_negotiate(struct virtio_net *n)
 {
 	/* GUEST_CSUM (§5.1.3): the device may hand us frames whose TCP/UDP checksum it verified (DATA_VALID)
 	 * or that a local sender left partial (NEEDS_CSUM); without it QEMU's tap backend has the host kernel
 	 * complete every checksum and the guest verifies each one again. CSUM: we may send frames with a partial
-	 * checksum (NEEDS_CSUM, §5.1.6.2) that the device (the host kernel, through the tap) completes. */
-	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
-				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
-				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT) |
-				(1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_MTU);
-	int rc = virtio_pci_negotiate(&n->vd, wanted, 1ull << VIRTIO_F_VERSION_1);
+	 * checksum (NEEDS_CSUM, §5.1.6.2) that the device (the host kernel, through the tap) completes.
+	 * GUEST_TSO4/6 and GUEST_ECN: the host may hand us TCP super-segments of up to 64 KiB (the tap's GSO
+	 * packets as they are), one used entry over merged buffers instead of ~45 wire frames. */
+	const uint64_t wanted = F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) |
+				F(VIRTIO_F_RING_EVENT_IDX) | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_F_ANY_LAYOUT) |
+				F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_MTU) | VNET_F_GUEST_GSO;
+	int rc = virtio_pci_negotiate(&n->vd, wanted, F(VIRTIO_F_VERSION_1));
 	if (rc)
 		return rc;
+	/* What the device offered decides the dependencies; the device is not told of a set it cannot honour,
+	 * so a second, consistent negotiation (from reset, §3.1.1) replaces the first. */
+	uint64_t consistent = vnet_features_consistent(n->vd.features);
+	if (consistent != n->vd.features) {
+		rc = virtio_pci_negotiate(&n->vd, consistent, F(VIRTIO_F_VERSION_1));
+		if (rc)
+			return rc;
+	}
 	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
 			     ? VIRTIO_NET_HDR_LEN
 			     : VIRTIO_NET_HDR_LEN_LEGACY;
-	n->rx_offloads = virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? VNET_RX_OFF_CSUM : 0;
+	n->rx_offloads = (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? VNET_RX_OFF_CSUM : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_TSO4) ? VNET_RX_OFF_TSO4 : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_TSO6) ? VNET_RX_OFF_TSO6 : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_ECN) ? VNET_RX_OFF_ECN : 0);
 	vnet_rx_set_offloads(&n->rx, n->rx_offloads);
 	return 0;
 }
@@ -320,7 +347,8 @@ static void vnet_netdev_fill(struct virtio_net *n)
 	n->nd.features = (virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) ? NETDEV_F_MRG_RXBUF : 0) |
 			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0) |
 			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0) |
-			 (virtio_has(&n->vd, VIRTIO_NET_F_CSUM) ? NETDEV_F_TX_CSUM : 0);
+			 (virtio_has(&n->vd, VIRTIO_NET_F_CSUM) ? NETDEV_F_TX_CSUM : 0) |
+			 (n->rx_offloads & (VNET_RX_OFF_TSO4 | VNET_RX_OFF_TSO6) ? NETDEV_F_RX_GSO : 0);
 	n->nd.num_queues = 1;
 	n->nd.rx_headroom = VNET_BUF_HEADROOM;
 	n->nd.ops = &vnet_netdev_ops;

@@ -25,6 +25,9 @@ struct ethif_stats {
 	uint64_t rx_csum_untrusted;   /* frames with such a flag that lwIP verified anyway (fragments, others) */
 	uint64_t rx_csum_bad;         /* frames lwIP dropped for a bad checksum (IP header, ICMP, UDP, TCP) */
 	uint64_t tx_csum_requested;   /* TCP segments sent with a partial checksum for the NIC to complete */
+	uint64_t rx_gso_to_ip;        /* super-segments handed to IP input directly (Ethernet header left out) */
+	uint64_t rx_gso_not_ip;       /* ... of which neither IPv4 nor IPv6: dropped */
+	uint64_t rx_too_long;         /* frames longer than a pbuf chain can describe: dropped */
 };
 
 struct ethif {

@@ -111,10 +111,10 @@ def test_rx_checksum_policy(tap_guest, variant):
         g.note(f"{variant}: {d}")
         if off:
             assert d["rx_csum_partial"] == d["rx_csum_valid"] == d["rx_csum_trusted"] == 0, d
-            assert d["rx_csum_none"] > 700, d
+            assert d["rx_csum_none"] > 200, d
         else:
             # Everything the host's stack sent over the tap is partial and taken as it is.
-            assert d["rx_csum_partial"] > 700 and d["rx_csum_trusted"] > 700, d
+            assert d["rx_csum_partial"] > 200 and d["rx_csum_trusted"] > 200, d
         assert d["rx_csum_bad"] == 0 and d["rx_bad_hdr"] == 0, d
         FIGURES[f"{variant}: frames none/valid/partial/trusted during echo"] = \
             f"{d['rx_csum_none']}/{d['rx_csum_valid']}/{d['rx_csum_partial']}/{d['rx_csum_trusted']}"
@@ -237,4 +237,40 @@ def test_jumbo_mtu_end_to_end(tap_guest, variant):
         assert r["failed"] == 0 and r["mismatched"] == 0, r
         assert_echoed(tcp_echo(ns, 1 << 20))
         FIGURES["mtu 9000: ping -M do -s 8972 rtt min/avg/max ms"] = f"{rtt['min']}/{rtt['avg']}/{rtt['max']}"
+    close(g)
+
+
+GSO_KEYS = ("rx_frames", "rx_bytes", "rx_gso_frames", "rx_gso_bytes", "rx_gso_to_ip", "rx_bad_hdr",
+            "rx_csum_bad", "rx_copied_frames", "rx_zero_copy_frames", "rx_too_long")
+
+
+@pytest.mark.parametrize("variant", ["tso", "guest_tso4=off,guest_tso6=off", "mrg_rxbuf=off"])
+def test_large_receive_offload(tap_guest, variant):
+    """GUEST_TSO4/6 with merged buffers: the host's TCP arrives as super-segments of up to 64 KiB, one used
+    entry each, handed to lwIP as a chain over the buffers QEMU wrote (zero-copy), and a 16 MiB echo comes back
+    byte for byte. Switched off on the device, or without MRG_RXBUF (not negotiated then: it would need 64 KiB
+    buffers), the same echo arrives as wire-sized frames."""
+    g = boot(tap_guest, *([] if variant == "tso" else ["--nic-opts", variant]))
+    feats = re.search(r"^virtio-net0: features (.*?);", g.output, re.M).group(1).split()
+    gso = variant == "tso"
+    assert ("GUEST_TSO4" in feats and "GUEST_TSO6" in feats and "GUEST_ECN" in feats) == gso, feats
+    with known_tx_stall(g):
+        c0 = counters(g)
+        t = tcp_echo(g.netns, 16 << 20)
+        assert_echoed(t)
+        c1 = counters(g)
+    d = {k: c1["net0"][k] - c0["net0"][k] for k in GSO_KEYS}
+    g.note(f"{variant}: {d}")
+    assert d["rx_bad_hdr"] == d["rx_csum_bad"] == d["rx_too_long"] == 0, d
+    if gso:
+        assert d["rx_gso_frames"] > 0 and d["rx_gso_to_ip"] == d["rx_gso_frames"], d
+        # Most of the bytes came as super-segments, each far larger than a wire frame.
+        assert d["rx_gso_bytes"] > (16 << 20) // 2, d
+        assert d["rx_gso_bytes"] / d["rx_gso_frames"] > 3000, d
+        assert d["rx_zero_copy_frames"] >= d["rx_frames"] - d["rx_copied_frames"], d
+    else:
+        assert d["rx_gso_frames"] == 0, d
+    FIGURES[f"{variant}: 16 MiB echo, frames received / super-segments / mean super-segment bytes"] = \
+        f"{d['rx_frames']}/{d['rx_gso_frames']}/{d['rx_gso_bytes'] // max(1, d['rx_gso_frames'])}"
+    FIGURES[f"{variant}: 16 MiB echo seconds"] = f"{t['results'][0].get('seconds', 0):.2f}"
     close(g)
