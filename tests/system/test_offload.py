@@ -12,6 +12,7 @@ client runs inside that namespace and talks only to the guest (192.168.77.2). Co
 import json
 import pathlib
 import re
+import subprocess
 import time
 
 import pytest
@@ -273,4 +274,35 @@ def test_large_receive_offload(tap_guest, variant):
     FIGURES[f"{variant}: 16 MiB echo, frames received / super-segments / mean super-segment bytes"] = \
         f"{d['rx_frames']}/{d['rx_gso_frames']}/{d['rx_gso_bytes'] // max(1, d['rx_gso_frames'])}"
     FIGURES[f"{variant}: 16 MiB echo seconds"] = f"{t['results'][0].get('seconds', 0):.2f}"
+    close(g)
+
+
+def test_iperf_guest_to_host(tap_guest):
+    """The `iperf ADDR` command starts lwiperf's client: 10 s of TCP to an iperf2 server in the test's
+    namespace (guest -> host), reported by both ends. An address off every local subnet is refused."""
+    g = boot(tap_guest)
+    ns = g.netns
+    refused = g.command("iperf 10.99.99.99")
+    assert "not on a local subnet" in refused, refused
+    srv = subprocess.Popen(["ip", "netns", "exec", ns, "timeout", "40", "iperf", "-s", "-B", "192.168.77.1",
+                            "-f", "m"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        start = g.mark()
+        out = g.command("iperf 192.168.77.1")
+        assert "client sending to 192.168.77.1:5001" in out, out
+        rep = g.wait_for(r"^iperf: report type (\d+) from 192\.168\.77\.1: (\d+) bytes in (\d+) ms, (\d+) kbit/s\n",
+                         30, start)
+        assert rep.group(1) == "1", rep.group(0)  # LWIPERF_TCP_DONE_CLIENT
+        assert int(rep.group(2)) > 0
+    finally:
+        time.sleep(1)
+        srv.terminate()
+        text = srv.communicate(timeout=10)[0]
+    g.note(f"iperf -s: {text}")
+    m = re.search(r"([\d.]+)-\s*([\d.]+) sec\s+[\d.]+ \w?Bytes\s+([\d.]+) Mbits/sec", text)
+    assert m, text
+    FIGURES["iperf2 guest->host (lwiperf client, 10 s) Mbit/s, host's report"] = m.group(3)
+    c = status(ns)[1]
+    assert c["services"]["iperf_clients"] == 1, c["services"]
     close(g)
