@@ -70,18 +70,21 @@ def inner_first_ping(t0, limit, tap):
 
 # ---- guests ----
 
+VCPU_NAMES = ("--qemu-arg", "-name", "--qemu-arg", "bench,debug-threads=on")  # "CPU 0/TCG" for vcpu_seconds
+
 class Guest(ConsoleGuest):
     """One guest (ours or Linux) in its own namespace; its console output is collected in the background."""
 
     def __init__(self, kind, ns, tap, extra=()):
         self.kind, self.label, self.ns, self.tap = kind, kind, ns, tap
+        extra = (*VCPU_NAMES, *extra)
         sh("ip", "netns", "add", ns)
         if kind == "ours":
             cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", ns, "--tap", tap,
                    "--timeout", "900", *extra]
         else:
             cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
-                   "--cmdline", "vg_shell=0", *extra]
+                   "--cmdline", "vg_shell=1", *extra]  # the shell runs iperf's client (guest->host)
         self.t0 = time.monotonic()
         self.start_process(cmd)
         # The clock starts when the QEMU process exists, not when the launch script (namespace and tap
@@ -188,8 +191,50 @@ def loss_free(rows):
     return max(ok) if ok else 0.0
 
 
+def vcpu_seconds(g):
+    """CPU time of QEMU's vCPU thread ("CPU 0/TCG", named through VCPU_NAMES) so far: under TCG the guest's
+    own work (a halted vCPU uses none), without the I/O thread's copies."""
+    pid = g.qemu_pid()
+    for tid in os.listdir(f"/proc/{pid}/task") if pid else ():
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("CPU 0/"):
+                f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+                return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return float("nan")
+
+
 def iperf_tcp(g, seconds=5):
+    """host -> guest Mbit/s, and the guest's vCPU milliseconds per MiB received (guest work per MiB)."""
+    c0 = vcpu_seconds(g)
     out = sh("iperf", "-c", GUEST, "-t", seconds, "-f", "m", ns=g.ns, timeout=seconds + 40, check=False)
+    c1 = vcpu_seconds(g)
+    m = re.findall(r"([\d.]+) Mbits/sec", out)
+    mb = re.findall(r"([\d.]+) MBytes", out)
+    mbps = float(m[-1]) if m else 0.0
+    mib = float(mb[-1]) * 1e6 / (1 << 20) if mb else 0.0
+    return mbps, (1000.0 * (c1 - c0) / mib) if mib else float("nan")
+
+
+def iperf_tx(g, seconds=10):
+    """guest -> host: an iperf2 server in the guest's namespace and the guest's own client (ours: the `iperf`
+    console command, lwiperf's client, which sends for 10 s; Linux: iperf -c from its console shell). The
+    server's report, Mbit/s."""
+    host = HOST_IP.split("/")[0]
+    srv = subprocess.Popen(["ip", "netns", "exec", g.ns, "timeout", str(seconds + 30), "iperf", "-s", "-B", host,
+                            "-f", "m"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        if g.kind == "ours":
+            g.console(f"iperf {host}")
+        else:
+            g.proc.stdin.write(f"iperf -c {host} -t {seconds} -f m\n".encode())
+            g.proc.stdin.flush()
+        time.sleep(seconds + 3)
+    finally:
+        srv.terminate()
+        out = srv.communicate(timeout=10)[0]
     m = re.findall(r"([\d.]+) Mbits/sec", out)
     return float(m[-1]) if m else 0.0
 
@@ -219,7 +264,7 @@ def accel_used():
 
 def measure(kind, args, tag):
     ns, tap = f"vbench-{kind}-{os.getpid()}", f"tb{kind[0]}{os.getpid() % 10000}"
-    g = Guest(kind, ns, tap)
+    g = Guest(kind, ns, tap, ("--nic-opts", args.ours_nic_opts) if kind == "ours" and args.ours_nic_opts else ())
     r = {}
     try:
         r["first_ping_ms"] = first_ping(g)
@@ -234,7 +279,8 @@ def measure(kind, args, tag):
         r["rx_curve"] = rows
         r["loss_free_pps"] = loss_free(rows)
         r["peak_delivered_pps"] = max(x["delivered_pps"] for x in rows)
-        r["tcp_mbps"] = iperf_tcp(g)
+        r["tcp_mbps"], r["rx_vcpu_ms_per_mib"] = iperf_tcp(g)
+        r["tcp_tx_mbps"] = iperf_tx(g)
         if kind == "ours":
             # Without lwIP nothing answers ARP: pin the guest's MAC, or the host stops sending once its
             # neighbour entry goes stale and the "ceiling" measures ARP timeouts instead.
@@ -262,6 +308,9 @@ def main():
                     help="offered rates for the receive-rate steps, pps, comma-separated")
     ap.add_argument("--step-seconds", type=float, default=2.0)
     ap.add_argument("--only", choices=["ours", "linux"])
+    ap.add_argument("--ours-nic-opts", default="",
+                    help="virtio-net-pci properties for our guest, e.g. the offloads off to compare: "
+                         "'csum=off,guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off'")
     a = ap.parse_args()
     if a.inner_first_ping:
         t0, limit, tap = a.inner_first_ping
@@ -290,7 +339,9 @@ METRICS = [
     ("udp_p999_us", "UDP echo 64 B RTT p99.9", "us", "lower", None),
     ("loss_free_pps", "loss-free 64 B UDP receive rate", "pps", "higher", 2.0),
     ("peak_delivered_pps", "peak delivered 64 B UDP rate", "pps", "higher", None),
-    ("tcp_mbps", "TCP receive throughput (iperf2)", "Mbit/s", "higher", 1.0),
+    ("tcp_mbps", "TCP receive throughput (iperf2 host->guest)", "Mbit/s", "higher", 2.0),
+    ("tcp_tx_mbps", "TCP send throughput (iperf2 guest->host)", "Mbit/s", "higher", None),
+    ("rx_vcpu_ms_per_mib", "guest vCPU time per MiB received (iperf2)", "ms/MiB", "lower", None),
     ("idle_cpu_pct", "idle guest: QEMU CPU", "% of a core", "lower", None),
     ("image_bytes", "image size (kernel [+ initramfs])", "bytes", "lower", None),
 ]
