@@ -8,6 +8,13 @@ client runs inside that namespace and talks only to the guest (192.168.77.2). Co
                                         stays under IP_REASS_MAX_PBUFS, 64 KiB pings still answered, memory back
   test_rx_checksum_policy[...]          GUEST_CSUM on/off: partial checksums taken, unmarked bad ones dropped
                                         and counted (rx_csum_bad), good ones answered
+  test_tx_checksum_offload[...]         CSUM on/off: every TCP segment in QEMU's dump carries the pseudo-header
+                                        sum and NEEDS_CSUM (on) or a complete checksum (off)
+  test_jumbo_mtu_end_to_end[...]        host_mtu=9000: ping -M do -s 8972 in one frame each way; without
+                                        MRG_RXBUF the MTU one buffer holds
+  test_large_receive_offload[...]       GUEST_TSO4/6: 16 MiB echo over super-segments; off, and mrg_rxbuf=off
+  test_iperf_guest_to_host              the `iperf` command (lwiperf's client) against iperf -s in the namespace
+  test_iperf_parallel_and_128mib_echo   iperf -P 4 host -> guest, 128 MiB echo with equal SHA-256
 """
 import json
 import pathlib
@@ -305,4 +312,27 @@ def test_iperf_guest_to_host(tap_guest):
     FIGURES["iperf2 guest->host (lwiperf client, 10 s) Mbit/s, host's report"] = m.group(3)
     c = status(ns)[1]
     assert c["services"]["iperf_clients"] == 1, c["services"]
+    close(g)
+
+
+def test_iperf_parallel_and_128mib_echo(tap_guest):
+    """iperf2 host -> guest with four parallel streams over super-segments, then a 128 MiB TCP echo whose
+    SHA-256 must match what was sent (lwip_clients.py holds the data in memory, hence not 1 GiB)."""
+    g = boot(tap_guest, timeout=600)
+    ns = g.netns
+    with known_tx_stall(g):
+        p = run(["iperf", "-c", GUEST, "-t", "5", "-P", "4", "-f", "m"], ns, timeout=90)
+        assert p.returncode == 0, p.stdout + p.stderr
+        m = re.search(r"\[SUM\]\s+[\d.]+-\s*[\d.]+ sec\s+[\d.]+ \w?Bytes\s+([\d.]+) Mbits/sec", p.stdout)
+        assert m, p.stdout
+        FIGURES["iperf2 host->guest -P 4 -t 5 Mbit/s"] = m.group(1)
+        c0 = counters(g)
+        t0 = time.monotonic()
+        r = tcp_echo(ns, 128 << 20, timeout=300)
+        assert_echoed(r)
+        secs = time.monotonic() - t0
+        c1 = counters(g)
+        FIGURES["128 MiB TCP echo seconds / super-segments"] = \
+            f"{secs:.1f}/{c1['net0']['rx_gso_frames'] - c0['net0']['rx_gso_frames']}"
+        assert c1["net0"]["rx_bad_hdr"] == c0["net0"]["rx_bad_hdr"], c1["net0"]
     close(g)

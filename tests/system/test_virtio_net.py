@@ -229,8 +229,9 @@ def boot(tap_guest, *args, cmdline=""):
 def test_receives_exactly_n_frames(tap_guest):
     g = boot(tap_guest)
     assert g.transport == "modern" and g.irq == "MSI-X" and g.rx_size == "256", g.log
-    # A tap with a vnet header offers checksum offload both ways (issue 11).
-    assert g.features == ["VERSION_1", "MAC", "STATUS", "EVENT_IDX", "MRG_RXBUF", "CSUM", "GUEST_CSUM"], g.features
+    # A tap with a vnet header offers checksum offload both ways and large receive (issue 11).
+    assert g.features == ["VERSION_1", "MAC", "STATUS", "EVENT_IDX", "MRG_RXBUF", "CSUM", "GUEST_CSUM", "GUEST_TSO4",
+                          "GUEST_TSO6", "GUEST_ECN"], g.features
     # The namespace turned IPv6 off before the tap existed: the host sends nothing of its own on it.
     v6 = subprocess.run(["ip", "netns", "exec", g.netns, "sysctl", "-n", "net.ipv6.conf.tap0.disable_ipv6"],
                         capture_output=True, text=True, timeout=30)
