@@ -76,12 +76,16 @@ def inner_first_ping(t0, limit, tap):
 
 # ---- guests ----
 
+VCPU_NAMES = ("--qemu-arg", "-name", "--qemu-arg", "bench,debug-threads=on")  # "CPU 0/TCG" for vcpu_seconds
+
+
 class Guest(ConsoleGuest):
     """One guest (ours or Linux) in its own namespace; its console output is collected in the background."""
 
     def __init__(self, kind, ns, tap, extra=(), icount=None):
         self.kind, self.label, self.ns, self.tap = kind, kind, ns, tap
         self.icount_path = icount
+        extra = (*VCPU_NAMES, *extra)
         if icount:
             extra = [*extra, "--qemu-arg", "-plugin", "--qemu-arg", f"{PLUGIN},out={icount}"]
         sh("ip", "netns", "add", ns)
@@ -90,7 +94,7 @@ class Guest(ConsoleGuest):
                    "--timeout", "900", *extra]
         else:
             cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
-                   "--cmdline", "vg_shell=0", *extra]
+                   "--cmdline", "vg_shell=1", *extra]  # the shell runs iperf's client (guest->host)
         self.t0 = time.monotonic()
         self.start_process(cmd)
         # The clock starts when the QEMU process exists, not when the launch script (namespace and tap
@@ -275,8 +279,50 @@ def icount_block(g, r, repeats=3):
     print(f"  instructions: idle {idle:.3g}/s, per echo {echo}, per TCP MiB {tcp}", flush=True)
 
 
+def vcpu_seconds(g):
+    """CPU time of QEMU's vCPU thread ("CPU 0/TCG", named through VCPU_NAMES) so far: under TCG the guest's
+    own work (a halted vCPU uses none), without the I/O thread's copies."""
+    pid = g.qemu_pid()
+    for tid in os.listdir(f"/proc/{pid}/task") if pid else ():
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("CPU 0/"):
+                f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+                return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return float("nan")
+
+
 def iperf_tcp(g, seconds=5):
+    """host -> guest Mbit/s, and the guest's vCPU milliseconds per MiB received (guest work per MiB)."""
+    c0 = vcpu_seconds(g)
     out = sh("iperf", "-c", GUEST, "-t", seconds, "-f", "m", ns=g.ns, timeout=seconds + 40, check=False)
+    c1 = vcpu_seconds(g)
+    m = re.findall(r"([\d.]+) Mbits/sec", out)
+    mb = re.findall(r"([\d.]+) MBytes", out)
+    mbps = float(m[-1]) if m else 0.0
+    mib = float(mb[-1]) * 1e6 / (1 << 20) if mb else 0.0
+    return mbps, (1000.0 * (c1 - c0) / mib) if mib else float("nan")
+
+
+def iperf_tx(g, seconds=10):
+    """guest -> host: an iperf2 server in the guest's namespace and the guest's own client (ours: the `iperf`
+    console command, lwiperf's client, which sends for 10 s; Linux: iperf -c from its console shell). The
+    server's report, Mbit/s."""
+    host = HOST_IP.split("/")[0]
+    srv = subprocess.Popen(["ip", "netns", "exec", g.ns, "timeout", str(seconds + 30), "iperf", "-s", "-B", host,
+                            "-f", "m"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        if g.kind == "ours":
+            g.console(f"iperf {host}")
+        else:
+            g.proc.stdin.write(f"iperf -c {host} -t {seconds} -f m\n".encode())
+            g.proc.stdin.flush()
+        time.sleep(seconds + 3)
+    finally:
+        srv.terminate()
+        out = srv.communicate(timeout=10)[0]
     m = re.findall(r"([\d.]+) Mbits/sec", out)
     return float(m[-1]) if m else 0.0
 
@@ -310,6 +356,17 @@ RING_ARGS = {"split": ("--cmdline", "ring=split"),
 STAGES = ("irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns", "irq_to_txkick_ns", "tx_complete_ns")
 
 
+def merge_nic_opts(args):
+    """run-qemu.sh takes one --nic-opts: join every one given (ring layout, --ours-nic-opts) into it."""
+    out, opts, it = [], [], iter(args)
+    for a in it:
+        if a == "--nic-opts":
+            opts.append(next(it))
+        else:
+            out.append(a)
+    return (*out, "--nic-opts", ",".join(opts)) if opts else tuple(out)
+
+
 def guest_path_figures(g, r):
     """Our guest's own view after the UDP echo run: interrupts per received frame and the p50 of each
     receive-path stage (the `stats` and `hist` console commands)."""
@@ -323,6 +380,9 @@ def guest_path_figures(g, r):
 
 def measure(kind, args, tag, extra=()):
     ns, tap = f"vbench-{kind}-{os.getpid()}", f"tb{kind[0]}{os.getpid() % 10000}"
+    if kind == "ours" and args.ours_nic_opts:
+        extra = (*extra, "--nic-opts", args.ours_nic_opts)
+    extra = merge_nic_opts(extra)
     g = Guest(kind, ns, tap, extra=extra, icount=OUT / f"icount_{tag}" if args.icount else None)
     r = {}
     try:
@@ -342,7 +402,8 @@ def measure(kind, args, tag, extra=()):
         rows = rx_curve(g, Counter(g), args.rates, args.step_seconds, mac)
         r["rx_curve"] = rows
         add_curve(r, "", rows)
-        r["tcp_mbps"] = iperf_tcp(g)
+        r["tcp_mbps"], r["rx_vcpu_ms_per_mib"] = iperf_tcp(g)
+        r["tcp_tx_mbps"] = iperf_tx(g)
         if kind == "ours":
             g.console("consumer noop")
             rows = rx_curve(g, Counter(g, noop=True), args.rates, args.step_seconds, mac)
@@ -374,6 +435,9 @@ def main():
                     help="offered rates for the receive-rate steps, pps, comma-separated")
     ap.add_argument("--step-seconds", type=float, default=2.0)
     ap.add_argument("--only", choices=["ours", "linux"])
+    ap.add_argument("--ours-nic-opts", default="",
+                    help="virtio-net-pci properties for our guest, e.g. the offloads off to compare: "
+                         "'csum=off,guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off'")
     ap.add_argument("--rings", type=lambda s: s.split(","), default=["split"],
                     help="ring layouts to measure ours on, e.g. split,packed (the first one is compared with Linux)")
     ap.add_argument("--no-icount", dest="icount", action="store_false",
@@ -431,7 +495,9 @@ METRICS = [
     ("insn_per_tcp_mib", "guest instructions per received MiB of TCP (iperf2)", "insn", "lower", None),
     ("insn_per_tcp_mib_spread", "  its spread over 3 runs", "", "lower", None),
     ("idle_insn_per_s", "idle guest: instructions per second", "insn/s", "lower", None),
-    ("tcp_mbps", "TCP receive throughput (iperf2)", "Mbit/s", "higher", 1.0),
+    ("tcp_mbps", "TCP receive throughput (iperf2 host->guest)", "Mbit/s", "higher", 2.0),
+    ("tcp_tx_mbps", "TCP send throughput (iperf2 guest->host)", "Mbit/s", "higher", None),
+    ("rx_vcpu_ms_per_mib", "guest vCPU time per MiB received (iperf2)", "ms/MiB", "lower", None),
     ("idle_cpu_pct", "idle guest: QEMU CPU", "% of a core", "lower", None),
     ("image_bytes", "image size (kernel [+ initramfs])", "bytes", "lower", None),
 ]

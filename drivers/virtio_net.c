@@ -16,6 +16,8 @@
 #define VIRTIO_NET_DEVICE_LEGACY 0x1000
 #define VIRTIO_NET_CFG_MAC 0
 #define VIRTIO_NET_CFG_STATUS 6
+#define VIRTIO_NET_CFG_MTU 10 /* after max_virtqueue_pairs (§5.1.4) */
+#define VNET_MTU_MIN 68       /* §5.1.4.1: the device's mtu is at least 68 */
 #define VNET_RXQ 0
 #define VNET_TXQ 1
 #define VNET_BUF_SIZE 2048 /* header + the largest frame without GSO (1514), rounded to keep buffers aligned */
@@ -88,6 +90,7 @@ static unsigned vnet_rx_pool_free(struct netdev *nd, unsigned queue, unsigned *s
 
 static const struct netdev_ops vnet_netdev_ops = {
 	.xmit = virtio_net_xmit,
+	.xmit_csum = virtio_net_xmit_csum,
 	.tx_reclaim = virtio_net_tx_reclaim,
 	.rx_buf_free = vnet_rx_buf_free,
 	.rx_pool_free = vnet_rx_pool_free,
@@ -188,6 +191,9 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 		{ VIRTIO_NET_F_STATUS, "STATUS" },   { VIRTIO_F_RING_EVENT_IDX, "EVENT_IDX" },
 		{ VIRTIO_NET_F_MRG_RXBUF, "MRG_RXBUF" }, { VIRTIO_F_ANY_LAYOUT, "ANY_LAYOUT" },
 		{ VIRTIO_F_RING_PACKED, "RING_PACKED" },
+		{ VIRTIO_NET_F_CSUM, "CSUM" }, { VIRTIO_NET_F_GUEST_CSUM, "GUEST_CSUM" },
+		{ VIRTIO_NET_F_GUEST_TSO4, "GUEST_TSO4" }, { VIRTIO_NET_F_GUEST_TSO6, "GUEST_TSO6" },
+		{ VIRTIO_NET_F_GUEST_ECN, "GUEST_ECN" }, { VIRTIO_NET_F_MTU, "MTU" },
 	};
 	size_t used = 0;
 	buf[0] = '\0';
@@ -198,21 +204,55 @@ static const char *vnet_feature_names(uint64_t f, char *buf, size_t len)
 }
 
 /* Steps 1-6 of §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; then the header size they imply. */
+#define F(bit) (1ull << (bit))
+#define VNET_F_GUEST_GSO (F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_GUEST_ECN))
+
+/* Drops what a negotiated set may not contain (§5.1.3.1: a feature without the one it requires), and the
+ * large receive offloads without MRG_RXBUF: §5.1.6.3.1 would then want every posted buffer to hold a 64 KiB
+ * packet (65562 bytes), and we post 2 KiB buffers. */
+static uint64_t vnet_features_consistent(uint64_t f)
+{
+	if (!(f & F(VIRTIO_NET_F_GUEST_CSUM)) || !(f & F(VIRTIO_NET_F_MRG_RXBUF)))
+		f &= ~VNET_F_GUEST_GSO;
+	if (!(f & (F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6))))
+		f &= ~F(VIRTIO_NET_F_GUEST_ECN);
+	return f;
+}
+
 int virtio_net_negotiate(struct virtio_net *n)
 {
-	const uint64_t wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
-				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
-				(1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_F_ANY_LAYOUT);
+	/* GUEST_CSUM (§5.1.3): the device may hand us frames whose TCP/UDP checksum it verified (DATA_VALID)
+	 * or that a local sender left partial (NEEDS_CSUM); without it QEMU's tap backend has the host kernel
+	 * complete every checksum and the guest verifies each one again. CSUM: we may send frames with a partial
+	 * checksum (NEEDS_CSUM, §5.1.6.2) that the device (the host kernel, through the tap) completes.
+	 * GUEST_TSO4/6 and GUEST_ECN: the host may hand us TCP super-segments of up to 64 KiB (the tap's GSO
+	 * packets as they are), one used entry over merged buffers instead of ~45 wire frames. */
+	const uint64_t wanted = F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) |
+				F(VIRTIO_F_RING_EVENT_IDX) | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_F_ANY_LAYOUT) |
+				F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_MTU) | VNET_F_GUEST_GSO;
 	/* ring=split refuses packed rings (§2.8) so one device can be measured both ways; ring=packed requires
 	 * them, so a measurement never silently runs on split. */
-	uint64_t packed = n->ring == VNET_RING_SPLIT ? 0 : 1ull << VIRTIO_F_RING_PACKED;
-	uint64_t required = (1ull << VIRTIO_F_VERSION_1) | (n->ring == VNET_RING_PACKED ? packed : 0);
+	uint64_t packed = n->ring == VNET_RING_SPLIT ? 0 : F(VIRTIO_F_RING_PACKED);
+	uint64_t required = F(VIRTIO_F_VERSION_1) | (n->ring == VNET_RING_PACKED ? packed : 0);
 	int rc = virtio_negotiate(&n->vd, wanted | packed, required);
 	if (rc)
 		return rc;
+	/* What the device offered decides the dependencies; the device is not told of a set it cannot honour,
+	 * so a second, consistent negotiation (from reset, §3.1.1) replaces the first. */
+	uint64_t consistent = vnet_features_consistent(n->vd.features);
+	if (consistent != n->vd.features) {
+		rc = virtio_negotiate(&n->vd, consistent, required);
+		if (rc)
+			return rc;
+	}
 	n->hdr_len = (virtio_has(&n->vd, VIRTIO_F_VERSION_1) || virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF))
 			     ? VIRTIO_NET_HDR_LEN
 			     : VIRTIO_NET_HDR_LEN_LEGACY;
+	n->rx_offloads = (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? VNET_RX_OFF_CSUM : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_TSO4) ? VNET_RX_OFF_TSO4 : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_TSO6) ? VNET_RX_OFF_TSO6 : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_ECN) ? VNET_RX_OFF_ECN : 0);
+	vnet_rx_set_offloads(&n->rx, n->rx_offloads);
 	return 0;
 }
 
@@ -266,7 +306,11 @@ static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_param
 	for (int i = 0; i < VNET_H_COUNT; i++)
 		hist_init(&n->hist[i], hist_names[i]);
 	n->tx_tsc = calloc(n->txq.size, sizeof(uint64_t));
-	if (!n->tx_tsc) {
+	n->tx_slots = calloc(n->txq.size, sizeof(*n->tx_slots));
+	n->tx_slot_free = calloc(n->txq.size, sizeof(uint16_t));
+	for (unsigned i = 0; n->tx_slot_free && i < n->txq.size; i++)
+		n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)i;
+	if (!n->tx_tsc || !n->tx_slots || !n->tx_slot_free) {
 		printf("virtio-net%u: no memory for transmit stamps\n", n->id);
 		return -ENOMEM;
 	}
@@ -276,7 +320,30 @@ static int vnet_setup_queues(struct virtio_net *n, const struct virtio_net_param
 		return rc;
 	vnet_rx_init(&n->rx, &n->rxq, VNET_BUF_SIZE, n->hdr_len, virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF),
 		     &virtio_net_rx_ops, n);
+	vnet_rx_set_offloads(&n->rx, n->rx_offloads);
 	return 0;
+}
+
+/* The MTU the netif uses: the device's (VIRTIO_NET_F_MTU, QEMU's host_mtu=), else Ethernet's. §5.1.6.3.1 asks
+ * for receive buffers that hold an mtu-sized frame: merged buffers hold any size; one buffer without
+ * MRG_RXBUF holds what fits in it, and a larger MTU is refused (logged) rather than frames dropped. */
+static unsigned vnet_mtu(struct virtio_net *n)
+{
+	unsigned mtu = VNET_MTU, fits = VNET_BUF_SIZE - n->hdr_len - VNET_ETH_HLEN;
+
+	if (!virtio_has(&n->vd, VIRTIO_NET_F_MTU))
+		return mtu;
+	mtu = n->vd.ops->config_read(&n->vd, VIRTIO_NET_CFG_MTU, 2);
+	if (mtu < VNET_MTU_MIN) {
+		printf("virtio-net%u: device MTU %u below %u; using %u\n", n->id, mtu, VNET_MTU_MIN, VNET_MTU);
+		return VNET_MTU;
+	}
+	if (!virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) && mtu > fits) {
+		printf("virtio-net%u: device MTU %u does not fit a %u-byte buffer without MRG_RXBUF; using %u\n", n->id,
+		       mtu, VNET_BUF_SIZE, fits);
+		return fits;
+	}
+	return mtu;
 }
 
 /* What the layers above see of this NIC. */
@@ -284,9 +351,12 @@ static void vnet_netdev_fill(struct virtio_net *n)
 {
 	struct netdev_queue_config qc = { NETDEV_MODE_NAPI, 64, 8, 200 };
 
-	n->nd.mtu = VNET_MTU;
+	n->nd.mtu = vnet_mtu(n);
 	n->nd.features = (virtio_has(&n->vd, VIRTIO_NET_F_MRG_RXBUF) ? NETDEV_F_MRG_RXBUF : 0) |
-			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0);
+			 (virtio_has(&n->vd, VIRTIO_F_RING_EVENT_IDX) ? NETDEV_F_EVENT_IDX : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_GUEST_CSUM) ? NETDEV_F_RX_CSUM : 0) |
+			 (virtio_has(&n->vd, VIRTIO_NET_F_CSUM) ? NETDEV_F_TX_CSUM : 0) |
+			 (n->rx_offloads & (VNET_RX_OFF_TSO4 | VNET_RX_OFF_TSO6) ? NETDEV_F_RX_GSO : 0);
 	n->nd.num_queues = 1;
 	n->nd.rx_headroom = VNET_BUF_HEADROOM;
 	n->nd.ops = &vnet_netdev_ops;
@@ -297,7 +367,7 @@ static void vnet_netdev_fill(struct virtio_net *n)
 
 static void vnet_print(const struct virtio_net *n)
 {
-	char fbuf[128], irq[24];
+	char fbuf[192], irq[24];
 	const uint8_t *m = n->nd.mac;
 
 	if (n->use_msix)
@@ -309,8 +379,8 @@ static void vnet_print(const struct virtio_net *n)
 	printf("virtio-net%u: %s %s, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s, rx %u tx %u entries, %s\n", n->id,
 	       n->vd.where, n->vd.ops->name, m[0], m[1], m[2], m[3], m[4], m[5], n->nd.link_up ? "up" : "down",
 	       n->rxq.size, n->txq.size, irq);
-	printf("virtio-net%u: features %s; irq vectors rx %#x tx %#x config %#x\n", n->id,
-	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg);
+	printf("virtio-net%u: features %s; irq vectors rx %#x tx %#x config %#x; mtu %u\n", n->id,
+	       vnet_feature_names(n->vd.features, fbuf, sizeof(fbuf)), n->vec_rx, n->vec_tx, n->vec_cfg, n->nd.mtu);
 }
 
 /* Frees what vnet_setup_queues allocated (each part may be missing). */
@@ -321,6 +391,8 @@ static void vnet_free_queues(struct virtio_net *n)
 		free(n->pool);
 	}
 	free(n->tx_tsc);
+	free(n->tx_slots);
+	free(n->tx_slot_free);
 	vnet_queue_free(&n->rxq);
 	vnet_queue_free(&n->txq);
 }

@@ -22,11 +22,16 @@
 #define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MTU 3
 #define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_HOST_TSO4 11
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_F_ANY_LAYOUT 27
 
 #define VIRTIO_NET_S_LINK_UP 1
+#define VNET_ETH_HLEN 14
 /* Bytes before every receive buffer that the layer above may use for its own descriptor (lwIP's
  * pbuf_custom), so a received frame needs no separate allocation to be handed up. */
 #define VNET_BUF_HEADROOM 64
@@ -67,6 +72,7 @@ struct virtio_net_stats {
 	uint64_t resets;                 /* device resets (NEEDS_RESET, a broken queue) */
 	uint64_t tx_dropped_reset;       /* frames the device still held when it was reset */
 	uint64_t tx_space_wakeups;       /* the consumer told that a full transmit ring has room again */
+	uint64_t tx_csum_offloaded;      /* frames sent with NEEDS_CSUM: the device completes the checksum */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -92,6 +98,7 @@ struct virtio_net {
 	struct vnet_rx rx;
 	unsigned hdr_len;
 	unsigned ring;   /* enum virtio_net_ring: what negotiation asks for (again after a reset) */
+	unsigned rx_offloads;     /* VNET_RX_OFF_*, from the negotiated features */
 	unsigned budget;
 	enum netdev_mode mode;
 	volatile int rx_pending; /* set by the RX interrupt, cleared when a poll finishes under budget */
@@ -105,6 +112,15 @@ struct virtio_net {
 	int tx_was_full;          /* a transmit was refused for want of descriptors since the last completion */
 	unsigned tx_inflight, tx_limit; /* frames posted and not yet completed; at most tx_limit (txring=) */
 	uint64_t *tx_tsc;         /* FIFO of transmit stamps (completions come back in order) */
+	/* Headers of frames sent with a checksum to complete: one per frame in flight, owned by the device
+	 * until its completion (which may come back in any order: hence a free list, not a FIFO). Such a
+	 * frame's ring token is its slot; the slot holds the caller's token. */
+	struct vnet_tx_slot {
+		struct virtio_net_hdr hdr;
+		void *token;
+	} *tx_slots;
+	uint16_t *tx_slot_free;   /* stack of free slot indices */
+	unsigned tx_slot_nfree;
 	unsigned tx_tsc_head, tx_tsc_tail;
 	unsigned coalesce_frames; /* coalesce mode: interrupt after this many frames ... */
 	uint64_t coalesce_tsc;    /* ... or when the oldest waits this long (checked every main-loop round) */
@@ -168,6 +184,10 @@ extern const struct vnet_rx_ops virtio_net_rx_ops;
 
 /* The netdev operations, by file: transmit (virtio_net_tx.c), observability and control
  * (virtio_net_obs.c). */
+/* The caller's token for a completed (or reset-returned) ring token: a checksum slot is freed and unwrapped. */
+void *virtio_net_tx_unwrap(struct virtio_net *n, void *token);
+int virtio_net_xmit_csum(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
+			 void *token, const struct netdev_tx_offload *off);
 int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
 		    void *token);
 unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue);

@@ -9,7 +9,6 @@
 #include "time.h"
 #include "virtio_net.h"
 
-#define VNET_ETH_HLEN 14
 
 static void vnet_count_ethertype(struct virtio_net *n, uint16_t type)
 {

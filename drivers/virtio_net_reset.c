@@ -32,6 +32,7 @@ static void vnet_reclaim_all(struct virtio_net *n)
 	vnet_rx_drain(&n->rx);
 	while ((token = virtq_detach_unused(&n->txq))) {
 		n->stats.tx_dropped_reset++;
+		token = virtio_net_tx_unwrap(n, token);
 		if (!virtio_net_txtest_done(n, token) && n->nd.consumer.tx_done)
 			n->nd.consumer.tx_done(&n->nd, 0, token, n->nd.consumer.ctx);
 	}

@@ -15,6 +15,57 @@ void vnet_rx_init(struct vnet_rx *rx, struct virtq *vq, uint32_t buf_size, unsig
 	rx->ctx = ctx;
 }
 
+void vnet_rx_set_offloads(struct vnet_rx *rx, unsigned offloads) { rx->offloads = offloads; }
+
+/* §5.1.6.4.1/2. Every field is device input: a header the negotiated features do not allow, or a range
+ * outside the frame, makes the frame unusable (the stack would trust a checksum we cannot place, or take a
+ * super-segment for a wire segment). hdr_len is left alone: the driver "MUST NOT rely on" it (it is a hint
+ * for drivers that copy headers out; we hand the frame over where it lies). Unknown flag bits are ignored, as
+ * the driver requirements say. */
+int vnet_rx_parse_hdr(const struct vnet_rx *rx, const struct virtio_net_hdr *h, struct netdev_rx_frame *f)
+{
+	unsigned flags = h->flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID);
+	unsigned gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN, ecn = h->gso_type & VIRTIO_NET_HDR_GSO_ECN;
+
+	f->csum = NETDEV_RX_CSUM_NONE;
+	f->gso = NETDEV_GSO_NONE;
+	f->gso_ecn = 0;
+	f->gso_size = 0;
+	f->csum_start = f->csum_offset = 0;
+	/* Without GUEST_CSUM the device "MUST set flags to zero". */
+	if (flags && !(rx->offloads & VNET_RX_OFF_CSUM))
+		return -EINVAL;
+	if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		uint32_t start = le16_to_cpu(h->csum_start), off = le16_to_cpu(h->csum_offset);
+		/* The checksum field (2 bytes) must lie inside the frame, past the Ethernet header. */
+		if (start < 14 || start + off + 2 > f->total_len)
+			return -EINVAL;
+		f->csum = NETDEV_RX_CSUM_PARTIAL;
+		f->csum_start = (uint16_t)start;
+		f->csum_offset = (uint16_t)off;
+	} else if (flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+		f->csum = NETDEV_RX_CSUM_VALID;
+	}
+	if (gso == VIRTIO_NET_HDR_GSO_NONE) {
+		if (ecn)
+			return -EINVAL;
+		return 0;
+	}
+	if (!((gso == VIRTIO_NET_HDR_GSO_TCPV4 && (rx->offloads & VNET_RX_OFF_TSO4)) ||
+	      (gso == VIRTIO_NET_HDR_GSO_TCPV6 && (rx->offloads & VNET_RX_OFF_TSO6))))
+		return -EINVAL; /* UDP (UFO) and anything else were never negotiated */
+	if (ecn && !(rx->offloads & VNET_RX_OFF_ECN))
+		return -EINVAL;
+	/* A super-segment's TCP checksum is partial by construction; one without NEEDS_CSUM carries a checksum
+	 * that matches no segment, and one with a zero gso_size describes no segmentation. */
+	if (f->csum != NETDEV_RX_CSUM_PARTIAL || le16_to_cpu(h->gso_size) == 0)
+		return -EINVAL;
+	f->gso = gso == VIRTIO_NET_HDR_GSO_TCPV4 ? NETDEV_GSO_TCPV4 : NETDEV_GSO_TCPV6;
+	f->gso_ecn = ecn != 0;
+	f->gso_size = le16_to_cpu(h->gso_size);
+	return 0;
+}
+
 int vnet_rx_refill(struct vnet_rx *rx, int *kick)
 {
 	int posted = 0, rc = 0;
@@ -90,8 +141,23 @@ static void vnet_rx_take(struct vnet_rx *rx, void *buf, uint32_t len)
 		rx->cur_need--;
 	}
 	if (rx->cur_need == 0) {
+		if (vnet_rx_parse_hdr(rx, h, f)) {
+			rx->stats.bad_hdr++;
+			vnet_rx_drop_cur(rx);
+			return;
+		}
 		rx->stats.frames++;
 		rx->stats.bytes += f->total_len;
+		if (f->csum == NETDEV_RX_CSUM_VALID)
+			rx->stats.csum_valid++;
+		else if (f->csum == NETDEV_RX_CSUM_PARTIAL)
+			rx->stats.csum_partial++;
+		else
+			rx->stats.csum_none++;
+		if (f->gso != NETDEV_GSO_NONE) {
+			rx->stats.gso_frames++;
+			rx->stats.gso_bytes += f->total_len;
+		}
 		rx->ops->deliver(rx->ctx, f, h);
 		f->nseg = 0;
 	}

@@ -27,6 +27,17 @@ struct virtio_net_hdr {
 #define VIRTIO_NET_HDR_LEN_LEGACY 10
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
 #define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_HDR_GSO_TCPV4 1
+#define VIRTIO_NET_HDR_GSO_UDP 3
+#define VIRTIO_NET_HDR_GSO_TCPV6 4
+#define VIRTIO_NET_HDR_GSO_ECN 0x80
+
+/* Receive offloads negotiated: what a header may legitimately say (§5.1.6.4). */
+#define VNET_RX_OFF_CSUM (1u << 0) /* VIRTIO_NET_F_GUEST_CSUM: flags NEEDS_CSUM / DATA_VALID */
+#define VNET_RX_OFF_TSO4 (1u << 1) /* VIRTIO_NET_F_GUEST_TSO4: gso_type TCPV4 */
+#define VNET_RX_OFF_TSO6 (1u << 2) /* VIRTIO_NET_F_GUEST_TSO6: gso_type TCPV6 */
+#define VNET_RX_OFF_ECN  (1u << 3) /* VIRTIO_NET_F_GUEST_ECN: the ECN bit on a TSO gso_type */
 
 /* Most buffers one frame may span: a 64 KiB GSO frame in 1.5 KiB mergeable buffers needs 44. Frames are
  * assembled directly as the netdev interface hands them up. */
@@ -50,6 +61,9 @@ struct vnet_rx_stats {
 	uint64_t refills, refill_failures;
 	uint64_t ring_empty;      /* polls that left no buffer posted: the device drops frames until refilled */
 	uint64_t drained;         /* posted buffers taken back unused (device reset) */
+	uint64_t bad_hdr;         /* header the negotiated features do not allow, or ranges outside the frame */
+	uint64_t csum_none, csum_valid, csum_partial; /* frames by what the header says of their checksum */
+	uint64_t gso_frames, gso_bytes;               /* super-segments (gso_type != NONE) */
 };
 
 struct vnet_rx {
@@ -57,6 +71,7 @@ struct vnet_rx {
 	uint32_t buf_size;
 	unsigned hdr_len;
 	int mrg_rxbuf;
+	unsigned offloads;        /* VNET_RX_OFF_* */
 	const struct vnet_rx_ops *ops;
 	void *ctx;
 	struct netdev_rx_frame cur;   /* frame being assembled (MRG_RXBUF may spread it over polls) */
@@ -67,6 +82,13 @@ struct vnet_rx {
 
 void vnet_rx_init(struct vnet_rx *rx, struct virtq *vq, uint32_t buf_size, unsigned hdr_len, int mrg_rxbuf,
 		  const struct vnet_rx_ops *ops, void *ctx);
+
+/* Which receive offloads were negotiated (VNET_RX_OFF_*; none after vnet_rx_init). */
+void vnet_rx_set_offloads(struct vnet_rx *rx, unsigned offloads);
+
+/* Checks a complete frame's header against the negotiated offloads and fills the frame's offload fields;
+ * -EINVAL for a header the device must not send (the caller drops the frame). Exposed for the unit tests. */
+int vnet_rx_parse_hdr(const struct vnet_rx *rx, const struct virtio_net_hdr *h, struct netdev_rx_frame *f);
 
 /* Posts buffers until the ring is full. Returns the number posted, or -ENOMEM if the provider ran out first
  * (whatever was posted is still published). *kick is set if the device must be notified. */

@@ -12,8 +12,8 @@
 
 #define TXTEST_ETHERTYPE 0x88B5 /* IEEE local experimental */
 
-/* The transmit header: all zero (no offloads requested), read-only for the device, so one copy serves
- * every frame. */
+/* The transmit header of every frame without a checksum to complete: all zero, read-only for the device, so
+ * one copy serves them all (frames with one use a slot of their own: tx_slots). */
 static const struct virtio_net_hdr vnet_tx_hdr;
 
 int virtio_net_txtest_done(struct virtio_net *n, void *token)
@@ -54,10 +54,21 @@ static unsigned vnet_tx_reclaim(struct virtio_net *n)
 			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ % n->txq.size];
 			hist_record(&n->hist[VNET_H_TX_COMPLETE], tsc_to_ns(rdtsc() - t0));
 		}
+		token = virtio_net_tx_unwrap(n, token);
 		if (!virtio_net_txtest_done(n, token) && nd->consumer.tx_done)
 			nd->consumer.tx_done(nd, 0, token, nd->consumer.ctx);
 	}
 	return done;
+}
+
+void *virtio_net_tx_unwrap(struct virtio_net *n, void *token)
+{
+	struct vnet_tx_slot *s = token;
+
+	if (!n->tx_slots || s < n->tx_slots || s >= n->tx_slots + n->txq.size)
+		return token;
+	n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)(s - n->tx_slots);
+	return s->token;
 }
 
 /* The poller's reclaim. Only here is the consumer told that a ring which refused it has room again: from
@@ -78,16 +89,23 @@ unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue)
 	return done;
 }
 
-int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
-		    void *token)
+static int vnet_tx_full(struct virtio_net *n)
 {
-	struct virtio_net *n = virtio_net_of(nd);
+	n->stats.tx_ring_full++;
+	n->tx_was_full = 1;
+	/* Ask for an interrupt when the device frees space, so a waiting sender is woken. */
+	virtq_enable_cb(&n->txq);
+	return -ENOSPC;
+}
+
+static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsigned nfrags, void *token,
+		     const struct netdev_tx_offload *off)
+{
 	struct virtq_sg sg[1 + NETDEV_TX_MAX_FRAGS];
+	struct vnet_tx_slot *slot = NULL;
 	uint32_t bytes = 0;
 	int rc;
 
-	if (queue != 0 || nfrags == 0 || nfrags > NETDEV_TX_MAX_FRAGS)
-		return -EINVAL;
 	sg[0].addr = (uint64_t)(uintptr_t)&vnet_tx_hdr;
 	sg[0].len = n->hdr_len;
 	for (unsigned i = 0; i < nfrags; i++) {
@@ -95,20 +113,35 @@ int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *f
 		sg[1 + i].len = frags[i].len;
 		bytes += frags[i].len;
 	}
+	if (off) {
+		/* §5.1.6.2: the device checksums [csum_start, end) and stores it at csum_start + csum_offset; a
+		 * range outside the frame is the caller's bug, refused rather than handed to the device. */
+		if ((uint32_t)off->csum_start + off->csum_offset + 2 > bytes)
+			return -EINVAL;
+		if (!n->tx_slot_nfree)
+			return vnet_tx_full(n); /* as many frames in flight as the ring has entries */
+		slot = &n->tx_slots[n->tx_slot_free[--n->tx_slot_nfree]];
+		memset(&slot->hdr, 0, sizeof(slot->hdr));
+		slot->hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		slot->hdr.csum_start = cpu_to_le16(off->csum_start);
+		slot->hdr.csum_offset = cpu_to_le16(off->csum_offset);
+		slot->token = token;
+		sg[0].addr = (uint64_t)(uintptr_t)&slot->hdr;
+		token = slot;
+	}
 	/* txring= caps the frames in flight below what the ring holds; beyond it a frame waits as for a full
 	 * ring. */
 	rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg, 1 + nfrags, 0, token) : -ENOSPC;
 	if (rc == -ENOSPC && vnet_tx_reclaim(n))
 		rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg, 1 + nfrags, 0, token) : -ENOSPC;
-	if (rc == -ENOSPC) {
-		n->stats.tx_ring_full++;
-		n->tx_was_full = 1;
-		/* Ask for an interrupt when the device frees space, so a waiting sender is woken. */
-		virtq_enable_cb(&n->txq);
-		return rc;
-	}
+	if (rc && slot)
+		n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)(slot - n->tx_slots);
+	if (rc == -ENOSPC)
+		return vnet_tx_full(n);
 	if (rc)
 		return rc;
+	if (slot)
+		n->stats.tx_csum_offloaded++;
 	n->tx_inflight++;
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += bytes;
@@ -123,6 +156,25 @@ int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *f
 	if (virtq_publish(&n->txq))
 		n->vd.ops->notify(&n->vd, &n->txq);
 	return 0;
+}
+
+int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
+		    void *token)
+{
+	if (queue != 0 || nfrags == 0 || nfrags > NETDEV_TX_MAX_FRAGS)
+		return -EINVAL;
+	return vnet_xmit(virtio_net_of(nd), frags, nfrags, token, NULL);
+}
+
+int virtio_net_xmit_csum(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
+			 void *token, const struct netdev_tx_offload *off)
+{
+	struct virtio_net *n = virtio_net_of(nd);
+
+	if (queue != 0 || nfrags == 0 || nfrags > NETDEV_TX_MAX_FRAGS || !off ||
+	    !virtio_has(&n->vd, VIRTIO_NET_F_CSUM))
+		return -EINVAL;
+	return vnet_xmit(n, frags, nfrags, token, off);
 }
 
 int virtio_net_tx_test(struct netdev *nd, unsigned count)

@@ -44,6 +44,25 @@ int netdev_mode_parse(const char *s, enum netdev_mode *mode);
 /* Feature bits a driver may report. */
 #define NETDEV_F_MRG_RXBUF (1u << 0) /* frames may span several receive buffers */
 #define NETDEV_F_EVENT_IDX (1u << 1) /* interrupt/notification thresholds (coalescing is exact) */
+#define NETDEV_F_RX_CSUM   (1u << 2) /* received frames may say their checksum is valid or partial (rx_frame.csum) */
+#define NETDEV_F_TX_CSUM   (1u << 3) /* xmit completes a TCP/UDP checksum when asked (netdev_tx_offload) */
+#define NETDEV_F_RX_GSO    (1u << 4) /* received TCP frames may be super-segments of up to 64 KiB (rx_frame.gso) */
+
+/* What the device says about a received frame's TCP/UDP checksum. */
+enum netdev_rx_csum {
+	NETDEV_RX_CSUM_NONE,    /* nothing: the stack verifies it */
+	NETDEV_RX_CSUM_VALID,   /* the device (or host) verified it */
+	NETDEV_RX_CSUM_PARTIAL, /* a local sender left it partial (pseudo-header sum only) at csum_start +
+				   csum_offset: the data never crossed a wire, there is nothing to verify */
+};
+
+/* A received super-segment: the device merged what would have been several wire segments of gso_size
+ * payload bytes each (the IP and TCP headers describe the whole). */
+enum netdev_gso {
+	NETDEV_GSO_NONE,
+	NETDEV_GSO_TCPV4,
+	NETDEV_GSO_TCPV6,
+};
 
 /* One piece of a frame to transmit (device-readable memory; physical == virtual). */
 struct netdev_sg {
@@ -63,7 +82,22 @@ struct netdev_rx_seg {
 struct netdev_rx_frame {
 	unsigned nseg;
 	uint32_t total_len;
+	/* Offload information, already validated by the driver (ranges lie inside the frame). */
+	uint8_t csum;         /* enum netdev_rx_csum */
+	uint8_t gso;          /* enum netdev_gso */
+	uint8_t gso_ecn;      /* the super-segment's first wire segment had CWR set */
+	uint16_t gso_size;    /* payload bytes per wire segment (gso != NONE) */
+	uint16_t csum_start;  /* PARTIAL: checksum covers [csum_start, end), from the frame's first byte ... */
+	uint16_t csum_offset; /* ... and is stored at csum_start + csum_offset */
 	struct netdev_rx_seg seg[NETDEV_RX_MAX_SEGS];
+};
+
+/* Per-frame transmit offload request (NETDEV_F_TX_CSUM): the device computes the Internet checksum over
+ * [csum_start, end of frame) and stores it at csum_start + csum_offset; the stack leaves the pseudo-header
+ * sum there. */
+struct netdev_tx_offload {
+	uint16_t csum_start;
+	uint16_t csum_offset;
 };
 
 struct netdev;
@@ -94,6 +128,9 @@ struct netdev_ops {
 	 * consumer's tx_done once the device has read the frame. -ENOSPC: ring full (the caller keeps the
 	 * frame); -EIO: device broken; -EINVAL: bad arguments. */
 	int (*xmit)(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n, void *token);
+	/* The same with a checksum to complete (NULL if the device does not offer NETDEV_F_TX_CSUM). */
+	int (*xmit_csum)(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n, void *token,
+			 const struct netdev_tx_offload *off);
 	/* Frees completed transmit chains (calling tx_done for each); returns how many. */
 	unsigned (*tx_reclaim)(struct netdev *nd, unsigned queue);
 	/* Gives a receive buffer back to the queue's pool. */

@@ -23,6 +23,7 @@ const struct control_command control_commands[] = {
 	{ "trace", "trace on|off|START: per-frame stamps for tools/timeline.py" },
 	{ "txtest", "txtest COUNT: send COUNT broadcast frames (ethertype 88b5) on net0" },
 	{ "fault", "fault rx-broken|tx-broken|needs-reset: make net0's driver recover from that fault (tests)" },
+	{ "iperf", "iperf ADDR [PORT]: send to an iperf2 server on a local subnet for 10 s (guest->host)" },
 	{ NULL, NULL },
 };
 
@@ -164,5 +165,7 @@ size_t net_control(const char *cmd, char *out, size_t len)
 		return control_txtest(argc, argv, out, len);
 	if (!strcmp(argv[0], "fault"))
 		return control_fault(argc, argv, out, len);
+	if (!strcmp(argv[0], "iperf"))
+		return services_iperf_client(argv[1], argc > 2 ? argv[2] : NULL, out, len);
 	return control_error(out, len, "unknown command", argv[0]);
 }

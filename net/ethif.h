@@ -21,6 +21,13 @@ struct ethif_stats {
 	uint64_t tx_dropped_nomem;
 	uint64_t rx_refused_ipv6;     /* nested IPv6 fragments and sub-minimum Packet Too Big (ip6_guard.h) */
 	uint64_t tx_tcp_resumed;      /* times output refused by a full ring was retried as soon as it had room */
+	uint64_t rx_csum_trusted;     /* frames whose TCP/UDP checksum lwIP skipped (device: valid or partial) */
+	uint64_t rx_csum_untrusted;   /* frames with such a flag that lwIP verified anyway (fragments, others) */
+	uint64_t rx_csum_bad;         /* frames lwIP dropped for a bad checksum (IP header, ICMP, UDP, TCP) */
+	uint64_t tx_csum_requested;   /* TCP segments sent with a partial checksum for the NIC to complete */
+	uint64_t rx_gso_to_ip;        /* super-segments handed to IP input directly (Ethernet header left out) */
+	uint64_t rx_gso_not_ip;       /* ... of which neither IPv4 nor IPv6: dropped */
+	uint64_t rx_too_long;         /* frames longer than a pbuf chain can describe: dropped */
 };
 
 struct ethif {
@@ -31,6 +38,7 @@ struct ethif {
 	uint32_t shown_ip4, shown_gw4;
 	uint8_t shown_ip6; /* bit per valid IPv6 address slot */
 	int tx_refused;    /* the ring refused a frame since the last tx_space */
+	int tx_csum;       /* the NIC completes TCP checksums: lwIP leaves them out */
 };
 
 /* Adds an lwIP netif for nd and attaches it as nd's consumer. ip is "ADDR/PREFIX", "dhcp" or "" (no IPv4);

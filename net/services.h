@@ -20,4 +20,8 @@ int services_start(const char *names, unsigned tcp_idle_s);
 size_t services_format_status(char *buf, size_t len);
 void services_reset_counters(void);
 
+/* Starts lwiperf's client towards an iperf2 server at ADDR (on-link IPv4) and PORT (NULL: 5001); the text
+ * answer (or "error: ...") goes to out. */
+size_t services_iperf_client(const char *addr, const char *port, char *out, size_t len);
+
 #endif

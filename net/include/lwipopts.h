@@ -61,6 +61,17 @@
 /* On a 64-bit target lwIP's reassembly helper (two pointers) no longer fits in the 8-byte fragment header it
  * overlays, so reassembly must copy the header aside (lwIP asserts this at run time). */
 #define IPV6_FRAG_COPYHEADER            1
+/* IPv4 datagrams up to 65535 bytes both ways (ping -s 65507: 45 fragments at MTU 1500). lwIP's defaults (10
+ * pbufs awaiting reassembly, 15 fragments in flight) refused them without a trace. Reassembly stays bounded:
+ * at most IP_REASS_MAX_PBUFS fragments are held over all datagrams (each is one receive buffer, zero-copy), the
+ * oldest incomplete datagram is dropped for a new one, and a datagram not complete after IP_REASS_MAXAGE
+ * seconds is dropped, so a fragment flood holds at most 96 of the driver's 512 receive buffers (the same bound
+ * applies to IPv6 reassembly separately). opt.h asks PBUF_POOL_SIZE > 2 * IP_REASS_MAX_PBUFS (256 > 192). */
+#define IP_REASS_MAX_PBUFS              96
+#define IP_REASS_MAXAGE                 5
+/* Fragments of outgoing datagrams reference the datagram (PBUF_REF) until the device has read them: a 64 KiB
+ * reply is 45 of them, and a UDP echo and a ping reply may be in flight at once. */
+#define MEMP_NUM_FRAG_PBUF              128
 #define LWIP_ARP                        1
 #define LWIP_ETHERNET                   1
 #define LWIP_ICMP                       1

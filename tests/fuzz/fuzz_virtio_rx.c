@@ -2,8 +2,10 @@
  * and drivers/virtio_net_rx.c), on either ring layout (bit 2 of the first byte: packed). The input is a script
  * of device actions — used entries with any id and length (split), used descriptors with any id, length,
  * AVAIL/USED flags and wrap counter, advancing by any number of slots (packed), used->idx jumps, device event
- * suppression garbage, arbitrary bytes in the virtio-net header (num_buffers included), garbage anywhere in
- * the shared ring memory — interleaved with driver polls, refills, interrupt enable/disable and resets. Under
+ * suppression garbage, arbitrary bytes in the virtio-net header (num_buffers included) or whole offload headers
+ * (flags, gso_type, csum_start/csum_offset, gso_size near the frame's edges, against any set of negotiated
+ * offloads), garbage anywhere in the shared ring memory — interleaved with driver polls, refills, interrupt
+ * enable/disable and resets. Under
  * ASan and UBSan every out-of-bounds access or undefined behaviour is a crash; the harness also checks that
  * buffers are conserved (none lost, none returned twice) and that accepted frames respect the bounds, and that
  * a broken queue offers no work and does not turn its interrupt back on (a poller would spin on it). */
@@ -53,6 +55,8 @@ static void f_free(void *ctx, void *b)
 	pool[npool++] = b;
 }
 
+static unsigned fz_offloads; /* VNET_RX_OFF_* of this run (input byte 0, bits 3-6; bit 2 picks the ring layout) */
+
 static void f_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_net_hdr *hdr)
 {
 	uint32_t total = 0;
@@ -68,6 +72,18 @@ static void f_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_
 		(void)sink;
 	}
 	if (total != f->total_len)
+		abort();
+	/* The offload fields keep their promises: a partial checksum's field lies inside the frame, a
+	 * super-segment has a size and a partial checksum, nothing beyond what was negotiated. */
+	if (f->csum != NETDEV_RX_CSUM_NONE && !(fz_offloads & VNET_RX_OFF_CSUM))
+		abort();
+	if (f->csum == NETDEV_RX_CSUM_PARTIAL &&
+	    (f->csum_start < 14 || (uint32_t)f->csum_start + f->csum_offset + 2 > f->total_len))
+		abort();
+	if (f->gso != NETDEV_GSO_NONE &&
+	    (f->gso_size == 0 || f->csum != NETDEV_RX_CSUM_PARTIAL ||
+	     !(fz_offloads & (f->gso == NETDEV_GSO_TCPV4 ? VNET_RX_OFF_TSO4 : VNET_RX_OFF_TSO6)) ||
+	     (f->gso_ecn && !(fz_offloads & VNET_RX_OFF_ECN))))
 		abort();
 	delivered_frames++;
 	for (unsigned i = 0; i < f->nseg; i++)
@@ -118,6 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (virtq_init(&vq, 0, QSIZE, mem, (data[0] & 1 ? VIRTQ_INIT_EVENT_IDX : 0) | (packed ? VIRTQ_INIT_PACKED : 0)))
 		abort();
 	vnet_rx_init(&rx, &vq, BUF_SIZE, HDR, (data[0] >> 1) & 1, &ops, NULL);
+	fz_offloads = (data[0] >> 3) & 0xF;
+	vnet_rx_set_offloads(&rx, fz_offloads);
 	vnet_rx_refill(&rx, &kick);
 
 	uint16_t dev_used = 0;
@@ -166,7 +184,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			used->idx = cpu_to_le16((op & 0x80) ? (uint16_t)(a | b << 8) : dev_used);
 			break;
 		case 2: /* write header bytes into a posted buffer (num_buffers included) */
-			bufs[a % NBUF][b % HDR] = c;
+			if (op & 0x80) {
+				/* a whole plausible offload header: flags, gso_type, and csum_start / csum_offset /
+				 * gso_size near the frame's edges */
+				struct virtio_net_hdr *h = (void *)bufs[a % NBUF];
+				h->flags = (uint8_t)(b & 0x7);
+				h->gso_type = (uint8_t)((b >> 3 & 0x7) | (b & 0x80));
+				h->csum_start = cpu_to_le16((uint16_t)(c & 0x7F) * 2);
+				h->csum_offset = cpu_to_le16((uint16_t)(c >> 7) * 6 + (op >> 3 & 0xF));
+				h->gso_size = cpu_to_le16((uint16_t)(op >> 3 & 0x3) * 700);
+				h->hdr_len = cpu_to_le16((uint16_t)(c * 3));
+			} else {
+				bufs[a % NBUF][b % HDR] = c;
+			}
 			break;
 		case 3: /* garbage anywhere in the shared ring memory */
 			mem[((size_t)a << 8 | b) % mem_size] = c;

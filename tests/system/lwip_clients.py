@@ -36,7 +36,7 @@ import time
 from hostside import bounded
 
 MAX_COUNT = 100000
-MAX_BYTES = 64 << 20
+MAX_BYTES = 128 << 20  # held in memory (the first difference is located against it)
 MAX_CONNS = 64
 MAX_SECONDS = 300
 

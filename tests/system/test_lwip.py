@@ -276,7 +276,9 @@ def test_rx_zero_copy_counters_after_tcp_echo(tap_guest):
     # connection never holds that many, so any copy here needs explaining.
     assert n0["rx_copied_frames"] == 0 and n0["rx_copied_bytes"] == 0, \
         f"frames were copied on receive: {line}; {pool}"
-    assert n0["rx_zero_copy_frames"] > 10000, line  # 16 MiB / 1460 = 11,492 data segments, plus ACKs
+    # 16 MiB / 1460 = 11,492 data segments, plus ACKs; with GUEST_TSO (issue 11) most arrive as super-segments
+    # of several segments each, one frame apiece.
+    assert n0["rx_zero_copy_frames"] > (10000 if not n0.get("rx_gso_frames") else 16 * 16), line
     assert n0["rx_dropped_nomem"] == 0, line
     # lwIP's link-layer counters (since boot) count what the netif handed up and sent.
     lw = c["lwip"]

@@ -36,7 +36,7 @@ RX_BAD = ("rx_runts", "rx_bad_num_buffers", "rx_malformed", "rx_bad_used", "rx_b
 BOOT_LINE = r"^virtio-net0: [0-9a-f]{2}:[0-9a-f]{2}\.\d (\w+), MAC ([0-9a-f:]{17}), link (\w+), " \
             r"rx (\d+) tx (\d+) entries, (MSI-X|INTx)\n"
 FEATURES_LINE = r"^virtio-net0: features ([A-Z0-9_ ]+); irq vectors rx (0x[0-9a-f]+) tx (0x[0-9a-f]+) " \
-                r"config (0x[0-9a-f]+)\n"
+                r"config (0x[0-9a-f]+); mtu (\d+)\n"
 
 
 # ---- host side, inside the test's namespace ----
@@ -236,7 +236,9 @@ def test_receives_exactly_n_frames(tap_guest):
     g = boot(tap_guest)
     assert g.transport == "modern" and g.irq == "MSI-X" and g.rx_size == "256", g.log
     packed = ["RING_PACKED"] if g.ring_layout == "packed" else []
-    assert g.features == ["VERSION_1", "MAC", "STATUS", "EVENT_IDX", "MRG_RXBUF", *packed], g.features
+    # A tap with a vnet header offers checksum offload both ways and large receive (issue 11).
+    assert g.features == ["VERSION_1", "MAC", "STATUS", "EVENT_IDX", "MRG_RXBUF", *packed, "CSUM", "GUEST_CSUM",
+                          "GUEST_TSO4", "GUEST_TSO6", "GUEST_ECN"], g.features
     # The namespace turned IPv6 off before the tap existed: the host sends nothing of its own on it.
     v6 = subprocess.run(["ip", "netns", "exec", g.netns, "sysctl", "-n", "net.ipv6.conf.tap0.disable_ipv6"],
                         capture_output=True, text=True, timeout=30)
@@ -408,6 +410,10 @@ VARIANTS = [
     ("no-event-idx", "event_idx=off", "modern", "MSI-X", 256, "1041", ["EVENT_IDX"], ["VERSION_1", "MRG_RXBUF"]),
     ("no-mrg-rxbuf", "mrg_rxbuf=off", "modern", "MSI-X", 256, "1041", ["MRG_RXBUF"], ["VERSION_1", "EVENT_IDX"]),
     ("rx-1024", "rx_queue_size=1024", "modern", "MSI-X", 1024, "1041", [], ["VERSION_1"]),
+    # Offloads (issue 11): each one the device can withhold.
+    ("no-guest-csum", "guest_csum=off", "modern", "MSI-X", 256, "1041", ["GUEST_CSUM"], ["CSUM", "MRG_RXBUF"]),
+    ("no-csum", "csum=off", "modern", "MSI-X", 256, "1041", ["CSUM"], ["GUEST_CSUM"]),
+    ("host-mtu-9000", "host_mtu=9000", "modern", "MSI-X", 256, "1041", [], ["MTU", "MRG_RXBUF"]),
 ]
 
 

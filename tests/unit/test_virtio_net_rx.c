@@ -31,6 +31,7 @@ static struct {
 	unsigned last_nseg;
 	uint8_t last_first_byte;
 	uint32_t lens[4096];
+	struct netdev_rx_frame last; /* offload fields of the last frame (segments not kept) */
 } seen;
 
 static struct virtq vq;
@@ -64,6 +65,12 @@ static void t_deliver(void *ctx, struct netdev_rx_frame *f, const struct virtio_
 	seen.last_len = f->total_len;
 	seen.last_nseg = f->nseg;
 	seen.last_first_byte = f->seg[0].len ? f->seg[0].data[0] : 0;
+	seen.last.csum = f->csum;
+	seen.last.gso = f->gso;
+	seen.last.gso_ecn = f->gso_ecn;
+	seen.last.gso_size = f->gso_size;
+	seen.last.csum_start = f->csum_start;
+	seen.last.csum_offset = f->csum_offset;
 	/* Zero-copy: the data the consumer sees lies inside the buffer that was posted. */
 	assert_ptr_equal(f->seg[0].data, (uint8_t *)f->seg[0].buf + HDR);
 	for (unsigned i = 0; i < f->nseg; i++)
@@ -122,6 +129,29 @@ static int dev_receive(uint32_t len, unsigned bufs, uint8_t fill)
 			memset(p, 0, HDR);
 			struct virtio_net_hdr *h = (void *)p;
 			h->num_buffers = cpu_to_le16((uint16_t)bufs);
+		}
+		assert_int_equal(sim_push_used(&sim, c[i].head, n), 0);
+		left -= n;
+	}
+	return 0;
+}
+
+/* The same with the rest of the header (flags, gso, csum fields) taken from *t. */
+static int dev_receive_hdr(uint32_t len, unsigned bufs, const struct virtio_net_hdr *t)
+{
+	struct sim_chain c[8];
+	uint32_t left = len + HDR;
+	for (unsigned i = 0; i < bufs; i++) {
+		if (sim_pop_avail(&sim, &c[i]) != 1)
+			return -1;
+		uint32_t n = left < c[i].in_bytes ? left : c[i].in_bytes;
+		if (i + 1 == bufs)
+			n = left;
+		uint8_t *p = (uint8_t *)(uintptr_t)c[i].seg[0].addr;
+		memset(p, 0x5A, n);
+		if (i == 0) {
+			memcpy(p, t, HDR);
+			((struct virtio_net_hdr *)p)->num_buffers = cpu_to_le16((uint16_t)bufs);
 		}
 		assert_int_equal(sim_push_used(&sim, c[i].head, n), 0);
 		left -= n;
@@ -356,6 +386,155 @@ static void test_drain_returns_everything(void **state)
 	assert_int_equal(pool.allocated, 0);
 }
 
+static struct virtio_net_hdr hdr(uint8_t flags, uint8_t gso, uint16_t hdr_len, uint16_t gso_size, uint16_t start,
+			       uint16_t off)
+{
+	struct virtio_net_hdr h = { flags, gso, cpu_to_le16(hdr_len), cpu_to_le16(gso_size), cpu_to_le16(start),
+				    cpu_to_le16(off), cpu_to_le16(0) };
+	return h;
+}
+
+#define ALL_OFF (VNET_RX_OFF_CSUM | VNET_RX_OFF_TSO4 | VNET_RX_OFF_TSO6 | VNET_RX_OFF_ECN)
+#define NEEDS VIRTIO_NET_HDR_F_NEEDS_CSUM
+#define VALID VIRTIO_NET_HDR_F_DATA_VALID
+
+/* Each gso_type / flag combination the spec defines, with and without the feature that allows it, and the
+ * hostile values: what is accepted and what the frame then says. */
+static void test_header_cases(void **state)
+{
+	static const struct {
+		unsigned offloads;
+		uint16_t h[6]; /* flags, gso_type, hdr_len, gso_size, csum_start, csum_offset */
+		uint32_t len;
+		int ok;
+		uint8_t csum, gso;
+	} cases[] = {
+		/* plain frames */
+		{ 0, { 0, 0, 0, 0, 0, 0 }, 60, 1, NETDEV_RX_CSUM_NONE, NETDEV_GSO_NONE },
+		{ ALL_OFF, { 0, 0, 0, 0, 0, 0 }, 60, 1, NETDEV_RX_CSUM_NONE, NETDEV_GSO_NONE },
+		/* flags need GUEST_CSUM */
+		{ 0, { VALID, 0, 0, 0, 0, 0 }, 60, 0, 0, 0 },
+		{ 0, { NEEDS, 0, 0, 0, 34, 6 }, 60, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM, { VALID, 0, 0, 0, 0, 0 }, 60, 1, NETDEV_RX_CSUM_VALID, NETDEV_GSO_NONE },
+		/* unknown flag bits are ignored (§5.1.6.4.2), RSC_INFO (4) included */
+		{ VNET_RX_OFF_CSUM, { 0xFC, 0, 0, 0, 0, 0 }, 60, 1, NETDEV_RX_CSUM_NONE, NETDEV_GSO_NONE },
+		{ VNET_RX_OFF_CSUM, { 0xF8 | VALID, 0, 0, 0, 0, 0 }, 60, 1, NETDEV_RX_CSUM_VALID, NETDEV_GSO_NONE },
+		/* NEEDS_CSUM: the 2-byte field inside the frame, start past the Ethernet header; NEEDS wins over VALID */
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 34, 6 }, 60, 1, NETDEV_RX_CSUM_PARTIAL, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS | VALID, 0, 0, 0, 34, 16 }, 60, 1, NETDEV_RX_CSUM_PARTIAL, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 34, 24 }, 60, 1, NETDEV_RX_CSUM_PARTIAL, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 34, 25 }, 60, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 60, 0 }, 60, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 13, 6 }, 60, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0, 0, 0xFFFF, 0xFFFF }, 60, 0, 0, 0 },
+		/* hdr_len is a hint the driver must not rely on: past the frame is harmless */
+		{ VNET_RX_OFF_CSUM, { NEEDS, 0, 0xFFFF, 0, 34, 6 }, 60, 1, NETDEV_RX_CSUM_PARTIAL, 0 },
+		/* GSO: the type must be negotiated, with NEEDS_CSUM and a nonzero gso_size */
+		{ ALL_OFF, { NEEDS, 1, 66, 1448, 34, 16 }, 30000, 1, NETDEV_RX_CSUM_PARTIAL, NETDEV_GSO_TCPV4 },
+		{ ALL_OFF, { NEEDS, 4, 86, 1428, 54, 16 }, 30000, 1, NETDEV_RX_CSUM_PARTIAL, NETDEV_GSO_TCPV6 },
+		{ ALL_OFF, { NEEDS, 0x81, 66, 1448, 34, 16 }, 30000, 1, NETDEV_RX_CSUM_PARTIAL, NETDEV_GSO_TCPV4 },
+		{ ALL_OFF & ~VNET_RX_OFF_ECN, { NEEDS, 0x81, 66, 1448, 34, 16 }, 30000, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM | VNET_RX_OFF_TSO6, { NEEDS, 1, 66, 1448, 34, 16 }, 30000, 0, 0, 0 },
+		{ VNET_RX_OFF_CSUM | VNET_RX_OFF_TSO4, { NEEDS, 4, 66, 1448, 54, 16 }, 30000, 0, 0, 0 },
+		{ ALL_OFF, { NEEDS, 1, 66, 0, 34, 16 }, 30000, 0, 0, 0 },    /* gso_size 0 */
+		{ ALL_OFF, { VALID, 1, 66, 1448, 34, 16 }, 30000, 0, 0, 0 }, /* GSO, no NEEDS */
+		{ ALL_OFF, { NEEDS, 3, 42, 1472, 34, 6 }, 30000, 0, 0, 0 },  /* UDP: never negotiated */
+		{ ALL_OFF, { NEEDS, 5, 42, 1472, 34, 6 }, 30000, 0, 0, 0 },  /* UDP_L4 */
+		{ ALL_OFF, { NEEDS, 2, 66, 1448, 34, 16 }, 30000, 0, 0, 0 },
+		{ ALL_OFF, { 0, 0x80, 0, 0, 0, 0 }, 60, 0, 0, 0 }, /* ECN bit without a GSO type */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct netdev_rx_frame f = { .nseg = 1, .total_len = cases[i].len };
+		const uint16_t *v = cases[i].h;
+		struct virtio_net_hdr h = hdr((uint8_t)v[0], (uint8_t)v[1], v[2], v[3], v[4], v[5]);
+		rx.offloads = cases[i].offloads;
+		int rc = vnet_rx_parse_hdr(&rx, &h, &f);
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("case %zu: rc %d, expected %s", i, rc, cases[i].ok ? "accepted" : "refused");
+		if (rc == 0 && (f.csum != cases[i].csum || f.gso != cases[i].gso))
+			fail_msg("case %zu: csum %u gso %u", i, f.csum, f.gso);
+	}
+}
+
+/* Every flags / gso_type byte against every offload set, with hostile numbers: whatever is accepted keeps
+ * the promises the consumer relies on. */
+static void test_header_sweep_invariants(void **state)
+{
+	static const uint16_t nums[] = { 0, 1, 13, 14, 34, 58, 59, 60, 1448, 0x7FFF, 0xFFFE, 0xFFFF };
+	unsigned accepted = 0;
+	(void)state;
+	for (unsigned off = 0; off < 16; off++)
+		for (unsigned flags = 0; flags < 256; flags += 1)
+			for (unsigned gso = 0; gso < 256; gso++)
+				for (unsigned k = 0; k < 12; k += 3) {
+					struct virtio_net_hdr h = hdr((uint8_t)flags, (uint8_t)gso, nums[(k + 7) % 12],
+								      nums[(k + flags) % 12], nums[(k + gso) % 12],
+								      nums[(k + 1) % 12]);
+					struct netdev_rx_frame f = { .nseg = 1, .total_len = 60 + 1000 * (k % 2) };
+					rx.offloads = off;
+					if (vnet_rx_parse_hdr(&rx, &h, &f))
+						continue;
+					accepted++;
+					if (flags & 3)
+						assert_true(off & VNET_RX_OFF_CSUM);
+					if (f.csum == NETDEV_RX_CSUM_PARTIAL) {
+						assert_true(f.csum_start >= 14);
+						assert_true((uint32_t)f.csum_start + f.csum_offset + 2 <= f.total_len);
+					}
+					if (f.gso != NETDEV_GSO_NONE) {
+						assert_true(f.gso_size > 0);
+						assert_int_equal(f.csum, NETDEV_RX_CSUM_PARTIAL);
+						assert_true(off & (f.gso == NETDEV_GSO_TCPV4 ? VNET_RX_OFF_TSO4 : VNET_RX_OFF_TSO6));
+						if (f.gso_ecn)
+							assert_true(off & VNET_RX_OFF_ECN);
+					}
+				}
+	assert_true(accepted > 1000);
+}
+
+/* Through the ring: a refused header drops the whole (merged) frame, counts it and returns every buffer;
+ * accepted ones carry their offload fields to the consumer and are counted by kind. */
+static void test_bad_header_drops_frame(void **state)
+{
+	(void)state;
+	setup_rx(64, 200, 1, 1);
+	vnet_rx_set_offloads(&rx, ALL_OFF);
+	refill();
+	unsigned before = pool.nfree;
+	struct virtio_net_hdr bad = hdr(NEEDS, 1, 66, 0, 34, 16);       /* gso_size 0 */
+	struct virtio_net_hdr out = hdr(NEEDS, 0, 0, 0, 34, 5000);      /* field past the frame */
+	struct virtio_net_hdr gso = hdr(NEEDS, 0x81, 66, 1448, 34, 16);
+	struct virtio_net_hdr valid = hdr(VALID, 0, 0, 0, 0, 0);
+	assert_int_equal(dev_receive_hdr(5000, 3, &bad), 0);
+	assert_int_equal(dev_receive_hdr(3000, 2, &out), 0);
+	assert_int_equal(dev_receive_hdr(100, 1, &valid), 0);
+	assert_int_equal(dev_receive_hdr(6000, 3, &gso), 0);
+	sim_flush(&sim);
+	assert_int_equal(vnet_rx_poll(&rx, 64), 9);
+	assert_int_equal(rx.stats.bad_hdr, 2);
+	assert_int_equal(seen.frames, 2);
+	assert_int_equal(seen.lens[0], 100);
+	assert_int_equal(seen.last.gso, NETDEV_GSO_TCPV4);
+	assert_int_equal(seen.last.gso_ecn, 1);
+	assert_int_equal(seen.last.gso_size, 1448);
+	assert_int_equal(seen.last.csum, NETDEV_RX_CSUM_PARTIAL);
+	assert_int_equal(seen.last.csum_start, 34);
+	assert_int_equal(rx.stats.csum_valid, 1);
+	assert_int_equal(rx.stats.csum_partial, 1);
+	assert_int_equal(rx.stats.gso_frames, 1);
+	assert_int_equal(rx.stats.gso_bytes, 6000);
+	assert_int_equal(pool.nfree, before + 9);
+	/* Without the features, the same flags are a device fault. */
+	vnet_rx_set_offloads(&rx, 0);
+	refill();
+	assert_int_equal(dev_receive_hdr(100, 1, &valid), 0);
+	sim_flush(&sim);
+	vnet_rx_poll(&rx, 64);
+	assert_int_equal(rx.stats.bad_hdr, 3);
+	assert_int_equal(seen.frames, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +549,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_hostile_used_entries, teardown),
 		cmocka_unit_test_teardown(test_bad_buffer_in_merged_frame_drops_frame, teardown),
 		cmocka_unit_test_teardown(test_drain_returns_everything, teardown),
+		cmocka_unit_test(test_header_cases),
+		cmocka_unit_test(test_header_sweep_invariants),
+		cmocka_unit_test_teardown(test_bad_header_drops_frame, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,103 @@
+#include "ethif_offload.h"
+
+#include <string.h>
+
+#include "lwip/inet_chksum.h"
+#include "lwip/ip.h"
+#include "lwip/ip_addr.h"
+#include "lwip/netif.h"
+#include "lwip/prot/ip4.h"
+#include "lwip/prot/ip6.h"
+#include "lwip/stats.h"
+
+#define ETH_HLEN 14
+#define ETHTYPE_IPV4 0x0800
+#define ETHTYPE_IPV6 0x86DD
+#define TCP_CSUM_OFFSET 16 /* offsetof(struct tcp_hdr, chksum) */
+#define TCP_HLEN_MIN 20
+
+/* Where the L4 header starts and which protocol it is, for an unfragmented IPv4 datagram or an IPv6 packet
+ * without extension headers, read from the first len bytes at b; 0 if neither. */
+static unsigned ethif_l4(const uint8_t *b, uint32_t len, uint8_t *proto)
+{
+	uint16_t type;
+
+	if (len < ETH_HLEN)
+		return 0;
+	type = (uint16_t)(b[12] << 8 | b[13]);
+	if (type == ETHTYPE_IPV4) {
+		if (len < ETH_HLEN + IP_HLEN || (b[ETH_HLEN] >> 4) != 4)
+			return 0;
+		unsigned ihl = (b[ETH_HLEN] & 0xFu) * 4;
+		/* MF set or a fragment offset: a fragment. */
+		if (ihl < IP_HLEN || ((b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7]))
+			return 0;
+		*proto = b[ETH_HLEN + 9];
+		return ETH_HLEN + ihl;
+	}
+	if (type == ETHTYPE_IPV6) {
+		if (len < ETH_HLEN + IP6_HLEN || (b[ETH_HLEN] >> 4) != 6)
+			return 0;
+		*proto = b[ETH_HLEN + 6];
+		return ETH_HLEN + IP6_HLEN;
+	}
+	return 0;
+}
+
+uint16_t ethif_rx_csum_trust(const struct netdev_rx_frame *f)
+{
+	uint8_t proto = 0;
+
+	if (f->csum == NETDEV_RX_CSUM_NONE || f->nseg == 0 || !ethif_l4(f->seg[0].data, f->seg[0].len, &proto))
+		return 0;
+	if (proto == IP_PROTO_TCP)
+		return NETIF_CHECKSUM_CHECK_TCP;
+	if (proto == IP_PROTO_UDP)
+		return NETIF_CHECKSUM_CHECK_UDP;
+	return 0;
+}
+
+uint32_t ethif_chkerr_total(void)
+{
+	return lwip_stats.ip.chkerr + lwip_stats.icmp.chkerr + lwip_stats.icmp6.chkerr + lwip_stats.udp.chkerr +
+	       lwip_stats.tcp.chkerr;
+}
+
+int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
+{
+	uint8_t *b = p->payload, proto = 0;
+	unsigned l4;
+	ip_addr_t src, dst;
+	uint16_t l4_len;
+
+	/* lwIP builds a TCP segment's Ethernet, IP and TCP headers in one pbuf; the type and version are in it
+	 * whenever the frame is IP at all. */
+	l4 = ethif_l4(b, p->len, &proto);
+	if (!l4 || proto != IP_PROTO_TCP)
+		return 0;
+	if (p->len < l4 + TCP_HLEN_MIN)
+		return -1;
+	if (b[ETH_HLEN] >> 4 == 4) {
+		uint16_t tot = (uint16_t)(b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]);
+		l4_len = (uint16_t)(tot - (l4 - ETH_HLEN));
+		IP_SET_TYPE_VAL(src, IPADDR_TYPE_V4);
+		IP_SET_TYPE_VAL(dst, IPADDR_TYPE_V4);
+		memcpy(ip_2_ip4(&src), b + ETH_HLEN + 12, 4);
+		memcpy(ip_2_ip4(&dst), b + ETH_HLEN + 16, 4);
+	} else {
+		l4_len = (uint16_t)(b[ETH_HLEN + 4] << 8 | b[ETH_HLEN + 5]);
+		ip_addr_set_zero_ip6(&src);
+		ip_addr_set_zero_ip6(&dst);
+		memcpy(ip_2_ip6(&src)->addr, b + ETH_HLEN + 8, 16);
+		memcpy(ip_2_ip6(&dst)->addr, b + ETH_HLEN + 24, 16);
+	}
+	if (l4 + l4_len > p->tot_len)
+		return 0; /* lengths that do not fit the frame: not ours to fix, leave it as lwIP made it */
+	/* ip_chksum_pseudo_partial over 0 data bytes is the complemented pseudo-header sum; the field holds the
+	 * sum itself, which the device's checksum over [csum_start, end) then completes (§5.1.6.2). */
+	u16_t sum = (u16_t)~ip_chksum_pseudo_partial(p, IP_PROTO_TCP, l4_len, 0, &src, &dst);
+	memcpy(b + l4 + TCP_CSUM_OFFSET, &sum, 2);
+	off->csum_start = (uint16_t)l4;
+	off->csum_offset = TCP_CSUM_OFFSET;
+	return 1;
+}
