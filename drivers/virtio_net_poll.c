@@ -73,10 +73,8 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
  * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
  * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
  * for good. */
-static void vnet_watchdog(struct virtio_net *n)
+static void vnet_watchdog_check(struct virtio_net *n)
 {
-	if (timer_ticks == n->wd_tick)
-		return;
 	n->wd_tick = timer_ticks;
 	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
@@ -95,6 +93,27 @@ static void vnet_watchdog(struct virtio_net *n)
 		n->rx_pending = 1;
 	}
 	n->wd_rx_used = rx_used;
+}
+
+/* There is no periodic tick, so the watchdog asks for its own wake-ups, only while something could be
+ * overdue: at the next tick while transmit chains are outstanding or used receive entries wait (the two
+ * cases a lost kick or interrupt stops for good), at a coarse VNET_WD_COARSE_MS while the receive queue only
+ * holds posted buffers (a lost refill kick to a device that ran dry is then found within ~2 of those), and
+ * never for an idle NIC with nothing in flight. */
+#define VNET_WD_COARSE_MS 100
+
+static void vnet_watchdog(struct virtio_net *n)
+{
+	if (timer_ticks != n->wd_tick)
+		vnet_watchdog_check(n);
+	uint64_t next = n->wd_tick + 1;
+	if (!n->txq.wd_armed && !(virtq_has_used(&n->rxq) && !n->rx_pending)) {
+		if (!n->rxq.wd_armed)
+			return;
+		uint64_t coarse = (uint64_t)timer_hz * VNET_WD_COARSE_MS / 1000;
+		next = n->wd_tick + (coarse ? coarse : 1);
+	}
+	timer_wake_at(timer_tick_tsc(next));
 }
 
 /* Coalesce mode's time bound. The wake-up timer may fire a little early (count rounding): within 1/8 of the

@@ -10,7 +10,7 @@
 #define CMDLINE_TOKEN_MAX 128
 
 /* Index 0, the empty name, is "no test" (the default); a word `test=` with no name is refused. */
-const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", "wake", NULL };
+const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", "wake", "idle", NULL };
 static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
 
 #define KNOB(field, kind, lo, hi, ch, def, flags, help)                                                        \
