@@ -161,11 +161,11 @@ elif [ "$dry_run" = 0 ]; then
 fi
 
 # microvm has no PCI bus unless pcie=on: its NIC is virtio-mmio (virtio-net-device).
-nic_dev="virtio-net-pci,disable-legacy=on,romfile="
+nic_model=virtio-net-pci nic_props=",disable-legacy=on,romfile="
 if [[ "$machine" == microvm* ]] && [[ "$machine" != *pcie=on* ]]; then
-	nic_dev="virtio-net-device"
+	nic_model=virtio-net-device nic_props=""
 fi
-nic="$nic_dev,netdev=net0"
+nic="$nic_model,netdev=net0$nic_props"
 [ -z "$nic_opts" ] || nic="$nic,$nic_opts"
 netns_exec=()
 if [ "$net" = tap ] && [ "$(id -u)" != 0 ]; then
@@ -209,7 +209,7 @@ tap)
 	args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
 	if [ "$mgmt" = 1 ]; then
 		args+=(-netdev "tap,id=net1,ifname=${tap}m,script=no,downscript=no"
-			-device "$nic_dev,netdev=net1,mac=52:54:00:12:34:57")
+			-device "$nic_model,netdev=net1$nic_props,mac=52:54:00:12:34:57")
 	fi
 	echo "$prog: tap $tap (host side ${host_ip}) in namespace $netns; reach the guest with: ip netns exec $netns ping ${guest_ip:-<guest-ip>}" >&2
 	;;
