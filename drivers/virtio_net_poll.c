@@ -100,7 +100,7 @@ static void vnet_watchdog_check(struct virtio_net *n)
  * cases a lost kick or interrupt stops for good), at a coarse VNET_WD_COARSE_MS while the receive queue only
  * holds posted buffers (a lost refill kick to a device that ran dry is then found within ~2 of those), and
  * never for an idle NIC with nothing in flight. */
-#define VNET_WD_COARSE_MS 100
+#define VNET_WD_COARSE_MS 1000
 
 static void vnet_watchdog(struct virtio_net *n)
 {

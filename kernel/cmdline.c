@@ -36,7 +36,7 @@ const struct cmdline_knob cmdline_knobs[] = {
 	     "Receive buffers per NIC (0: twice the ring); fewer than the ring exercises refill failure."),
 	KNOB(txring, CMDLINE_UINT, 2, 4096, NULL, "0", CMDLINE_ZERO_AUTO,
 	     "Transmit frames in flight per NIC at most (0: as many as the ring holds); fewer exercises back-pressure."),
-	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
+	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "Ticks per second of the coarse clock (timer_ticks: watchdog, heartbeat); the timer itself is one-shot, tickless."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),
 	KNOB(irq_vectors, CMDLINE_UINT, 1, IRQ_DEVICE_VECTORS, NULL, "0", CMDLINE_ZERO_AUTO,
