@@ -96,7 +96,8 @@ static void vnet_watchdog_check(struct virtio_net *n)
 }
 
 /* There is no periodic tick, so the watchdog asks for its own wake-ups, only while something could be
- * overdue: at the next tick while transmit chains are outstanding or used receive entries wait (the two
+ * overdue: at the next tick while transmit chains are outstanding (which also reclaims their completions,
+ * which raise no interrupt, within a tick as the periodic tick did) or used receive entries wait (the two
  * cases a lost kick or interrupt stops for good), at a coarse VNET_WD_COARSE_MS while the receive queue only
  * holds posted buffers (a lost refill kick to a device that ran dry is then found within ~2 of those), and
  * never for an idle NIC with nothing in flight. */
@@ -107,7 +108,8 @@ static void vnet_watchdog(struct virtio_net *n)
 	if (timer_ticks != n->wd_tick)
 		vnet_watchdog_check(n);
 	uint64_t next = n->wd_tick + 1;
-	if (!n->txq.wd_armed && !(virtq_has_used(&n->rxq) && !n->rx_pending)) {
+	int tx_in_flight = n->txq.wd_armed || n->txq.num_free < n->txq.size;
+	if (!tx_in_flight && !(virtq_has_used(&n->rxq) && !n->rx_pending)) {
 		if (!n->rxq.wd_armed)
 			return;
 		uint64_t coarse = (uint64_t)timer_hz * VNET_WD_COARSE_MS / 1000;
