@@ -95,27 +95,20 @@ static void vnet_watchdog_check(struct virtio_net *n)
 	n->wd_rx_used = rx_used;
 }
 
-/* There is no periodic tick, so the watchdog asks for its own wake-ups, only while something could be
- * overdue: at the next tick while transmit chains are outstanding (which also reclaims their completions,
- * which raise no interrupt, within a tick as the periodic tick did) or used receive entries wait (the two
- * cases a lost kick or interrupt stops for good), at a coarse VNET_WD_COARSE_MS while the receive queue only
- * holds posted buffers (a lost refill kick to a device that ran dry is then found within ~2 of those), and
- * never for an idle NIC with nothing in flight. */
-#define VNET_WD_COARSE_MS 1000
-
+/* There is no periodic tick, so the watchdog asks for its own wake-ups, at the next tick and only while
+ * something could be overdue: transmit chains in flight (their completions raise no interrupt, so this also
+ * reclaims them within a tick, as the periodic tick did), used receive entries waiting unpolled, or a
+ * receive queue whose device ran dry before the last refill (the one case virtq_kick_overdue watches there;
+ * it backs off and disarms if the link just stays idle). An idle NIC asks for nothing. */
 static void vnet_watchdog(struct virtio_net *n)
 {
 	if (timer_ticks != n->wd_tick)
 		vnet_watchdog_check(n);
-	uint64_t next = n->wd_tick + 1;
 	int tx_in_flight = n->txq.wd_armed || n->txq.num_free < n->txq.size;
-	if (!tx_in_flight && !(virtq_has_used(&n->rxq) && !n->rx_pending)) {
-		if (!n->rxq.wd_armed)
-			return;
-		uint64_t coarse = (uint64_t)timer_hz * VNET_WD_COARSE_MS / 1000;
-		next = n->wd_tick + (coarse ? coarse : 1);
-	}
-	timer_wake_at(timer_tick_tsc(next));
+	int rx_unpolled = virtq_has_used(&n->rxq) && !n->rx_pending;
+	int rx_ran_dry = n->rxq.wd_armed && le16_read(&n->rxq.used->idx) == n->rxq.wd_base;
+	if (tx_in_flight || rx_unpolled || rx_ran_dry)
+		timer_wake_at(timer_tick_tsc(n->wd_tick + 1));
 }
 
 /* Coalesce mode's time bound. The wake-up timer may fire a little early (count rounding): within 1/8 of the
