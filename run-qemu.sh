@@ -88,16 +88,17 @@ case "$net" in tap | user | none) ;; *) die "option --net: '$net' is not tap, us
 need_tool() { # need_tool COMMAND DEBIAN-PACKAGE
 	command -v "$1" >/dev/null 2>&1 || die "'$1' not found: install the Debian package $2 (apt-get install $2)"
 }
+# The build first: on a fresh machine it installs the Debian packages (QEMU among them) as root, or prints
+# the one apt-get command to run and stops (tools/deps.sh). Only then is QEMU looked for.
+if [ "$build" = 1 ] && [ "$dry_run" = 0 ]; then
+	if ! make -C "$here" --no-print-directory -s all >&2; then
+		die "build failed (run 'make' to see why; as root it installs the Debian packages it needs)"
+	fi
+fi
 need_tool qemu-system-x86_64 qemu-system-x86
 
 # KVM only where it really works; the -cpu and -smp that go with the accelerator (tools/kvm-usable.sh says why).
 read -r accel cpu smp <<<"$("$here/tools/kvm-usable.sh" --accel "$accel" --prog "$prog")"
-
-if [ "$build" = 1 ] && [ "$dry_run" = 0 ]; then
-	if ! make -C "$here" --no-print-directory -s all >&2; then
-		die "build failed (run 'make' to see why)"
-	fi
-fi
 
 kernel="$here/build/kernel.elf"
 efi_app="$here/build/efi/BOOTX64.EFI"
@@ -119,6 +120,13 @@ args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -dis
 if [ "$boot" = pvh ]; then
 	[ "$dry_run" = 1 ] || [ -f "$kernel" ] || die "$kernel missing (run make)"
 	args+=(-kernel "$kernel")
+	# Firmware: microvm boots with its own qboot build (QEMU's default there). On q35 qboot starts the
+	# kernel in half SeaBIOS's time (58 vs 122 ms to a test=boot exit) but assigns no PCI BARs, which the
+	# kernel does not do itself yet: so qboot only without a NIC, SeaBIOS (the default) with one.
+	qboot=/usr/share/qemu/qboot.rom
+	if [[ "$machine" == q35* ]] && [ "$net" = none ] && [ -f "$qboot" ]; then
+		args+=(-bios "$qboot")
+	fi
 else
 	ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 	[ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || die "OVMF firmware not found in /usr/share/OVMF: install the Debian package ovmf"

@@ -1,4 +1,4 @@
-/* 16550 UART on COM1, polled. The console of both boot paths: QEMU puts it on stdio (-serial stdio). */
+/* 16550 UART on COM1: output polled, input polled or (serial_rx_irq_enable) on IRQ 4. The console of both boot paths: QEMU puts it on stdio (-serial stdio). */
 #include "serial.h"
 
 #include "cpu.h"
@@ -14,6 +14,7 @@
 #define UART_MCR 4
 #define UART_LSR 5
 #define LSR_DATA_READY 0x01
+#define IER_RDI 0x01
 #define LSR_THR_EMPTY 0x20
 
 /* Bound on waiting for the transmitter: a missing UART must not hang the kernel. */
@@ -30,20 +31,35 @@ void serial_init(void)
 	outb(COM1 + UART_MCR, 0x03); /* DTR, RTS */
 }
 
-static void serial_putc(char c)
-{
-	for (int i = 0; i < SERIAL_SPIN_MAX && !(inb(COM1 + UART_LSR) & LSR_THR_EMPTY); i++)
-		cpu_relax();
-	outb(COM1 + UART_THR, (uint8_t)c);
-}
+/* With the FIFOs on, THR-empty means the whole 16-byte transmit FIFO is empty: one status read per 16 bytes
+ * instead of one per byte. Under TCG every port access is a trip through QEMU, and the boot log was most of
+ * the kernel's start-up time. */
+#define UART_TX_FIFO 16
 
 void serial_write(const char *buf, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] == '\n')
-			serial_putc('\r');
-		serial_putc(buf[i]);
+	size_t i = 0;
+	int cr_done = 0; /* the '\r' before buf[i] == '\n' is already out */
+
+	while (i < len) {
+		for (int s = 0; s < SERIAL_SPIN_MAX && !(inb(COM1 + UART_LSR) & LSR_THR_EMPTY); s++)
+			cpu_relax();
+		for (int room = UART_TX_FIFO; room > 0 && i < len; room--) {
+			if (buf[i] == '\n' && !cr_done) {
+				outb(COM1 + UART_THR, '\r');
+				cr_done = 1;
+				continue;
+			}
+			outb(COM1 + UART_THR, (uint8_t)buf[i++]);
+			cr_done = 0;
+		}
 	}
+}
+
+void serial_rx_irq_enable(void)
+{
+	outb(COM1 + UART_MCR, 0x0B);    /* DTR, RTS, OUT2 (gates the UART's interrupt line on PCs) */
+	outb(COM1 + UART_IER, IER_RDI); /* received data available (and the FIFO's character timeout) */
 }
 
 int serial_getc(void)

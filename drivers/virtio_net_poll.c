@@ -72,10 +72,8 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
  * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
  * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
  * for good. */
-static void vnet_watchdog(struct virtio_net *n)
+static void vnet_watchdog_check(struct virtio_net *n)
 {
-	if (timer_ticks == n->wd_tick)
-		return;
 	n->wd_tick = timer_ticks;
 	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
@@ -94,6 +92,23 @@ static void vnet_watchdog(struct virtio_net *n)
 		n->rx_pending = 1;
 	}
 	n->wd_rx_used = rx_used;
+}
+
+/* There is no periodic tick, so the watchdog asks for its own wake-ups, at the next tick and only while
+ * something could be overdue: transmit chains in flight (their completions raise no interrupt, so this also
+ * reclaims them within a tick, as the periodic tick did), used receive entries waiting unpolled, or a
+ * receive queue whose device ran dry before the last refill (the one case virtq_kick_overdue watches there;
+ * it backs off and disarms if the link just stays idle). An idle NIC asks for nothing. */
+
+static void vnet_watchdog(struct virtio_net *n)
+{
+	if (timer_ticks != n->wd_tick)
+		vnet_watchdog_check(n);
+	int tx_in_flight = n->txq.wd_armed || n->txq.num_free < n->txq.size;
+	int rx_unpolled = virtq_has_used(&n->rxq) && !n->rx_pending;
+	int rx_ran_dry = n->rxq.wd_armed && virtq_device_used(&n->rxq) == n->rxq.wd_base;
+	if (tx_in_flight || rx_unpolled || rx_ran_dry)
+		timer_wake_at(timer_tick_tsc(n->wd_tick + 1));
 }
 
 /* Coalesce mode's time bound. The wake-up timer may fire a little early (count rounding): within 1/8 of the

@@ -10,7 +10,7 @@
 #define CMDLINE_TOKEN_MAX 128
 
 /* Index 0, the empty name, is "no test" (the default); a word `test=` with no name is refused. */
-const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", "wake", NULL };
+const char *const cmdline_tests[] = { "", "boot", "ticks", "ud", "pf", "gp", "de", "df", "bp", "panic", "heap", "wake", "idle", NULL };
 static const char *const cmdline_consumers[] = { "lwip", "noop", NULL };
 /* Same order as enum virtio_net_ring (drivers/virtio_net.h). */
 static const char *const cmdline_rings[] = { "auto", "split", "packed", NULL };
@@ -41,7 +41,7 @@ const struct cmdline_knob cmdline_knobs[] = {
 	KNOB(ring, CMDLINE_ENUM, 0, 0, cmdline_rings, "auto", 0,
 	     "virtio ring layout: `auto` takes packed rings (VIRTIO_F_RING_PACKED) when the device offers them, "
 	     "`split` refuses them, `packed` requires them (a device without them is not used)."),
-	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "LAPIC timer ticks per second."),
+	KNOB(hz, CMDLINE_UINT, 10, 10000, NULL, "100", 0, "Ticks per second of the coarse clock (timer_ticks: watchdog, heartbeat); the timer itself is one-shot, tickless."),
 	KNOB(heartbeat, CMDLINE_UINT, 0, 3600, NULL, "10", 0,
 	     "Print `[seconds] ticks=N idle=P%` every this many seconds; 0 turns it off."),
 	KNOB(irq_vectors, CMDLINE_UINT, 1, IRQ_DEVICE_VECTORS, NULL, "0", CMDLINE_ZERO_AUTO,

@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acpi.h"
+#include "ioapic.h"
 #include "kernel.h"
 #include "loop.h"
 #include "serial.h"
 #include "time.h"
+#include "trap.h"
 
 #define CONSOLE_CMDS_MAX 24
 #define CONSOLE_LINE_MAX 128
@@ -23,6 +26,8 @@ static unsigned console_ncmds;
 static char console_line[CONSOLE_LINE_MAX];
 static unsigned console_len;
 static uint64_t console_last_tick = UINT64_MAX;
+static int console_irq;              /* input arrives by interrupt: no need to poll each tick */
+static volatile int console_rx_pending;
 
 int console_register(const char *name, console_cmd_fn fn, const char *help)
 {
@@ -73,11 +78,20 @@ static void console_execute(char *line)
 static int console_poll(void *ctx)
 {
 	(void)ctx;
-	/* The UART is read once per timer tick: a port read per main-loop round would cost more than the
-	 * packets it runs between. */
-	if (timer_ticks == console_last_tick)
-		return 0;
-	console_last_tick = timer_ticks;
+	/* The UART is read when its interrupt said so, else once per timer tick (then asking for a wake-up at
+	 * the next one, since there is no periodic tick): a port read per main-loop round would cost more than
+	 * the packets it runs between. */
+	if (console_irq) {
+		if (!console_rx_pending)
+			return 0;
+		console_rx_pending = 0;
+	} else {
+		if (timer_ticks == console_last_tick) {
+			timer_wake_at(timer_tick_tsc(timer_ticks + 1));
+			return 0;
+		}
+		console_last_tick = timer_ticks;
+	}
 	for (int i = 0; i < CONSOLE_CHARS_PER_POLL; i++) {
 		int c = serial_getc();
 		if (c < 0)
@@ -90,7 +104,33 @@ static int console_poll(void *ctx)
 			console_line[console_len++] = (char)c;
 		}
 	}
+	console_rx_pending = 1; /* more input than one round takes: the line is still raised, keep reading */
 	return 1;
+}
+
+static void console_rx_irq(struct trap_frame *f, void *ctx)
+{
+	(void)f;
+	(void)ctx;
+	console_rx_pending = 1;
+	loop_kick();
+}
+
+void console_irq_init(void)
+{
+	int v = irq_alloc_vector();
+	if (v < 0 || irq_register((unsigned)v, console_rx_irq, NULL))
+		return;
+	/* ISA IRQ 4, edge-triggered active-high unless the MADT overrides it. */
+	uint16_t fl = acpi_info.isa_flags[4];
+	int low = (fl & 3) == 3, level = ((fl >> 2) & 3) == 3;
+	if (ioapic_route(acpi_info.isa_gsi[4], (uint8_t)v, level, low)) {
+		irq_unregister((unsigned)v);
+		return;
+	}
+	serial_rx_irq_enable();
+	console_irq = 1;
+	console_rx_pending = 1; /* whatever arrived before the interrupt was on */
 }
 
 void console_init(void)

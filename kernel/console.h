@@ -1,5 +1,6 @@
 /* A line-oriented command console on the serial port, for people and for the system tests ("stats",
- * "reset", ...). Read by polling on timer ticks; no interrupt needed. */
+ * "reset", ...). Read on the UART's interrupt once console_irq_init has routed it (the idle loop then needs
+ * no wake-ups for it), else polled once per timer tick. */
 #ifndef CONSOLE_H
 #define CONSOLE_H
 
@@ -7,5 +8,7 @@ typedef void (*console_cmd_fn)(int argc, char **argv);
 
 int console_register(const char *name, console_cmd_fn fn, const char *help);
 void console_init(void);
+/* After the IOAPIC is up: input by interrupt. */
+void console_irq_init(void);
 
 #endif

@@ -24,31 +24,24 @@
 #define LAPIC_TIMER_DIV 0x3E0
 
 #define LVT_MASKED (1u << 16)
-#define LVT_PERIODIC (1u << 17)
 #define SVR_ENABLE (1u << 8)
 #define APIC_BASE_X2APIC (1ull << 10)
 #define APIC_BASE_ENABLE (1ull << 11)
 #define X2APIC_MSR_BASE 0x800u
-#define CALIBRATE_NS 2000000ull
-#define CALIBRATE_RUNS 3
 
 volatile uint64_t timer_ticks;
 unsigned timer_hz;
-
-/* The timer runs periodic at timer_hz; a wake-up earlier than the next tick (timer_wake_at) switches it to
- * one-shot for the wake-up, then one-shot for the rest of the tick period, then back to periodic, so ticks
- * keep their count and cadence. Another wake-up may be armed in either one-shot state; the earliest wins. */
-enum lapic_timer_state { TIMER_PERIODIC, TIMER_WAKE, TIMER_TICK_ONESHOT };
-static enum lapic_timer_state lapic_timer_state;
-static uint32_t lapic_period_count;  /* initial count of one tick period */
-static uint64_t lapic_timer_rate;    /* timer counts per second (after the divider) */
-static uint64_t lapic_tick_tsc;      /* one tick period in TSC ticks */
-static uint64_t lapic_next_tick_tsc; /* when the next tick is due */
-static uint64_t lapic_wake_tsc;      /* the pending wake-up's deadline (TIMER_WAKE) */
 uint64_t timer_wakeups;
+
+/* Tickless: the timer is only ever one-shot, armed for the earliest deadline anyone asked for
+ * (timer_wake_at). Nothing asks while nothing is due, so an idle guest halts until its next lwIP timer or
+ * heartbeat instead of taking hz interrupts a second. timer_ticks is no longer counted by interrupts: it is
+ * the TSC in units of 1/timer_hz, brought up to date at each main-loop round (timer_tick_update). */
+static uint64_t lapic_timer_rate;  /* timer counts per second (after the divider) */
+static uint64_t lapic_tick_tsc;    /* one tick in TSC ticks */
+static uint64_t lapic_armed_tsc;   /* deadline the timer is counting down to; 0: not armed */
 static uintptr_t lapic_mmio;
 static int lapic_x2;
-
 static uint32_t lapic_read(unsigned reg)
 {
 	if (lapic_x2)
@@ -91,54 +84,31 @@ int lapic_init(uint64_t mmio_base)
 	return 0;
 }
 
-static uint32_t lapic_tsc_to_count(uint64_t tsc)
+void lapic_calibrate_begin(void)
 {
-	uint64_t c = (uint64_t)(((unsigned __int128)tsc * lapic_timer_rate) / tsc_hz);
-	return c == 0 ? 1 : c > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)c;
+	lapic_write(LAPIC_TIMER_DIV, 0x3); /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VECTOR_TIMER);
+	lapic_write(LAPIC_TIMER_INIT, 0xFFFFFFFFu);
 }
 
-static void lapic_timer_periodic(uint64_t now)
+uint32_t lapic_calibrate_read(void) { return lapic_read(LAPIC_TIMER_CUR); }
+void lapic_calibrate_end(void) { lapic_write(LAPIC_TIMER_INIT, 0); }
+
+void timer_tick_update(void)
 {
-	lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | VECTOR_TIMER);
-	lapic_write(LAPIC_TIMER_INIT, lapic_period_count);
-	lapic_next_tick_tsc = now + lapic_tick_tsc;
-	lapic_timer_state = TIMER_PERIODIC;
+	if (lapic_tick_tsc)
+		timer_ticks = (rdtsc() - tsc_boot) / lapic_tick_tsc;
 }
 
-static void lapic_timer_oneshot(uint64_t delta_tsc, enum lapic_timer_state state)
-{
-	lapic_write(LAPIC_LVT_TIMER, VECTOR_TIMER);
-	lapic_write(LAPIC_TIMER_INIT, lapic_tsc_to_count(delta_tsc));
-	lapic_timer_state = state;
-}
+uint64_t timer_tick_tsc(uint64_t tick) { return tsc_boot + tick * lapic_tick_tsc; }
 
 static void lapic_timer_irq(struct trap_frame *f, void *ctx)
 {
-	uint64_t now = rdtsc();
 	(void)f;
 	(void)ctx;
-
-	switch (lapic_timer_state) {
-	case TIMER_PERIODIC:
-		timer_ticks++;
-		lapic_next_tick_tsc += lapic_tick_tsc;
-		if (lapic_next_tick_tsc < now)
-			lapic_next_tick_tsc = now + lapic_tick_tsc; /* ticks were lost (host did not run us) */
-		break;
-	case TIMER_WAKE:
-		timer_wakeups++;
-		if (now + lapic_tick_tsc / 64 >= lapic_next_tick_tsc) {
-			timer_ticks++;
-			lapic_timer_periodic(now);
-		} else {
-			lapic_timer_oneshot(lapic_next_tick_tsc - now, TIMER_TICK_ONESHOT);
-		}
-		break;
-	case TIMER_TICK_ONESHOT:
-		timer_ticks++;
-		lapic_timer_periodic(now);
-		break;
-	}
+	lapic_armed_tsc = 0;
+	timer_wakeups++;
+	timer_tick_update();
 	loop_kick();
 }
 
@@ -146,63 +116,39 @@ void timer_wake_at(uint64_t tsc)
 {
 	uint64_t flags = irq_save(), now = rdtsc();
 
-	/* Only if it comes before the next tick (which wakes the loop anyway) and before a wake-up already
-	 * pending: the earliest deadline is the one to keep, since the caller of the earlier one is still
-	 * waiting for it (the caller of a later one is woken early and asks again). In TIMER_TICK_ONESHOT the
-	 * timer is counting down the rest of the tick period after an earlier wake-up: a new wake-up is armed
-	 * the same way, since its interrupt goes back to counting the rest of the period (lapic_next_tick_tsc
-	 * is kept in every state). Ignoring it there left a coalescing bound armed in that window waiting for
-	 * the next tick instead. */
-	if (lapic_timer_rate && tsc < lapic_next_tick_tsc &&
-	    !(lapic_timer_state == TIMER_WAKE && lapic_wake_tsc <= tsc)) {
-		lapic_wake_tsc = tsc;
-		lapic_timer_oneshot(tsc > now ? tsc - now : 1, TIMER_WAKE);
+	/* The earliest deadline is the one to keep: its caller is still waiting for it, while the caller of a
+	 * later one is woken early and asks again (every caller re-asks from its poller each round). A deadline
+	 * already past fires at once. */
+	if (lapic_timer_rate && (!lapic_armed_tsc || tsc < lapic_armed_tsc)) {
+		uint64_t delta = tsc > now ? tsc - now : 1;
+		uint64_t c = (uint64_t)(((unsigned __int128)delta * lapic_timer_rate) / tsc_hz);
+		/* Rounded up, so it never fires before the deadline; a deadline beyond the counter's range (68 s at
+		 * 62.5 MHz) fires at the range's end and is asked for again. */
+		c = c + 1 > 0xFFFFFFFFu ? 0xFFFFFFFFu : c + 1;
+		lapic_armed_tsc = tsc ? tsc : 1;
+		lapic_write(LAPIC_TIMER_INIT, (uint32_t)c);
 	}
 	irq_restore(flags);
 }
 
-int lapic_timer_start(unsigned hz)
+int lapic_timer_start(unsigned hz, uint64_t rate)
 {
 	int rc = irq_register(VECTOR_TIMER, lapic_timer_irq, NULL);
 	if (rc)
 		return rc;
 
-	/* Count the timer down (divide by 16) over a known number of TSC ticks to find its rate. A host that
-	 * deschedules the vCPU mid-window makes the count too large (QEMU's timer follows host time while the
-	 * TSC window was stretched, or the reverse), so take the median of three windows. */
-	uint32_t runs[CALIBRATE_RUNS], elapsed;
-	lapic_write(LAPIC_TIMER_DIV, 0x3);
-	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VECTOR_TIMER);
-	for (int i = 0; i < CALIBRATE_RUNS; i++) {
-		lapic_write(LAPIC_TIMER_INIT, 0xFFFFFFFFu);
-		tsc_delay_ns(CALIBRATE_NS);
-		runs[i] = 0xFFFFFFFFu - lapic_read(LAPIC_TIMER_CUR);
-	}
-	lapic_write(LAPIC_TIMER_INIT, 0);
-	for (int i = 0; i < CALIBRATE_RUNS; i++)
-		for (int j = i + 1; j < CALIBRATE_RUNS; j++)
-			if (runs[j] < runs[i]) {
-				uint32_t t = runs[i];
-				runs[i] = runs[j];
-				runs[j] = t;
-			}
-	elapsed = runs[CALIBRATE_RUNS / 2];
-	if (elapsed == 0) {
-		printf("lapic: timer did not count during calibration\n");
+	/* rate: timer input clock in Hz, measured by tsc_init across its calibration window (divided by 16). */
+	if (rate < 1000 || hz == 0) {
+		printf("lapic: timer counted at %llu Hz during calibration\n", (unsigned long long)rate);
 		return -ENODEV;
 	}
-	uint64_t timer_rate = (uint64_t)elapsed * (1000000000ull / CALIBRATE_NS);
-	uint64_t initial = timer_rate / hz;
-	if (initial == 0 || initial > 0xFFFFFFFFu) {
-		printf("lapic: tick rate %u Hz out of range for a %llu Hz timer\n", hz, (unsigned long long)timer_rate);
-		return -ERANGE;
-	}
 	timer_hz = hz;
-	lapic_timer_rate = timer_rate;
-	lapic_period_count = (uint32_t)initial;
+	lapic_timer_rate = rate;
 	lapic_tick_tsc = tsc_hz / hz;
-	lapic_timer_periodic(rdtsc());
-	printf("lapic: %s id %u, timer %llu Hz (div 16), ticking at %u Hz\n", lapic_x2 ? "x2APIC" : "xAPIC",
-	       lapic_id(), (unsigned long long)timer_rate * 16, hz);
+	lapic_write(LAPIC_TIMER_DIV, 0x3);
+	lapic_write(LAPIC_LVT_TIMER, VECTOR_TIMER); /* one-shot, unmasked */
+	timer_tick_update();
+	printf("lapic: %s id %u, timer %llu Hz (div 16), one-shot (tickless), ticks of %u us\n",
+	       lapic_x2 ? "x2APIC" : "xAPIC", lapic_id(), (unsigned long long)rate * 16, 1000000 / hz);
 	return 0;
 }

@@ -8,7 +8,13 @@ int lapic_init(uint64_t mmio_base);
 void lapic_eoi(void);
 uint32_t lapic_id(void);
 
-/* Periodic timer at hz on VECTOR_TIMER. Calibrated against the TSC (tsc_init first). */
-int lapic_timer_start(unsigned hz);
+/* tsc_init's calibration window: the timer counts down from 0xFFFFFFFF (divide by 16, masked). */
+void lapic_calibrate_begin(void);
+uint32_t lapic_calibrate_read(void);
+void lapic_calibrate_end(void);
+
+/* The one-shot wake-up timer on VECTOR_TIMER (timer_wake_at), counting at rate Hz (after the divider, as
+ * tsc_init measured it); hz sets the length of a timer_ticks tick. */
+int lapic_timer_start(unsigned hz, uint64_t rate);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "cpu.h"
+#include "time.h"
 
 #define LOOP_POLLERS_MAX 16
 
@@ -15,6 +16,8 @@ static unsigned loop_npollers;
 static volatile int loop_pending;
 uint64_t loop_idle_tsc;
 uint64_t loop_start_tsc;
+uint64_t loop_halts;
+uint64_t loop_max_halt_tsc;
 
 int loop_add_poller(const char *name, loop_poll_fn fn, void *ctx)
 {
@@ -36,6 +39,7 @@ void loop_run(void)
 		int more = 0;
 
 		loop_pending = 0;
+		timer_tick_update();
 		/* Every poller gets a turn each round, so one busy source (a flooded NIC) cannot starve timers. */
 		for (unsigned i = 0; i < loop_npollers; i++)
 			more |= loop_pollers[i].fn(loop_pollers[i].ctx);
@@ -49,8 +53,14 @@ void loop_run(void)
 			sti();
 			continue;
 		}
+		/* No periodic tick: the halt lasts until the earliest deadline a poller asked for this round
+		 * (timer_wake_at) or a device interrupt. */
 		uint64_t t0 = rdtsc();
 		sti_hlt();
-		loop_idle_tsc += rdtsc() - t0;
+		uint64_t halted = rdtsc() - t0;
+		loop_idle_tsc += halted;
+		loop_halts++;
+		if (halted > loop_max_halt_tsc)
+			loop_max_halt_tsc = halted;
 	}
 }

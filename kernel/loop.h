@@ -18,5 +18,9 @@ void loop_run(void) __attribute__((noreturn));
 /* TSC ticks spent halted, and the TSC when loop_run started. */
 extern uint64_t loop_idle_tsc;
 extern uint64_t loop_start_tsc;
+/* Halts so far, and the longest (TSC ticks): with the tickless timer an idle guest halts far longer than a
+ * tick (test=idle). */
+extern uint64_t loop_halts;
+extern uint64_t loop_max_halt_tsc;
 
 #endif

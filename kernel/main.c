@@ -74,9 +74,14 @@ static int heartbeat_poll(void *ctx)
 {
 	(void)ctx;
 	uint64_t now = timer_ticks;
-	if (kernel_config.heartbeat == 0 || now < heartbeat_next)
+	if (kernel_config.heartbeat == 0)
 		return 0;
+	if (now < heartbeat_next) {
+		timer_wake_at(timer_tick_tsc(heartbeat_next));
+		return 0;
+	}
 	heartbeat_next = now + (uint64_t)kernel_config.heartbeat * timer_hz;
+	timer_wake_at(timer_tick_tsc(heartbeat_next));
 	uint64_t ns = time_ns();
 	uint64_t elapsed = rdtsc() - loop_start_tsc;
 	unsigned idle_pm = elapsed ? (unsigned)(loop_idle_tsc * 1000 / elapsed) : 0;
@@ -148,18 +153,21 @@ static void kernel_memory_init(const struct boot_info *bi)
 	       (unsigned long long)(kernel_pmm.free_pages * PAGE_SIZE >> 20), (unsigned long long)(heap >> 20));
 }
 
-/* The TSC against a fixed-rate reference, then the LAPIC timer from it. */
+/* The TSC and the LAPIC timer against a fixed-rate reference, in one window (kernel/tsc.c). */
 static void kernel_time_init(void)
 {
 	pic_disable();
-	int rc = tsc_init();
+	int rc = lapic_init(acpi_info.lapic_base);
+	if (rc)
+		fatal_boot("LAPIC", rc);
+	rc = tsc_init();
 	if (rc)
 		fatal_boot("TSC calibration", rc);
-	printf("time: TSC %llu.%03llu MHz (%s)\n", (unsigned long long)(tsc_hz / 1000000),
-	       (unsigned long long)(tsc_hz / 1000 % 1000), tsc_source);
-	rc = lapic_init(acpi_info.lapic_base);
-	if (!rc)
-		rc = lapic_timer_start(kernel_config.hz);
+	printf("time: TSC %llu.%03llu MHz (%s; checked against %s: %llu.%03llu MHz; %llu us)\n",
+	       (unsigned long long)(tsc_hz / 1000000), (unsigned long long)(tsc_hz / 1000 % 1000), tsc_source,
+	       tsc_check, (unsigned long long)(tsc_check_hz / 1000000),
+	       (unsigned long long)(tsc_check_hz / 1000 % 1000), (unsigned long long)(tsc_calib_ns / 1000));
+	rc = lapic_timer_start(kernel_config.hz, lapic_calib_hz);
 	if (rc)
 		fatal_boot("LAPIC timer", rc);
 }
@@ -171,6 +179,8 @@ static void kernel_devices_init(void)
 	pci_init();
 	if (ioapic_init())
 		printf("devices: no IOAPIC; devices without MSI-X cannot interrupt\n");
+	else
+		console_irq_init();
 	printf("devices: stage stamp cost %llu ns (TSC read + histogram update; 4 per received frame)\n",
 	       (unsigned long long)virtio_net_stamp_cost_ns());
 	struct virtio_net_params vp = { kernel_config.rxpool, kernel_config.txring, kernel_config.ring,

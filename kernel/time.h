@@ -7,6 +7,10 @@
 extern uint64_t tsc_hz;
 extern uint64_t tsc_boot; /* TSC when the kernel started */
 extern const char *tsc_source; /* how tsc_hz was found */
+extern const char *tsc_check;  /* what it was checked against */
+extern uint64_t tsc_check_hz;  /* the TSC rate that check gave */
+extern uint64_t tsc_calib_ns;  /* how long the calibration took */
+extern uint64_t lapic_calib_hz; /* the LAPIC timer's count rate (divide by 16) over the same window */
 
 int tsc_init(void);
 
@@ -19,13 +23,19 @@ uint64_t time_ns(void);
 /* Busy-waits for ns nanoseconds (boot-time calibration only). */
 void tsc_delay_ns(uint64_t ns);
 
-/* Periodic ticks from the LAPIC timer. */
+/* Coarse time in ticks of 1/timer_hz (hz=), counted from the TSC, not by interrupts: there is no periodic
+ * tick. Brought up to date at every main-loop round and timer interrupt (timer_tick_update); a poller that
+ * needs to run at the next tick asks for it with timer_wake_at(timer_tick_tsc(timer_ticks + 1)). */
 extern volatile uint64_t timer_ticks;
 extern unsigned timer_hz;
-extern uint64_t timer_wakeups;
+extern uint64_t timer_wakeups; /* timer interrupts taken */
+void timer_tick_update(void);
+/* The TSC at which tick number `tick` begins. */
+uint64_t timer_tick_tsc(uint64_t tick);
 
-/* Interrupts the CPU (waking the main loop) at TSC time tsc, if that is before the next tick. With several
- * requests pending, the earliest is kept (the others' callers are woken early and must ask again). */
+/* Interrupts the CPU (waking the main loop) at TSC time tsc. With several requests pending, the earliest is
+ * kept: the others' callers are woken early and must ask again, so every user asks from its poller at each
+ * main-loop round for as long as its deadline stands. */
 void timer_wake_at(uint64_t tsc);
 
 #endif

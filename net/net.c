@@ -15,6 +15,8 @@
 #include "lwip/init.h"
 #include "lwip/timeouts.h"
 #include "services.h"
+#include "cpu.h"
+#include "time.h"
 
 static struct ethif *net_ethifs[NETDEV_MAX];
 static struct kernel_config net_cfg;
@@ -39,8 +41,13 @@ void net_apply_config(void)
 static int net_timers_poll(void *ctx)
 {
 	(void)ctx;
-	/* lwIP's timers (ARP, TCP, DHCP, ...) run from the main loop; the tick interrupt wakes it. */
+	/* lwIP's timers (ARP, TCP, DHCP, ...) run from the main loop. There is no periodic tick: the one-shot
+	 * timer is asked for lwIP's next deadline. sys_now() counts whole milliseconds, so waking sleeptime ms
+	 * from now is never before the deadline. */
 	sys_check_timeouts();
+	u32_t ms = sys_timeouts_sleeptime();
+	if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE)
+		timer_wake_at(rdtsc() + ns_to_tsc((uint64_t)ms * 1000000ull));
 	return 0;
 }
 

@@ -66,3 +66,29 @@ def test_dry_run_passes_trace_pcap_and_extra_args():
     assert "filter-dump,id=dump0,netdev=net0,file=/tmp/x.pcap" in out
     assert "-icount shift=0" in out
     assert "disable-legacy=on,romfile=,event_idx=off" in out
+
+
+def test_first_command_builds_before_looking_for_qemu(tmp_path):
+    """README's first command on a fresh machine (issue 13): `./run-qemu.sh` must run the build (which
+    installs the Debian packages as root, or prints the apt-get line) before it looks for QEMU; it used to stop
+    at "'qemu-system-x86_64' not found" first. Simulated with a PATH that has every host tool but QEMU, and a
+    `make` that only records that it ran."""
+    import os
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for d in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if name in ("qemu-system-x86_64", "make") or (bindir / name).exists():
+                continue
+            (bindir / name).symlink_to(os.path.join(d, name))
+    marker = tmp_path / "make-ran"
+    (bindir / "make").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
+    (bindir / "make").chmod(0o755)
+    p = subprocess.run([str(ROOT / "run-qemu.sh"), "--net", "none", "--timeout", "5"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, "PATH": str(bindir)})
+    assert marker.exists(), p.stderr
+    assert "all" in marker.read_text().split()
+    assert p.returncode == 2 and "'qemu-system-x86_64' not found" in p.stderr, p.stderr
