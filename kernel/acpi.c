@@ -185,6 +185,7 @@ static void acpi_parse_gpex(const struct acpi_sdt_header *dsdt)
  * so the kernel places them in these windows. Walked descriptor by descriptor (§6.4) to the end tag. */
 #define RES_WORD_ADDR 0x88
 #define RES_WORD_LEN 0x0D
+#define RES_TYPE_IO 1
 #define RES_TYPE_BUS 2
 #define RES_END_TAG 0x79
 #define RES_WALK_MAX 64 /* descriptors in one template */
@@ -208,12 +209,22 @@ static void acpi_parse_root_crs(const struct acpi_sdt_header *dsdt)
 			else if (base >= (1ull << 32) && !acpi_info.pci_mmio64.size)
 				acpi_info.pci_mmio64.base = base, acpi_info.pci_mmio64.size = len;
 		}
+		/* Word I/O ranges (q35: 0-0xcf7 and 0xd00-0xffff, around the CF8 ports): the largest, for the
+		 * I/O BARs of legacy and transitional virtio devices. */
+		if (p[0] == RES_WORD_ADDR && p[1] == RES_WORD_LEN && p[2] == 0 && p[3] == RES_TYPE_IO) {
+			uint16_t min, iolen;
+			memcpy(&min, p + 8, 2);
+			memcpy(&iolen, p + 14, 2);
+			if (iolen > acpi_info.pci_io.size)
+				acpi_info.pci_io.base = min, acpi_info.pci_io.size = iolen;
+		}
 		p += (p[0] & 0x80) ? 3 + (p[1] | (unsigned)p[2] << 8) : 1 + (p[0] & 7u);
 	}
 	if (acpi_info.pci_mmio32.size || acpi_info.pci_mmio64.size)
-		printf("acpi: PCI root bridge windows %#llx+%#llx, %#llx+%#llx\n",
+		printf("acpi: PCI root bridge windows %#llx+%#llx, %#llx+%#llx, I/O %#x+%#x\n",
 		       (unsigned long long)acpi_info.pci_mmio32.base, (unsigned long long)acpi_info.pci_mmio32.size,
-		       (unsigned long long)acpi_info.pci_mmio64.base, (unsigned long long)acpi_info.pci_mmio64.size);
+		       (unsigned long long)acpi_info.pci_mmio64.base, (unsigned long long)acpi_info.pci_mmio64.size,
+		       acpi_info.pci_io.base, acpi_info.pci_io.size);
 }
 
 static void acpi_add_table(uint64_t addr)

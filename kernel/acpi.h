@@ -46,6 +46,9 @@ struct acpi_info {
 	struct {
 		uint64_t base, size;
 	} pci_mmio32, pci_mmio64;
+	struct {
+		uint32_t base, size;
+	} pci_io; /* the root bridge's largest I/O range (q35), size 0: none */
 	uint64_t hpet_base;
 	uint32_t pm_timer_port; /* ACPI PM timer I/O port, 0 if none */
 	int pm_timer_32bit;

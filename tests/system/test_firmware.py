@@ -18,9 +18,11 @@ NIC = r"^pci: 00:0[1-9a-f]\.0 1af4:1041 class 02\.00\.00 msix\n((?:pci:   BAR.*\
 VARIANTS = {
     "qboot": (("--firmware", "qboot"), r"^acpi: PCI root bridge windows 0xc0000000\+0x3ec00000, 0x[0-9a-f]+\+", True),
     "qboot-acpi-off": (("--firmware", "qboot", "--machine", "q35,acpi=off"),
-                       r"^pci: q35 without ACPI windows; BARs go to the default hole 0xc0000000-0xfebfffff", True),
+                       r"^pci: q35 without ACPI windows; BARs go to the default hole 0xc0000000-0xfebfffff, "
+                       r"I/O 0xc000-0xffff", True),
     "seabios": (("--firmware", "seabios"), None, False),
 }
+LEGACY = ("--nic-opts", "disable-legacy=off,disable-modern=on")
 
 
 def dry_run(*args):
@@ -52,4 +54,18 @@ def test_nic_works_under_each_firmware(tap_guest, variant):
         tx, rx, _, out = lwip.ping(g.netns, "-c", "20", "-i", "0.01", "-W", "2", "-w", "20")
         assert (tx, rx) == (20, 20), out[-800:]
         lwip.assert_echoed(lwip.tcp_echo(g.netns, 1 << 20, seed=13))
+    lwip.close(g)
+
+
+@pytest.mark.skipif(not QBOOT.exists(), reason="qboot.rom missing (Debian package qemu-system-data)")
+@pytest.mark.parametrize("variant", ["qboot", "qboot-acpi-off"])
+def test_legacy_nic_io_bar_under_qboot(tap_guest, variant):
+    """A legacy virtio device is driven through its I/O BAR0, which qboot leaves at 0 too: the kernel puts it
+    in the root bridge's I/O range (no lower than 0xc000, where SeaBIOS starts)."""
+    g = lwip.boot(tap_guest, *VARIANTS[variant][0], *LEGACY)
+    bars = g.expect(r"^pci: 00:0[1-9a-f]\.0 1af4:1000 class 02\.00\.00 msix\n((?:pci:   BAR.*\n)+)").group(1)
+    assert re.search(r"BAR0 io  0xc[0-9a-f]{3} size 0x\d+ \(assigned here\)", bars), bars
+    g.expect(r"^virtio-net0: \S+ legacy, ")
+    tx, rx, _, out = lwip.ping(g.netns, "-c", "10", "-i", "0.01", "-W", "2", "-w", "20")
+    assert (tx, rx) == (10, 10), out[-800:]
     lwip.close(g)
