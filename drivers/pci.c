@@ -159,8 +159,10 @@ static void pci_q35_default_window(uint32_t host_id)
 	       PCI_IO_END - 1);
 }
 
-/* Gives an unassigned memory BAR an address in a window: naturally aligned (a BAR's size is a power of two),
- * 64-bit BARs in the 64-bit window when there is one. Called with decoding off. */
+/* Gives an unassigned BAR an address in a window: naturally aligned (a BAR's size is a power of two), 64-bit
+ * BARs in the 64-bit window when there is one, I/O BARs in the I/O window. Called with decoding off. Bridge
+ * windows are not programmed: a device behind a bridge or root port gets an address its bridge does not
+ * forward and stays unreachable under qboot (run-qemu.sh's NICs sit on the root bus). */
 static void pci_assign_bar(struct pci_dev *d, unsigned i)
 {
 	struct pci_bar *b = &d->bar[i];

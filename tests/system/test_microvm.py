@@ -33,14 +33,6 @@ VARIANTS = {
 MMIO_LINE = r"^virtio-net0: mmio@(0x[0-9a-f]+) (\w+), MAC [0-9a-f:]{17}, link up, rx (\d+) tx (\d+) entries, GSI (\d+) level\n"
 
 
-# Until the kernel's time is right on microvm (issue 13, the calibration part: it reads the PIT through port
-# 0x61, which microvm lacks), lwIP's clock races and its ARP entries expire at once: every reply waits for an
-# ARP exchange, and lwIP keeps only the last frame(s) queued for an unresolved address, so a fragmented reply
-# loses its first fragments. Strict: once the time is fixed this XPASSes and the marker must go.
-BAD_TIME = pytest.mark.xfail(strict=True, reason="microvm time calibration wrong (issue 13): ARP entries "
-                             "expire at once and lwIP's ARP queue drops the first fragments of a reply")
-
-
 # QEMU's virtio-mmio reports QueueNumMax 1024 whatever rx_queue_size says, and the driver takes it (the PCI
 # device reports its configured 256): the robustness tests' ring-size figure differs accordingly.
 MMIO_RING = 1024
@@ -48,8 +40,8 @@ MMIO_RING = 1024
 
 def microvm(tap_guest, variant="acpi-legacy"):
     """A tap_guest-like starter for microvm in the given variant (a later --machine overrides the first).
-    heartbeat=0: with the clock wrong on microvm (BAD_TIME) the heartbeat fires far too often and its lines
-    would land inside console command replies."""
+    heartbeat=0: no heartbeat lines inside console command replies (they once fired far too often here, while
+    microvm's clock was wrong)."""
     extra = ("--cmdline", "heartbeat=0") + VARIANTS[variant][0]
 
     def start(*args, **kw):
@@ -113,7 +105,6 @@ def test_ping(tap_guest, variant):
     lwip.close(g)
 
 
-@BAD_TIME
 def test_ping_fragmented(tap_guest):
     g = lwip.boot(microvm(tap_guest))
     try:
@@ -134,7 +125,7 @@ def test_tcp_echo(tap_guest):
 @pytest.mark.parametrize("variant", ["acpi-legacy", "pcie"])
 def test_iperf2(tap_guest, variant):
     """test_lwip.test_iperf2_client's transfer and checks, except lwiperf's own report type: with the clock
-    racing (BAD_TIME) lwIP's retransmission timer can expire within a real millisecond and abort the connection
+    racing (as it did on microvm before issue 13's calibration) lwIP's retransmission timer can expire within a real millisecond and abort the connection
     at the end of a transfer the host saw complete (seen once in a full run: report type 2). Recorded, not
     asserted, until microvm's time is fixed."""
     g = lwip.boot(microvm(tap_guest, variant))
