@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 prog=run-qemu.sh
 
 boot=pvh accel=auto mem=256 cmdline="" net=user tap=tap0 netns="" host_ip=192.168.77.1/24
-gdb=0 timeout_s="" pcap="" trace_file="" monitor="" nic_opts="" machine=q35 build=1 dry_run=0 mgmt=0
+firmware=auto gdb=0 timeout_s="" pcap="" trace_file="" monitor="" nic_opts="" machine=q35 build=1 dry_run=0 mgmt=0
 mgmt_ip=192.168.78.1/24
 traces=() qemu_args=()
 
@@ -33,7 +33,10 @@ Usage: ./run-qemu.sh [options]
   --pcap FILE            record the NIC's traffic with QEMU's filter-dump
   --monitor PATH         QEMU human monitor on a unix socket at PATH
   --machine TYPE         QEMU machine (default q35); microvm[,OPTS] gets virtio-net-device on virtio-mmio
-                         (virtio-net-pci with pcie=on) and QEMU's default microvm firmware (qboot)
+                         (virtio-net-pci with pcie=on)
+  --firmware auto|qboot|seabios
+                         PVH firmware: auto (default) = qboot where installed (the kernel assigns the PCI
+                         BARs qboot leaves unassigned), else SeaBIOS; --boot uefi always uses OVMF
   --qemu-arg ARG         pass ARG to QEMU verbatim (repeatable)
   --timeout SECONDS      stop the guest after that long
   --no-build             do not run make first
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--pcap) need_arg "$@"; pcap=$2; shift ;;
 	--monitor) need_arg "$@"; monitor=$2; shift ;;
 	--machine) need_arg "$@"; machine=$2; shift ;;
+	--firmware) need_arg "$@"; firmware=$2; shift ;;
 	--qemu-arg) need_arg "$@"; qemu_args+=("$2"); shift ;;
 	--timeout) need_arg "$@"; timeout_s=$2; shift ;;
 	--no-build) build=0 ;;
@@ -80,6 +84,7 @@ done
 case "$boot" in pvh | uefi) ;; *) die "option --boot: '$boot' is not pvh or uefi" ;; esac
 case "$accel" in kvm | tcg | auto) ;; *) die "option --accel: '$accel' is not kvm, tcg or auto" ;; esac
 case "$net" in tap | user | none) ;; *) die "option --net: '$net' is not tap, user or none" ;; esac
+case "$firmware" in auto | qboot | seabios) ;; *) die "option --firmware: '$firmware' is not auto, qboot or seabios" ;; esac
 [[ "$mem" =~ ^[0-9]+$ ]] && [ "$mem" -ge 8 ] || die "option --mem: '$mem' is not a number of MiB >= 8"
 [ -z "$timeout_s" ] || [[ "$timeout_s" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "option --timeout: '$timeout_s' is not a number of seconds"
 [[ "$host_ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || die "option --host-ip: '$host_ip' is not ADDR/PREFIX"
@@ -120,12 +125,24 @@ args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -dis
 if [ "$boot" = pvh ]; then
 	[ "$dry_run" = 1 ] || [ -f "$kernel" ] || die "$kernel missing (run make)"
 	args+=(-kernel "$kernel")
-	# Firmware: microvm boots with its own qboot build (QEMU's default there). On q35 qboot starts the
-	# kernel in half SeaBIOS's time (58 vs 122 ms to a test=boot exit) but assigns no PCI BARs, which the
-	# kernel does not do itself yet: so qboot only without a NIC, SeaBIOS (the default) with one.
-	qboot=/usr/share/qemu/qboot.rom
-	if [[ "$machine" == q35* ]] && [ "$net" = none ] && [ -f "$qboot" ]; then
-		args+=(-bios "$qboot")
+	# Firmware: qboot starts the kernel in about half SeaBIOS's time on q35 (58 vs 122 ms to a test=boot
+	# exit); it assigns no PCI BARs, which the kernel then does itself (drivers/pci.c, windows from the
+	# DSDT). microvm's default firmware is its own qboot build; SeaBIOS has a microvm build too. Other
+	# machines keep QEMU's default.
+	qboot=/usr/share/qemu/qboot.rom seabios_microvm=/usr/share/seabios/bios-microvm.bin
+	if [ "$firmware" = auto ]; then
+		firmware=seabios
+		[ ! -f "$qboot" ] || firmware=qboot
+	fi
+	# QEMU's own defaults need no -bios: SeaBIOS on q35, qboot on microvm.
+	fw_file=""
+	case "$machine:$firmware" in
+	q35*:qboot) fw_file=$qboot ;;
+	microvm*:seabios) fw_file=$seabios_microvm ;;
+	esac
+	if [ -n "$fw_file" ]; then
+		[ "$dry_run" = 1 ] || [ -f "$fw_file" ] || die "firmware $fw_file not found: install the Debian package ${firmware/qboot/qemu-system-data}"
+		args+=(-bios "$fw_file")
 	fi
 else
 	ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd

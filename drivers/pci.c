@@ -129,21 +129,51 @@ static unsigned pci_size_bar(struct pci_dev *d, unsigned i)
 	return 1;
 }
 
-/* Next free address in the host bridge's memory windows (acpi_info.pci_mmio32/64), for BARs no firmware
- * assigned: on microvm,pcie=on neither qboot nor SeaBIOS can reach the ECAM-only bus, so every BAR reads 0. */
-static uint64_t pci_alloc32, pci_alloc64;
+/* Next free address in the host bridge's memory windows, for BARs no firmware assigned: on microvm,pcie=on
+ * neither qboot nor SeaBIOS can reach the ECAM-only bus, and on q35 qboot assigns none, so every BAR reads 0.
+ * The windows come from ACPI (acpi_info.pci_mmio32/64), or on a q35 without them from pci_q35_default_window. */
+static uint64_t pci_alloc32, pci_alloc64, pci_alloc_io;
+static struct {
+	uint64_t base, size;
+} pci_win32, pci_win64, pci_win_io;
 
-/* Gives an unassigned memory BAR an address in a window: naturally aligned (a BAR's size is a power of two),
- * 64-bit BARs in the 64-bit window when there is one. Called with decoding off. */
+#define PCI_ID_Q35_MCH 0x29C08086u /* Intel 82G33 (Q35) host bridge, as QEMU's q35 presents it */
+/* QEMU's q35 below 4 GiB: RAM ends by 0xb0000000 (its ECAM window, 256 MiB, sits there), and from 0xfec00000
+ * the IOAPIC, HPET and LAPIC; SeaBIOS puts BARs from 0xc0000000 up. The same hole, for ACPI-less boots. */
+#define PCI_Q35_HOLE_BASE 0xC0000000ull
+#define PCI_Q35_HOLE_END 0xFEC00000ull
+/* I/O BARs from 0xc000 as SeaBIOS places them: clear of the ISA ports, the CF8 ports and their aliases. */
+#define PCI_IO_FIRST 0xC000u
+#define PCI_IO_END 0x10000u
+
+static void pci_q35_default_window(uint32_t host_id)
+{
+	if (host_id != PCI_ID_Q35_MCH || pci_win32.size || pci_win64.size)
+		return;
+	pci_win32.base = PCI_Q35_HOLE_BASE;
+	pci_win32.size = PCI_Q35_HOLE_END - PCI_Q35_HOLE_BASE;
+	pci_win_io.base = PCI_IO_FIRST;
+	pci_win_io.size = PCI_IO_END - PCI_IO_FIRST;
+	printf("pci: q35 without ACPI windows; BARs go to the default hole %#llx-%#llx, I/O %#x-%#x\n",
+	       (unsigned long long)PCI_Q35_HOLE_BASE, (unsigned long long)PCI_Q35_HOLE_END - 1, PCI_IO_FIRST,
+	       PCI_IO_END - 1);
+}
+
+/* Gives an unassigned BAR an address in a window: naturally aligned (a BAR's size is a power of two), 64-bit
+ * BARs in the 64-bit window when there is one, I/O BARs in the I/O window. Called with decoding off. Bridge
+ * windows are not programmed: a device behind a bridge or root port gets an address its bridge does not
+ * forward and stays unreachable under qboot (run-qemu.sh's NICs sit on the root bus). */
 static void pci_assign_bar(struct pci_dev *d, unsigned i)
 {
 	struct pci_bar *b = &d->bar[i];
-	int high = b->is_64 && acpi_info.pci_mmio64.size;
-	uint64_t wbase = high ? acpi_info.pci_mmio64.base : acpi_info.pci_mmio32.base;
-	uint64_t wsize = high ? acpi_info.pci_mmio64.size : acpi_info.pci_mmio32.size;
+	int high = b->is_64 && pci_win64.size;
+	uint64_t wbase = high ? pci_win64.base : pci_win32.base;
+	uint64_t wsize = high ? pci_win64.size : pci_win32.size;
 	uint64_t *next = high ? &pci_alloc64 : &pci_alloc32;
 
-	if (b->is_io || b->addr || !b->size || !wsize)
+	if (b->is_io)
+		wbase = pci_win_io.base, wsize = pci_win_io.size, next = &pci_alloc_io;
+	if (b->addr || !b->size || !wsize)
 		return;
 	if (*next < wbase)
 		*next = wbase;
@@ -153,10 +183,18 @@ static void pci_assign_bar(struct pci_dev *d, unsigned i)
 		       d->bus, d->dev, d->fn, i, (unsigned long long)b->size);
 		return;
 	}
+	if (b->is_io) {
+		pci_write32(d, PCI_BAR0 + 4 * i, (uint32_t)a | 1u);
+		b->addr = a;
+		b->assigned = 1;
+		*next = a + b->size;
+		return;
+	}
 	pci_write32(d, PCI_BAR0 + 4 * i, (uint32_t)a | (b->is_64 ? 4u : 0) | (b->prefetch ? 8u : 0));
 	if (b->is_64)
 		pci_write32(d, PCI_BAR0 + 4 * i + 4, (uint32_t)(a >> 32));
 	b->addr = a;
+	b->assigned = 1;
 	*next = a + b->size;
 }
 
@@ -184,6 +222,8 @@ static void pci_add_function(uint8_t bus, uint8_t dev, uint8_t fn, unsigned dept
 	d->subclass = (cls >> 16) & 0xFF;
 	d->class_code = cls >> 24;
 	d->header_type = pci_read8(d, PCI_HEADER_TYPE) & 0x7F;
+	if (bus == 0 && dev == 0 && fn == 0)
+		pci_q35_default_window(id);
 
 	if (d->header_type == 0) {
 		/* Decoding off while sizing, so a BAR briefly at all-ones decodes nothing. */
@@ -205,9 +245,10 @@ static void pci_add_function(uint8_t bus, uint8_t dev, uint8_t fn, unsigned dept
 	       d->class_code, d->subclass, d->prog_if, d->msix_cap ? " msix" : "");
 	for (unsigned i = 0; i < 6; i++)
 		if (d->bar[i].size)
-			printf("pci:   BAR%u %s %#llx size %#llx%s%s\n", i, d->bar[i].is_io ? "io " : "mem",
+			printf("pci:   BAR%u %s %#llx size %#llx%s%s%s\n", i, d->bar[i].is_io ? "io " : "mem",
 			       (unsigned long long)d->bar[i].addr, (unsigned long long)d->bar[i].size,
-			       d->bar[i].is_64 ? " 64-bit" : "", d->bar[i].prefetch ? " prefetchable" : "");
+			       d->bar[i].is_64 ? " 64-bit" : "", d->bar[i].prefetch ? " prefetchable" : "",
+			       d->bar[i].assigned ? " (assigned here)" : "");
 
 	if (d->class_code == PCI_CLASS_BRIDGE && d->subclass == PCI_SUBCLASS_PCI_BRIDGE && d->header_type == 1) {
 		uint8_t secondary = pci_read8(d, PCI_SECONDARY_BUS);
@@ -233,6 +274,13 @@ static void pci_scan_bus(uint8_t bus, unsigned depth)
 int pci_init(void)
 {
 	pci_num_devices = 0;
+	pci_win32.base = acpi_info.pci_mmio32.base, pci_win32.size = acpi_info.pci_mmio32.size;
+	pci_win64.base = acpi_info.pci_mmio64.base, pci_win64.size = acpi_info.pci_mmio64.size;
+	/* Inside the ACPI I/O range, but no lower than PCI_IO_FIRST. */
+	if (acpi_info.pci_io.base + acpi_info.pci_io.size > PCI_IO_FIRST) {
+		pci_win_io.base = acpi_info.pci_io.base > PCI_IO_FIRST ? acpi_info.pci_io.base : PCI_IO_FIRST;
+		pci_win_io.size = acpi_info.pci_io.base + acpi_info.pci_io.size - pci_win_io.base;
+	}
 	for (unsigned i = 0; i < acpi_info.num_mcfg; i++) {
 		if (acpi_info.mcfg[i].segment != 0)
 			continue;

@@ -15,6 +15,7 @@ struct pci_bar {
 	uint8_t is_io;
 	uint8_t is_64;
 	uint8_t prefetch;
+	uint8_t assigned; /* placed by pci.c in a host bridge window (no firmware did) */
 };
 
 struct pci_dev {

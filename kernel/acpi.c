@@ -179,6 +179,54 @@ static void acpi_parse_gpex(const struct acpi_sdt_header *dsdt)
 	}
 }
 
+/* The root bridge's _CRS on QEMU's pc/q35 DSDT (hw/i386/acpi-build.c): a resource template that opens with a
+ * Word bus-number descriptor for buses from 0 (an expander bridge's starts at its own bus) and lists the PCI
+ * holes as DWord (below 4 GiB) and QWord (above) memory descriptors. qboot, unlike SeaBIOS, assigns no BARs,
+ * so the kernel places them in these windows. Walked descriptor by descriptor (§6.4) to the end tag. */
+#define RES_WORD_ADDR 0x88
+#define RES_WORD_LEN 0x0D
+#define RES_TYPE_IO 1
+#define RES_TYPE_BUS 2
+#define RES_END_TAG 0x79
+#define RES_WALK_MAX 64 /* descriptors in one template */
+
+static void acpi_parse_root_crs(const struct acpi_sdt_header *dsdt)
+{
+	const uint8_t *end = (const uint8_t *)dsdt + dsdt->length;
+	const uint8_t *p = (const uint8_t *)dsdt + sizeof(*dsdt);
+
+	for (; p + 3 + RES_WORD_LEN <= end; p++)
+		if (p[0] == RES_WORD_ADDR && p[1] == RES_WORD_LEN && p[2] == 0 && p[3] == RES_TYPE_BUS &&
+		    p[8] == 0 && p[9] == 0)
+			break;
+	for (unsigned n = 0; p + 3 + RES_WORD_LEN <= end && n < RES_WALK_MAX && p[0] != RES_END_TAG; n++) {
+		uint64_t base, len;
+		if (acpi_res_memory(p, end, &base, &len) && len >= (1u << 20)) {
+			/* Of the holes below 4 GiB the highest (q35: 0xc0000000 up to the IOAPIC, where SeaBIOS
+			 * puts BARs); the one between RAM and the ECAM window is left alone. */
+			if (base + len <= (1ull << 32) && base >= acpi_info.pci_mmio32.base)
+				acpi_info.pci_mmio32.base = base, acpi_info.pci_mmio32.size = len;
+			else if (base >= (1ull << 32) && !acpi_info.pci_mmio64.size)
+				acpi_info.pci_mmio64.base = base, acpi_info.pci_mmio64.size = len;
+		}
+		/* Word I/O ranges (q35: 0-0xcf7 and 0xd00-0xffff, around the CF8 ports): the largest, for the
+		 * I/O BARs of legacy and transitional virtio devices. */
+		if (p[0] == RES_WORD_ADDR && p[1] == RES_WORD_LEN && p[2] == 0 && p[3] == RES_TYPE_IO) {
+			uint16_t min, iolen;
+			memcpy(&min, p + 8, 2);
+			memcpy(&iolen, p + 14, 2);
+			if (iolen > acpi_info.pci_io.size)
+				acpi_info.pci_io.base = min, acpi_info.pci_io.size = iolen;
+		}
+		p += (p[0] & 0x80) ? 3 + (p[1] | (unsigned)p[2] << 8) : 1 + (p[0] & 7u);
+	}
+	if (acpi_info.pci_mmio32.size || acpi_info.pci_mmio64.size)
+		printf("acpi: PCI root bridge windows %#llx+%#llx, %#llx+%#llx, I/O %#x+%#x\n",
+		       (unsigned long long)acpi_info.pci_mmio32.base, (unsigned long long)acpi_info.pci_mmio32.size,
+		       (unsigned long long)acpi_info.pci_mmio64.base, (unsigned long long)acpi_info.pci_mmio64.size,
+		       acpi_info.pci_io.base, acpi_info.pci_io.size);
+}
+
 static void acpi_add_table(uint64_t addr)
 {
 	const struct acpi_sdt_header *h = (const void *)(uintptr_t)addr;
@@ -265,5 +313,7 @@ int acpi_init(uint64_t rsdp)
 	}
 	if (!acpi_info.num_mcfg && (h = acpi_find_table("DSDT")))
 		acpi_parse_gpex(h);
+	else if ((h = acpi_find_table("DSDT")))
+		acpi_parse_root_crs(h);
 	return 0;
 }

@@ -41,10 +41,14 @@ struct acpi_info {
 	} mcfg[ACPI_MAX_MCFG];
 	/* A PCIe host bridge the DSDT describes but no MCFG does (QEMU microvm,pcie=on: a GPEX bridge, PNP0A08,
 	 * whose ECAM is a PNP0C02 resource): its ECAM goes into mcfg[] above, and its memory windows are where
-	 * the kernel puts BARs no firmware assigned (size 0: none). */
+	 * the kernel puts BARs no firmware assigned (size 0: none). On q35 the windows come from the root
+	 * bridge's _CRS (the PCI holes), for BARs qboot leaves unassigned. */
 	struct {
 		uint64_t base, size;
 	} pci_mmio32, pci_mmio64;
+	struct {
+		uint32_t base, size;
+	} pci_io; /* the root bridge's largest I/O range (q35), size 0: none */
 	uint64_t hpet_base;
 	uint32_t pm_timer_port; /* ACPI PM timer I/O port, 0 if none */
 	int pm_timer_32bit;

@@ -18,6 +18,9 @@
 #define HUGE_2M 0x200000ull
 
 static uint64_t *paging_pml4;
+/* Set once CR3 points at paging_pml4: until then no TLB can hold our entries, and the identity map of RAM
+ * (several hundred entries) skips an invlpg per entry, each a TLB-flush helper call under TCG. */
+static int paging_live;
 
 static uint64_t paging_cache_bits(enum page_cache cache)
 {
@@ -72,7 +75,8 @@ static int paging_set(uint64_t addr, uint64_t size, uint64_t flags, int present)
 			return -ENOMEM;
 		pt[(addr >> 12) & 511] = present ? (addr | flags | PTE_P | PTE_W) : 0;
 	}
-	paging_invlpg(addr);
+	if (paging_live)
+		paging_invlpg(addr);
 	return 0;
 }
 
@@ -156,5 +160,6 @@ int paging_init(const struct boot_mem_region *map, unsigned n)
 		return rc;
 	}
 	write_cr3((uint64_t)(uintptr_t)paging_pml4);
+	paging_live = 1;
 	return 0;
 }

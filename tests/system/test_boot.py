@@ -21,6 +21,17 @@ def test_pvh_boot_reports_banner_memory_time(guest):
     g.expect(r"^selftest boot: PASS")
 
 
+def test_ready_line_breaks_down_into_stages(guest):
+    """After `ready in X ms`, where the time went: every stage from kernel entry on, adding up to at most X."""
+    g = guest("--cmdline", "test=boot")
+    assert g.status == STATUS_PASS, g.log
+    ready_ms = float(g.expect(r"^ready in (\d+\.\d+) ms since kernel entry").group(1))
+    line = g.expect(r"^boot stages \(us\):((?: \S+=\d+)+)\n").group(1)
+    stages = dict((k, int(v)) for k, v in (x.split("=") for x in line.split()))
+    assert list(stages) == ["banner+cmdline", "cpu", "memory", "time", "random+console", "devices", "net"], line
+    assert 0 < sum(stages.values()) / 1000 <= ready_ms + 0.01, (stages, ready_ms)
+
+
 def test_timer_ticks_follow_the_clock(guest):
     g = guest("--cmdline", "test=ticks hz=200")
     assert g.status == STATUS_PASS, g.log

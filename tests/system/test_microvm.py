@@ -63,7 +63,7 @@ def test_mmio_nic_found_and_serves(tap_guest, variant):
     g = lwip.boot(microvm(tap_guest, variant))
     if source == "pcie":
         g.expect(r"^acpi: PCIe host bridge in the DSDT: ECAM 0xe0000000 \(256 buses\)")
-        g.expect(r"^pci:   BAR4 mem 0xc000000000 size 0x4000 64-bit prefetchable$")
+        g.expect(r"^pci:   BAR4 mem 0xc000000000 size 0x4000 64-bit prefetchable \(assigned here\)$")
         g.expect(r"^virtio-net0: 00:01\.0 modern, MAC 52:54:00:12:34:56, link up, rx 256 tx 256 entries, MSI-X$")
     else:
         m = g.wait_for(MMIO_LINE, 5)

@@ -163,6 +163,40 @@ static void test_random_against_model(void **state)
 	}
 }
 
+/* pmm_add_free and pmm_reserve work a bitmap word at a time: ranges that start and end inside words, span
+ * several words, overlap earlier ones, or cover single pages, against a page-by-page model. */
+static void test_ranges_word_at_a_time_against_model(void **state)
+{
+	(void)state;
+	enum { PAGES = 1000 }; /* not a multiple of 64: the last word is partial */
+	static unsigned char model[PAGES];
+	struct boot_mem_region map[] = { R(0, (uint64_t)PAGES * 0x1000, MEM_RESERVED) };
+	uint64_t free_model = 0;
+	setup_map(map, 1, (uint64_t)PAGES * 0x1000);
+	assert_int_equal(p.free_pages, 0);
+	srand(4242);
+	for (int step = 0; step < 5000; step++) {
+		uint64_t first = (uint64_t)(rand() % PAGES), n = 1 + (uint64_t)(rand() % (step % 3 ? 70 : 300));
+		uint64_t end = first + n > PAGES ? PAGES : first + n;
+		int add = rand() % 2;
+		if (add)
+			pmm_add_free(&p, first * 0x1000, n * 0x1000);
+		else
+			pmm_reserve(&p, first * 0x1000, n * 0x1000);
+		for (uint64_t pg = first; pg < end; pg++) {
+			free_model += add && !model[pg];
+			free_model -= !add && model[pg];
+			model[pg] = (unsigned char)add;
+		}
+		assert_int_equal(p.free_pages, free_model);
+		assert_int_equal(p.total_pages, free_model);
+		for (uint64_t pg = first ? first - 1 : 0; pg < PAGES && pg <= end; pg++)
+			assert_int_equal(pmm_is_used(&p, pg * 0x1000), !model[pg]);
+	}
+	for (uint64_t pg = 0; pg < PAGES; pg++)
+		assert_int_equal(pmm_is_used(&p, pg * 0x1000), !model[pg]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +206,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_exhaustion_and_free, teardown),
 		cmocka_unit_test_teardown(test_bad_free_rejected, teardown),
 		cmocka_unit_test_teardown(test_random_against_model, teardown),
+		cmocka_unit_test_teardown(test_ranges_word_at_a_time_against_model, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
