@@ -1,4 +1,4 @@
-"""Large datagrams, large receive and checksums over IPv6 (issue 11's IPv6 half), and long TCP echoes.
+"""Large datagrams, large receive and checksums over IPv6 (issue 11's IPv6 half).
 
 Every test is marked `ipv6`: its namespace (conftest.py's `netns`) keeps IPv6 on, so the tap gets a link-local
 address at once (no DAD, no router solicitations). The guest is reached at its own link-local address through
@@ -9,11 +9,8 @@ the tap (fe80::5054:ff:fe12:3456%tap0); nothing leaves the namespace. Counts and
   test_ipv6_tcp_stream_echo             64 MiB echo over GUEST_TSO6 super-segments, SHA-256 equal both ways
   test_ipv6_iperf_host_to_guest         iperf2 -V, one stream and -P 4, against lwiperf's server
   test_ipv6_checksums                   partial checksums taken; bad UDP/TCP/ICMPv6 checksums dropped and counted
-  test_tcp_stream_echo_large            256 MiB (make test) or 1 GiB (SOAK=1, make soak) streamed echo over
-                                        IPv4, never held in memory, SHA-256 equal
 """
 import json
-import os
 import pathlib
 import re
 import time
@@ -21,6 +18,7 @@ import time
 import pytest
 
 from test_lwip import PY, boot, client, close, known_tx_stall, run, status
+from test_offload import assert_streamed, stream as offload_stream
 from test_robustness import IPV6_LL_LINE, counters
 
 pytestmark = pytest.mark.ipv6
@@ -34,7 +32,7 @@ GUEST6_TAP = f"{GUEST6}%tap0"
 UDP6_MAX = 65487
 
 FIGURES = {}
-FIGURES_TITLE = "offload over IPv6, long echoes"
+FIGURES_TITLE = "offload over IPv6"
 
 
 def boot6(tap_guest, *args, **kw):
@@ -68,16 +66,8 @@ def status6(ns):
     return status(ns, host=GUEST6_TAP)
 
 
-def stream(ns, nbytes, host=GUEST6_TAP, seed=1, timeout=300):
-    return client(ns, "tcp-stream", "--host", host, "--port", 7, "--bytes", nbytes, "--seed", seed,
-                  "--timeout", timeout, timeout=timeout + 60)
-
-
-def assert_streamed(r):
-    x = r["results"][0]
-    assert x["equal"] and x["eof"] and not x["error"], \
-        {k: x.get(k) for k in ("sent", "received", "eof", "error", "first_diff", "seconds")}
-    assert x["sha256_received"] == x["sha256_sent"], x
+def stream(ns, nbytes, seed=1, timeout=300):
+    return offload_stream(ns, nbytes, host=GUEST6_TAP, seed=seed, timeout=timeout)
 
 
 def test_ipv6_ping_and_udp_echo(tap_guest):
@@ -193,23 +183,4 @@ def test_ipv6_checksums(tap_guest):
         assert s1["services"]["discard_datagrams"] - s0["services"]["discard_datagrams"] == sent["good_udp"]
         FIGURES["IPv6 bad-checksum frames sent / counted"] = f"{sent['udp'] + sent['tcp'] + sent['icmp']}/{bad}"
         assert_streamed(stream(ns, 1 << 16, seed=67))
-    close(g)
-
-
-SOAK = bool(os.environ.get("SOAK"))
-
-
-def test_tcp_stream_echo_large(tap_guest):
-    """A streamed TCP echo over IPv4 (lwip_clients.py tcp-stream: generated, compared and hashed on the fly):
-    256 MiB in `make test`, 1 GiB with SOAK=1 (`make soak`); equal SHA-256 both ways."""
-    nbytes = (1 << 30) if SOAK else (256 << 20)
-    g = boot(tap_guest, timeout=900)
-    with known_tx_stall(g):
-        c0 = counters(g)
-        r = stream(g.netns, nbytes, host="192.168.77.2", seed=30, timeout=800)
-        g.note(f"stream {nbytes} bytes: {json.dumps(r)}")
-        assert_streamed(r)
-        c1 = counters(g)
-    assert c1["net0"]["rx_bad_hdr"] == c0["net0"]["rx_bad_hdr"], c1["net0"]
-    FIGURES[f"{nbytes >> 20} MiB streamed echo seconds / Mbit/s each way"] = f"{r['seconds']}/{r['total_mbit_s']}"
     close(g)
