@@ -274,6 +274,32 @@ def stream_chunks(seed, nbytes, chunk):
         left -= n
 
 
+class StreamCheck:
+    """Compares what comes back with the generated sequence as it arrives: first_diff is the offset of the first
+    byte that differs from it (or lies past its end), None while everything matched."""
+
+    def __init__(self, seed, nbytes, chunk):
+        self.expect = stream_chunks(seed, nbytes, chunk)
+        self.want, self.want_off = b"", 0  # the expected chunk being compared, how much of it matched
+        self.seen = 0
+        self.first_diff = None
+
+    def feed(self, got):
+        pos = 0  # bytes slices compare with memcmp (a memoryview compares element by element)
+        while self.first_diff is None and pos < len(got):
+            if self.want_off == len(self.want):
+                self.want, self.want_off = next(self.expect, b""), 0
+                if not self.want:  # more came back than was sent
+                    self.first_diff = self.seen + pos
+                    break
+            n = min(len(got) - pos, len(self.want) - self.want_off)
+            if got[pos:pos + n] != self.want[self.want_off:self.want_off + n]:
+                k = next(i for i in range(n) if got[pos + i] != self.want[self.want_off + i])
+                self.first_diff = self.seen + pos + k
+            pos, self.want_off = pos + n, self.want_off + n
+        self.seen += len(got)
+
+
 def tcp_stream(a):
     r = {"index": 0, "bytes": a.bytes, "sent": 0, "received": 0, "eof": False, "error": None,
          "sha256_sent": None, "sha256_received": None, "first_diff": None}
@@ -305,8 +331,7 @@ def tcp_stream(a):
 
     th = threading.Thread(target=sender, daemon=True)
     th.start()
-    expect = stream_chunks(a.seed, a.bytes, a.chunk)
-    want, want_off = b"", 0  # the expected chunk being compared and how much of it has been matched
+    check = StreamCheck(a.seed, a.bytes, a.chunk)
     h = hashlib.sha256()
     received, shut, last_progress = 0, False, time.monotonic()
     try:
@@ -328,18 +353,8 @@ def tcp_stream(a):
                 r["eof"] = True
                 break
             h.update(got)
-            pos = 0  # bytes slices compare with memcmp (a memoryview compares element by element)
-            while r["first_diff"] is None and pos < len(got):
-                if want_off == len(want):
-                    want, want_off = next(expect, b""), 0
-                    if not want:  # more came back than was sent
-                        r["first_diff"] = received + pos
-                        break
-                n = min(len(got) - pos, len(want) - want_off)
-                if got[pos:pos + n] != want[want_off:want_off + n]:
-                    k = next(i for i in range(n) if got[pos + i] != want[want_off + i])
-                    r["first_diff"] = received + pos + k
-                pos, want_off = pos + n, want_off + n
+            check.feed(got)
+            r["first_diff"] = check.first_diff
             received += len(got)
             r["received"] = received
             if received >= a.bytes and not shut:
