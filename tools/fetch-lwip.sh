@@ -67,7 +67,7 @@ if [ -f "$STAMP" ] && [ -f "$DL/$ORIG_TARBALL" ]; then
     fi
 fi
 
-if [ -z "$have_sum" ]; then
+if [ -z "$have_sum" ]; then  # download and verify (up to the matching fi, not indented)
 
 # ---- tools ---------------------------------------------------------------
 need_tools apt-get
@@ -113,7 +113,7 @@ if [ "$have_sum" != "$want_sum" ]; then
         "$DSC says $want_sum (the bad file was removed)"
 fi
 note "verified $ORIG_TARBALL sha256=$have_sum"
-fi
+fi  # download and verify
 
 # ---- unpack (into a temp dir, then rename: never a half-unpacked tree) ------
 TMP=$(mktemp -d "$OUTDIR/.lwip-unpack.XXXXXX")
@@ -131,5 +131,8 @@ done
 shopt -u nullglob
 rm -rf "$TREE"
 mv "$TMP/$TREE_NAME" "$TREE"
-{ printf 'verified %s sha256=%s\n' "$ORIG_TARBALL" "$have_sum"; [ -z "$want_patches" ] || printf '%s\n' "$want_patches"; } > "$STAMP"
+{
+    printf 'verified %s sha256=%s\n' "$ORIG_TARBALL" "$have_sum"
+    [ -z "$want_patches" ] || printf '%s\n' "$want_patches"
+} > "$STAMP"
 note "lwIP ${LWIP_VERSION} ready in $TREE"
