@@ -67,7 +67,7 @@ $(DEPS_STAMP): tools/deps.sh
 $(NEWLIB_STAMP): tools/build-newlib.sh tools/dep-script.sh | $(DEPS_STAMP)
 	@tools/build-newlib.sh $(CACHE)
 
-$(LWIP_STAMP): tools/fetch-lwip.sh tools/apt-src.sh tools/dep-script.sh | $(DEPS_STAMP)
+$(LWIP_STAMP): tools/fetch-lwip.sh tools/apt-src.sh tools/dep-script.sh $(wildcard patches/lwip/*.patch) | $(DEPS_STAMP)
 	@tools/fetch-lwip.sh $(CACHE)
 
 .PHONY: deps-lwip-submake

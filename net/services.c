@@ -355,6 +355,9 @@ size_t services_format_status(char *buf, size_t len)
 	       lwip_stats.tcp.xmit, lwip_stats.etharp.recv, lwip_stats.etharp.drop,
 	       (unsigned)lwip_stats.memp[MEMP_PBUF_POOL]->used, (unsigned)lwip_stats.memp[MEMP_PBUF_POOL]->err,
 	       (unsigned long)lwip_stats.mem.used, (unsigned)lwip_stats.mem.err);
+	APPEND("lwip6: ip6_recv=%u ip6_drop=%u ip6frag_recv=%u ip6frag_drop=%u icmp6_recv=%u icmp6_xmit=%u\n",
+	       lwip_stats.ip6.recv, lwip_stats.ip6.drop, lwip_stats.ip6_frag.recv, lwip_stats.ip6_frag.drop,
+	       lwip_stats.icmp6.recv, lwip_stats.icmp6.xmit);
 #undef APPEND
 	return used;
 }
@@ -465,7 +468,8 @@ int services_start(const char *names, unsigned tcp_idle_s)
 		strcat(list, " discard/9");
 	}
 	if (services_enabled(names, "iperf")) {
-		if (!lwiperf_start_tcp_server_default(iperf_report, NULL))
+		/* Not lwiperf_start_tcp_server_default(): it binds IP_ADDR_ANY, which narrows the pcb to IPv4. */
+		if (!lwiperf_start_tcp_server(IP_ANY_TYPE, LWIPERF_TCP_PORT_DEFAULT, iperf_report, NULL))
 			rc = -1;
 		strcat(list, " iperf/5001");
 	}

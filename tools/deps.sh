@@ -13,7 +13,7 @@ set -euo pipefail
 PACKAGES=(
     # build
     gcc make binutils libc6-dev clang libclang-rt-14-dev
-    dpkg-dev xz-utils              # apt-get source + unpacking lwIP
+    dpkg-dev xz-utils patch        # apt-get source + unpacking and patching lwIP
     newlib-source                  # newlib 3.3.0 tarball, built by build-newlib.sh
     gnu-efi                        # EFI loader
     mtools                         # FAT boot image

@@ -81,6 +81,7 @@ def figures(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_nic: boots no NIC, so RING_LAYOUTS does not run it once per layout")
+    config.addinivalue_line("markers", "ipv6: the test's namespace keeps IPv6 on (see the netns fixture)")
 
 
 def pytest_generate_tests(metafunc):
@@ -196,9 +197,12 @@ def _netns_list():
 
 
 @pytest.fixture
-def netns():
+def netns(request):
     """A fresh network namespace, vnt-<pid>-<n>, deleted at teardown whatever happened. IPv6 is off for every
-    interface created in it later (a tap would otherwise send router solicitations and MLD reports)."""
+    interface created in it later (a tap would otherwise send router solicitations and MLD reports), unless the
+    test is marked `ipv6`: then interfaces created in this namespace (only) get IPv6 with a link-local address
+    usable at once (no duplicate address detection), no router solicitations and no SLAAC from the guest's
+    side; the host reaches the guest at its link-local address through the tap (fe80::...%tap0)."""
     reason = _tap_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -209,8 +213,12 @@ def netns():
             break
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
     try:
-        for key in ("net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
-            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", f"{key}=1"], timeout=30)
+        if request.node.get_closest_marker("ipv6"):
+            settings = {"default.accept_dad": 0, "default.router_solicitations": 0, "default.accept_ra": 0}
+        else:
+            settings = {"default.disable_ipv6": 1, "all.disable_ipv6": 1}
+        for key, val in settings.items():
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{key}={val}"], timeout=30)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], timeout=30)

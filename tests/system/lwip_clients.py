@@ -19,10 +19,18 @@ it finishes. Everything is bounded: counts, sizes and durations have hard upper 
         sent instead (an echo server must still return everything, then close); --read-after-send starts
         reading only once everything is sent; --rcvbuf sets SO_RCVBUF before connecting. A connection that
         receives nothing for --idle-timeout seconds (default 15) gives up.
+    tcp-stream --host H --port 7 --bytes N [--timeout 600] [--seed S] [--chunk BYTES]
+        One connection streaming N bytes (up to 4 GiB) that are never held in memory: the sender draws them
+        chunk by chunk from a generator seeded with S, the reader draws the same sequence from a second
+        generator with the same seed and compares what comes back as it arrives (first_diff), while both sides
+        hash (SHA-256 of what was sent and of what came back). Then the half-close and the peer's EOF, as in
+        tcp-echo. Bounded by --timeout and --idle-timeout. Prints tcp-echo's JSON shape (one result).
     status --host H --port 7007 [--reset]
         One query to the status service ("stats", or "reset": counters zeroed first); its reply text.
     arp --iface tap0 --target IP [--timeout 2]
         An ARP who-has from the interface's own MAC/IPv4 address (scapy srp); the replies' sender MACs.
+
+--host may be an IPv4 or IPv6 address; an IPv6 link-local one carries its interface (fe80::1%tap0).
 """
 import argparse
 import hashlib
@@ -39,6 +47,14 @@ MAX_COUNT = 100000
 MAX_BYTES = 128 << 20  # held in memory (the first difference is located against it)
 MAX_CONNS = 64
 MAX_SECONDS = 300
+MAX_STREAM_BYTES = 4 << 30  # tcp-stream: generated and checked on the fly, never held
+MAX_STREAM_SECONDS = 900
+
+
+def resolve(host, port, kind):
+    """(family, sockaddr) for a numeric IPv4 or IPv6 address (with %scope for link-local); no name look-up."""
+    fam, _, _, _, addr = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_NUMERICHOST)[0]
+    return fam, addr
 
 
 def percentile(values, q):
@@ -62,8 +78,9 @@ def udp_sizes(count, max_size, rng):
 def udp_echo(a):
     rng = random.Random(a.seed)
     sizes = udp_sizes(a.count, a.max_size, rng)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.connect((a.host, a.port))
+    fam, addr = resolve(a.host, a.port, socket.SOCK_DGRAM)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.connect(addr)
     sent_before = set()  # every payload sent so far (to recognise late replies to earlier attempts)
     rtts, retries, stale, mismatched, failed, mismatch_examples = [], 0, 0, 0, [], []
     deadline = time.monotonic() + a.deadline
@@ -139,11 +156,12 @@ def tcp_conn(a, index, data, result):
     deadline = time.monotonic() + a.timeout
     t0 = time.monotonic()
     try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam, addr = resolve(a.host, a.port, socket.SOCK_STREAM)
+        s = socket.socket(fam, socket.SOCK_STREAM)
         if a.rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
         s.settimeout(10)
-        s.connect((a.host, a.port))
+        s.connect(addr)
     except OSError as e:
         r["error"] = f"connect: {e!r}"
         return
@@ -244,14 +262,130 @@ def tcp_echo(a):
             "results": results}
 
 
+# ---- TCP stream: echo of a generated sequence, checked on the fly ----
+
+def stream_chunks(seed, nbytes, chunk):
+    """The sequence both sides of tcp-stream draw: nbytes from random.Random(seed), chunk bytes at a time."""
+    rng = random.Random(seed)
+    left = nbytes
+    while left > 0:
+        n = min(chunk, left)
+        yield rng.randbytes(n)
+        left -= n
+
+
+class StreamCheck:
+    """Compares what comes back with the generated sequence as it arrives: first_diff is the offset of the first
+    byte that differs from it (or lies past its end), None while everything matched."""
+
+    def __init__(self, seed, nbytes, chunk):
+        self.expect = stream_chunks(seed, nbytes, chunk)
+        self.want, self.want_off = b"", 0  # the expected chunk being compared, how much of it matched
+        self.seen = 0
+        self.first_diff = None
+
+    def feed(self, got):
+        pos = 0  # bytes slices compare with memcmp (a memoryview compares element by element)
+        while self.first_diff is None and pos < len(got):
+            if self.want_off == len(self.want):
+                self.want, self.want_off = next(self.expect, b""), 0
+                if not self.want:  # more came back than was sent
+                    self.first_diff = self.seen + pos
+                    break
+            n = min(len(got) - pos, len(self.want) - self.want_off)
+            if got[pos:pos + n] != self.want[self.want_off:self.want_off + n]:
+                k = next(i for i in range(n) if got[pos + i] != self.want[self.want_off + i])
+                self.first_diff = self.seen + pos + k
+            pos, self.want_off = pos + n, self.want_off + n
+        self.seen += len(got)
+
+
+def tcp_stream(a):
+    r = {"index": 0, "bytes": a.bytes, "sent": 0, "received": 0, "eof": False, "error": None,
+         "sha256_sent": None, "sha256_received": None, "first_diff": None}
+    deadline = time.monotonic() + a.timeout
+    t0 = time.monotonic()
+    try:
+        fam, addr = resolve(a.host, a.port, socket.SOCK_STREAM)
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(addr)
+    except OSError as e:
+        r["error"] = f"connect: {e!r}"
+        return {"conns": 1, "bytes_each": a.bytes, "seconds": 0, "all_equal": False, "all_eof": False,
+                "total_mbit_s": 0, "results": [r]}
+    send_err = []
+    hs = hashlib.sha256()
+
+    def sender():
+        try:
+            for chunk in stream_chunks(a.seed, a.bytes, a.chunk):
+                view, off = memoryview(chunk), 0
+                while off < len(view):
+                    s.settimeout(max(0.1, deadline - time.monotonic()))
+                    off += s.send(view[off:])
+                hs.update(chunk)
+                r["sent"] += len(chunk)
+        except OSError as e:
+            send_err.append(repr(e))
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    check = StreamCheck(a.seed, a.bytes, a.chunk)
+    h = hashlib.sha256()
+    received, shut, last_progress = 0, False, time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                r["error"] = f"timeout after {a.timeout} s ({received} of {a.bytes} bytes back)"
+                break
+            if now - last_progress > a.idle_timeout:
+                r["error"] = f"no data for {a.idle_timeout} s ({received} of {a.bytes} bytes back, {r['sent']} sent)"
+                break
+            s.settimeout(min(deadline - now, 1.0))
+            try:
+                got = s.recv(1 << 20)
+            except socket.timeout:
+                continue
+            last_progress = time.monotonic()
+            if not got:
+                r["eof"] = True
+                break
+            h.update(got)
+            check.feed(got)
+            r["first_diff"] = check.first_diff
+            received += len(got)
+            r["received"] = received
+            if received >= a.bytes and not shut:
+                th.join(max(0.1, deadline - time.monotonic()))
+                s.shutdown(socket.SHUT_WR)
+                shut = True
+    except OSError as e:
+        r["error"] = f"recv: {e!r}"
+    th.join(max(0.1, deadline - time.monotonic()))
+    if send_err and not r["error"]:
+        r["error"] = f"send: {send_err[0]}"
+    s.close()
+    secs = time.monotonic() - t0
+    r["seconds"] = round(secs, 3)
+    r["sha256_sent"], r["sha256_received"] = hs.hexdigest(), h.hexdigest()
+    r["equal"] = (r["sha256_received"] == r["sha256_sent"] and received == a.bytes == r["sent"]
+                  and r["first_diff"] is None)
+    r["mbit_s"] = round(8 * received / max(secs, 1e-6) / 1e6, 2)
+    return {"conns": 1, "bytes_each": a.bytes, "seconds": r["seconds"], "all_equal": r["equal"],
+            "all_eof": r["eof"], "total_mbit_s": r["mbit_s"], "results": [r]}
+
+
 # ---- status ----
 
 def status(a):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fam, addr = resolve(a.host, a.port, socket.SOCK_DGRAM)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
     s.settimeout(a.timeout)
     text, tries = None, 0
     for tries in range(1, 4):
-        s.sendto(b"reset" if a.reset else b"stats", (a.host, a.port))
+        s.sendto(b"reset" if a.reset else b"stats", addr)
         try:
             data, _ = s.recvfrom(65536)
             text = data.decode("utf-8", "replace")
@@ -304,6 +438,15 @@ def main():
     t.add_argument("--read-after-send", action="store_true")
     t.add_argument("--rcvbuf", type=bounded(int, 0, 16 << 20), default=0)
     t.add_argument("--seed", type=int, default=1)
+    ts = sub.add_parser("tcp-stream")
+    ts.add_argument("--host", required=True)
+    ts.add_argument("--port", type=int, default=7)
+    ts.add_argument("--bytes", type=bounded(int, 1, MAX_STREAM_BYTES), required=True)
+    ts.add_argument("--chunk", type=bounded(int, 1, 16 << 20), default=1 << 20)
+    ts.add_argument("--timeout", type=bounded(float, 1, MAX_STREAM_SECONDS), default=600)
+    ts.add_argument("--idle-timeout", type=bounded(float, 1, MAX_SECONDS), default=15,
+                    help="give up when nothing arrives for this long")
+    ts.add_argument("--seed", type=int, default=1)
     st = sub.add_parser("status")
     st.add_argument("--host", required=True)
     st.add_argument("--port", type=int, default=7007)
@@ -314,7 +457,7 @@ def main():
     ar.add_argument("--target", required=True)
     ar.add_argument("--timeout", type=bounded(float, 0.1, 10), default=2.0)
     a = ap.parse_args()
-    fn = {"udp-echo": udp_echo, "tcp-echo": tcp_echo, "status": status, "arp": arp}[a.mode]
+    fn = {"udp-echo": udp_echo, "tcp-echo": tcp_echo, "tcp-stream": tcp_stream, "status": status, "arp": arp}[a.mode]
     res = fn(a)
     print(json.dumps(res), flush=True)
     return 0
