@@ -40,7 +40,6 @@
 #define COMMON_Q_USEDLO 0x30
 #define COMMON_Q_USEDHI 0x34
 
-extern const struct virtio_ops virtio_pci_legacy_ops;
 
 static uint8_t modern_get_status(struct virtio_dev *vd) { return mmio_read8(vd->common + COMMON_STATUS); }
 static void modern_set_status(struct virtio_dev *vd, uint8_t s) { mmio_write8(vd->common + COMMON_STATUS, s); }

@@ -13,4 +13,8 @@
 /* Probes d as a virtio device: modern if it has the virtio capabilities, else legacy (I/O BAR 0). */
 int virtio_pci_probe(struct pci_dev *d, struct virtio_dev *vd);
 
+/* The legacy interface (virtio_pci_legacy.c), chosen by virtio_pci_probe for devices without the virtio
+ * capabilities. */
+extern const struct virtio_ops virtio_pci_legacy_ops;
+
 #endif
