@@ -191,7 +191,7 @@ soak: all $(FUZZ_BIN)
 	$(MAKE) fuzz-test FUZZ_RUNS=10000000
 	SOAK=1 $(PYTHON) -m pytest -ra tests/system/test_robustness.py $(PYTEST_ARGS)
 
-system-test: all
+system-test: all plugin
 	$(PYTHON) -m pytest -ra tests/system $(PYTEST_ARGS)
 
 test: unit-test fuzz-test system-test
