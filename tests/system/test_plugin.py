@@ -1,7 +1,9 @@
-"""The workbench's instruction counter (tools/plugin/icount.c, a QEMU TCG plugin): a guest that boots and exits
-(test=boot) executes the same guest instructions every time, so two runs must count within 1 % of each other
-— the repeatability `make bench`'s instructions-per-packet figures rest on — and the count must be a real
-one (millions, not zero or a constant)."""
+"""The workbench's instruction counter (tools/plugin/icount.c, a QEMU TCG plugin). A boot's own instruction
+count depends on host time (the TSC calibration busy-waits a 1 ms window), so two plain boots differ by about
+1 % (seen: 2 772 639 vs 2 810 452). Under -icount with sleep=off guest time is a function of the instructions
+executed, the boot is deterministic, and the counter must give the same figure twice (within 0.1 %) — a real
+one (millions, not zero). `make bench` gets its repeatable per-packet figures the other way: many packets,
+the idle rate subtracted."""
 import struct
 
 from conftest import OUT, ROOT, STATUS_PASS
@@ -12,13 +14,14 @@ PLUGIN = ROOT / "build" / "tools" / "libicount.so"
 def count_boot(guest, n):
     out = OUT / f"icount_boot_{n}"
     out.unlink(missing_ok=True)
-    g = guest("--cmdline", "test=boot heartbeat=0", "--qemu-arg", "-plugin", "--qemu-arg", f"{PLUGIN},out={out}")
+    g = guest("--cmdline", "test=boot heartbeat=0", "--qemu-arg", "-icount", "--qemu-arg", "shift=4,sleep=off",
+              "--qemu-arg", "-plugin", "--qemu-arg", f"{PLUGIN},out={out}")
     assert g.status == STATUS_PASS, g.log
     return struct.unpack("<Q", out.read_bytes()[:8])[0]
 
 
-def test_instruction_count_repeats_within_one_percent(guest):
+def test_instruction_count_repeats(guest):
     assert PLUGIN.exists(), f"{PLUGIN} missing: `make plugin` (make system-test builds it)"
     a, b = count_boot(guest, 1), count_boot(guest, 2)
     assert a > 1_000_000 and b > 1_000_000, (a, b)
-    assert abs(a - b) / max(a, b) < 0.01, f"two identical boots counted {a} and {b} instructions"
+    assert abs(a - b) / max(a, b) < 0.001, f"two identical -icount boots counted {a} and {b} instructions"
