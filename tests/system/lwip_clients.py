@@ -149,6 +149,15 @@ def udp_echo(a):
 
 # ---- TCP echo ----
 
+def end_connection(r, s, th, send_err, deadline):
+    """After the reader's loop: wait for the sender thread (bounded), report its error unless the reader already
+    had one, close the socket."""
+    th.join(max(0.1, deadline - time.monotonic()))
+    if send_err and not r["error"]:
+        r["error"] = f"send: {send_err[0]}"
+    s.close()
+
+
 def tcp_conn(a, index, data, result):
     r = result
     r.update(index=index, bytes=len(data), sent=0, received=0, eof=False, error=None,
@@ -228,10 +237,7 @@ def tcp_conn(a, index, data, result):
                 shut = True
     except OSError as e:
         r["error"] = f"recv: {e!r}"
-    th.join(max(0.1, deadline - time.monotonic()))
-    if send_err and not r["error"]:
-        r["error"] = f"send: {send_err[0]}"
-    s.close()
+    end_connection(r, s, th, send_err, deadline)
     r["seconds"] = round(time.monotonic() - t0, 3)
     r["sha256_received"] = h.hexdigest()
     if got is not None and got != data:
@@ -363,10 +369,7 @@ def tcp_stream(a):
                 shut = True
     except OSError as e:
         r["error"] = f"recv: {e!r}"
-    th.join(max(0.1, deadline - time.monotonic()))
-    if send_err and not r["error"]:
-        r["error"] = f"send: {send_err[0]}"
-    s.close()
+    end_connection(r, s, th, send_err, deadline)
     secs = time.monotonic() - t0
     r["seconds"] = round(secs, 3)
     r["sha256_sent"], r["sha256_received"] = hs.hexdigest(), h.hexdigest()
