@@ -32,7 +32,8 @@ Usage: ./run-qemu.sh [options]
   --trace-file FILE      write QEMU's trace/log output to FILE instead of stderr
   --pcap FILE            record the NIC's traffic with QEMU's filter-dump
   --monitor PATH         QEMU human monitor on a unix socket at PATH
-  --machine TYPE         QEMU machine (default q35); microvm[,OPTS] gets virtio-net-device on virtio-mmio
+  --machine TYPE         QEMU machine (default q35, without its SATA (but with --boot uefi) and SMBus
+                         functions unless sata=on/smbus=on); microvm[,OPTS] gets virtio-net-device on virtio-mmio
                          (virtio-net-pci with pcie=on)
   --firmware auto|qboot|seabios
                          PVH firmware: auto (default) = qboot where installed (the kernel assigns the PCI
@@ -119,7 +120,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-args=(-machine "$machine" -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
+keep=()
+[ "$boot" = pvh ] || keep=(sata) # the ESP is an AHCI disk
+args=(-machine "$(launch_machine "$machine" "${keep[@]+"${keep[@]}"}")" -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
 	-serial mon:stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04)
 
 if [ "$boot" = pvh ]; then
@@ -257,6 +260,7 @@ cmd=("${netns_exec[@]+"${netns_exec[@]}"}" qemu-system-x86_64 "${args[@]}")
 launch_finish_cmd
 
 set +e
+launch_stamp_start
 "${cmd[@]}"
 status=$?
 set -e

@@ -38,17 +38,28 @@ LOAD_THREADS = 2
 
 # ---- inside the namespace: first ICMP echo reply after boot ----
 
-def inner_first_ping(t0, limit, tap):
-    """Sends an ICMP echo to the guest every 2 ms until one is answered; prints the monotonic time of the
-    reply minus t0 (the moment QEMU was started), in seconds."""
-    while not os.path.exists(f"/sys/class/net/{tap}"):
+def inner_first_ping(limit, tap):
+    """Started before QEMU (so that this interpreter's own start-up, ~0.1 s here, is not counted): says
+    "armed", waits for the tap to get its carrier (QEMU opened it), then sends an ICMP echo to the guest every
+    2 ms until one is answered, and prints the monotonic time of the reply in seconds (CLOCK_MONOTONIC is
+    system-wide, so the parent subtracts its own QEMU start time)."""
+    t0 = time.monotonic()
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    print("armed", flush=True)
+    carrier = f"/sys/class/net/{tap}/carrier"
+    while True:
+        try:
+            with open(carrier) as f:
+                if f.read().strip() == "1":
+                    break
+        except OSError:
+            pass  # no tap yet, or down: reading carrier fails with EINVAL
         if time.monotonic() - t0 > limit:
-            print("nan")
+            print("nan", flush=True)
             return
         time.sleep(0.002)
-    # Resolve the guest's MAC quickly once it exists: retry ARP every 10 ms, not every second.
+    # Resolve the guest's MAC quickly: retry ARP every 10 ms, not every second.
     subprocess.run(["sysctl", "-qw", f"net.ipv4.neigh.{tap}.retrans_time_ms=10"], check=False)
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     ident, seq = os.getpid() & 0xFFFF, 0
     while time.monotonic() - t0 < limit:
         seq = (seq + 1) & 0xFFFF
@@ -60,7 +71,7 @@ def inner_first_ping(t0, limit, tap):
         try:
             s.sendto(pkt, (GUEST, 0))
         except OSError:
-            pass  # no route until the tap has its address
+            pass  # neighbour resolution failed this round; the next send retries it
         end = time.monotonic() + 0.002
         while time.monotonic() < end:
             r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
@@ -69,9 +80,25 @@ def inner_first_ping(t0, limit, tap):
             data, addr = s.recvfrom(2048)
             ihl = (data[0] & 0xF) * 4
             if addr[0] == GUEST and data[ihl] == 0 and struct.unpack("!H", data[ihl + 4:ihl + 6])[0] == ident:
-                print(f"{time.monotonic() - t0:.4f}")
+                print(f"{time.monotonic():.6f}", flush=True)
                 return
-    print("nan")
+    print("nan", flush=True)
+
+
+def find_qemu(tap, min_pid):
+    """The pid of the QEMU process on `tap`, by its command line, among pids from min_pid on (the launch
+    script's children; pids grow, so older processes need no reading); None when not (yet) there."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) < min_pid:
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"qemu-system-x86_64") and any(f"ifname={tap},".encode() in a for a in argv):
+            return int(name)
+    return None
 
 
 # ---- guests ----
@@ -89,27 +116,31 @@ class Guest(ConsoleGuest):
         if icount:
             extra = [*extra, "--qemu-arg", "-plugin", "--qemu-arg", f"{PLUGIN},out={icount}"]
         sh("ip", "netns", "add", ns)
+        # The first-ping probe is armed before QEMU starts (see inner_first_ping).
+        self.probe = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-first-ping",
+                                       "60", tap], stdout=subprocess.PIPE, text=True)
+        if self.probe.stdout.readline().strip() != "armed":
+            raise RuntimeError("first-ping probe did not start")
         if kind == "ours":
             cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", ns, "--tap", tap,
                    "--timeout", "900", *extra]
         else:
             cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
                    "--cmdline", "vg_shell=1", *extra]  # the shell runs iperf's client (guest->host)
-        self.t0 = time.monotonic()
-        self.start_process(cmd)
-        # The clock starts when the QEMU process exists, not when the launch script (namespace and tap
-        # set-up) started: both guests are timed from the same event.
+        self.stamp = stamp = OUT / f"start_{tap}"
+        stamp.unlink(missing_ok=True)
+        self.start_process(cmd, env={**os.environ, "VNETK_START_STAMP": str(stamp)})
+        # The clock starts when the launch script starts the QEMU command (its $EPOCHREALTIME, written just
+        # before; tools/launch-lib.sh), not when the script itself started (namespace and tap set-up): both
+        # guests are timed from the same event. Waiting for the file polls slowly, and costs nothing timed.
         end = time.monotonic() + 30
-        while time.monotonic() < end and not self.qemu_pid():
-            time.sleep(0.003)
-        self.t_qemu = time.monotonic()
+        while time.monotonic() < end and not (stamp.exists() and stamp.stat().st_size):
+            time.sleep(0.005)
+        realtime = float(stamp.read_text().strip().replace(",", "."))  # the decimal point is the locale's
+        self.t_qemu = time.monotonic() - (time.time() - realtime)
 
     def qemu_pid(self):
-        # Anchored at the start of the command line: the `timeout ... ip netns exec ...` wrappers also carry
-        # the tap name.
-        out = subprocess.run(["pgrep", "-f", f"^qemu-system-x86_64 .*ifname={self.tap},"], capture_output=True,
-                             text=True).stdout.split()
-        return int(out[0]) if out else None
+        return find_qemu(self.tap, self.proc.pid)
 
     def icount(self):
         """Guest instructions so far (tools/plugin/icount.c's shared counter), and the monotonic time."""
@@ -125,15 +156,25 @@ class Guest(ConsoleGuest):
         return mac
 
     def stop(self):
+        if self.probe.poll() is None:
+            self.probe.kill()
+            self.probe.communicate()
         self.stop_process()
+        self.stamp.unlink(missing_ok=True)
         sh("ip", "netns", "del", self.ns, check=False)
 
 
 # ---- measurements ----
 
 def first_ping(g):
-    out = sh(sys.executable, __file__, "--inner-first-ping", g.t_qemu, 60, g.tap, ns=g.ns, timeout=90).strip().splitlines()
-    return float(out[-1]) * 1000
+    """QEMU start -> first ICMP echo reply in ms, from the probe armed before QEMU started."""
+    try:
+        out, _ = g.probe.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        g.probe.kill()
+        g.probe.communicate()
+        return float("nan")
+    return (float(out.strip().splitlines()[-1]) - g.t_qemu) * 1000
 
 
 def ping_rtt(g, count=200):
@@ -419,6 +460,40 @@ def measure_boot(kind, args, tag, extra=()):
     return r
 
 
+# Under -icount shift=0 one guest instruction is one nanosecond of guest time, and sleep=off makes that time
+# depend on nothing but the instructions (an idle vCPU jumps to its next timer): the guest's own stage stamps
+# (TSC reads) then count instructions, the same in every run and on every host.
+ICOUNT_ARGS = ("--qemu-arg", "-icount", "--qemu-arg", "shift=0,sleep=off")
+# tx_complete spans the device's work, during which the idle guest's clock jumps ahead: not an instruction count.
+ICOUNT_STAGES = STAGES[:4]
+BOOT_STAGES_RE = r"^boot stages \(us\): (.*)$"
+
+
+def measure_icount_stages(args, extra=()):
+    """Our guest under -icount: kernel entry -> ready and each boot stage, and the p50 of each receive-path
+    stage over a UDP echo run, all in guest instructions."""
+    ns, tap = f"vbench-icount-{os.getpid()}", f"tbi{os.getpid() % 10000}"
+    g = Guest("ours", ns, tap, extra=merge_nic_opts((*extra, *ICOUNT_ARGS)))
+    r = {}
+    try:
+        g.wait_for(r"^net0: IPv4 ", 60)
+        r["icount_ready_insn"] = ready_ms("ours", g.text()) * 1e6
+        m = re.search(BOOT_STAGES_RE, g.text(), re.M)
+        # The line is in microseconds: thousands of instructions.
+        r["icount_boot_stages"] = " ".join(f"{k}={v}k" for k, v in re.findall(r"(\S+)=(\d+)", m.group(1))) \
+            if m else None
+        udp_echo(g)
+        hist = g.console("hist")
+        for s in ICOUNT_STAGES:
+            m = re.search(rf"net0\.{s}: count=\d+ min=\d+ p50=(\d+)", hist)
+            r[f"icount_stage_{s}"] = int(m.group(1)) if m else None
+    finally:
+        g.stop()
+        (OUT / "console_ours-icount.log").write_text(g.text())
+    print(f"  under -icount: kernel entry -> ready {fmt(r.get('icount_ready_insn'))} instructions", flush=True)
+    return r
+
+
 def measure(kind, args, tag, extra=()):
     ns, tap = f"vbench-{kind}-{os.getpid()}", f"tb{kind[0]}{os.getpid() % 10000}"
     if kind == "ours" and args.ours_nic_opts:
@@ -473,7 +548,7 @@ def add_curve(r, prefix, rows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--inner-first-ping", nargs=3, metavar=("T0", "LIMIT", "TAP"), help=argparse.SUPPRESS)
+    ap.add_argument("--inner-first-ping", nargs=2, metavar=("LIMIT", "TAP"), help=argparse.SUPPRESS)
     ap.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=RATES,
                     help="offered rates for the receive-rate steps, pps, comma-separated")
     ap.add_argument("--step-seconds", type=float, default=2.0)
@@ -492,8 +567,8 @@ def main():
                          "(e.g. microvm) the boot and idle figures (the Linux guest boots on q35 only)")
     a = ap.parse_args()
     if a.inner_first_ping:
-        t0, limit, tap = a.inner_first_ping
-        inner_first_ping(float(t0), float(limit), tap)
+        limit, tap = a.inner_first_ping
+        inner_first_ping(float(limit), tap)
         return 0
     if os.geteuid() != 0:
         sys.exit("bench: needs root (network namespaces and taps)")
@@ -518,6 +593,9 @@ def main():
             res[f"ours-{ring}"] = measure("ours", a, "ours" if ring == a.rings[0] else f"ours-{ring}",
                                           (*RING_ARGS[ring], "--machine", a.machines[0]))
         res["ours"] = res[f"ours-{a.rings[0]}"]
+        if a.icount and not a.boot_only:
+            print("bench: measuring ours under -icount (stage stamps in instructions) ...", flush=True)
+            res["ours"].update(measure_icount_stages(a, (*RING_ARGS[a.rings[0]], "--machine", a.machines[0])))
         for machine in a.machines[1:]:
             print(f"bench: measuring ours on {machine} (boot and idle only) ...", flush=True)
             rb = measure_boot("ours", a, f"ours-{machine.split(',')[0]}", ("--machine", machine))
@@ -558,7 +636,10 @@ METRICS = [
     ("idle_cpu_pct", "idle guest: QEMU CPU", "% of a core", "lower", 1.0),
     ("microvm_idle_cpu_pct", "  on microvm (Linux: its q35 figure)", "% of a core", "lower", 1.0),
     ("image_bytes", "image size (kernel [+ initramfs])", "bytes", "lower", None),
-]
+    ("icount_ready_insn", "kernel entry -> ready, guest instructions (-icount)", "insn", "lower", None),
+    ("icount_boot_stages", "  by boot stage (-icount)", "insn", "lower", None),
+] + [(f"icount_stage_{s}", f"stage {s} p50, guest instructions (-icount)", "insn", "lower", None)
+     for s in ("irq_to_poll_ns", "poll_to_dequeue_ns", "input_ns", "irq_to_txkick_ns")]
 
 
 # Rows whose Linux figure is another key's: the Linux guest boots on q35 only, so ours on microvm is compared

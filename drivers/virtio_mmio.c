@@ -1,5 +1,7 @@
 /* virtio MMIO transport (virtio 1.x §4.2.2 version 2, §4.2.4 legacy version 1). Registers are 32-bit and
  * little-endian (x86 is too); the device configuration starts at 0x100. */
+/* memmem (GNU, also in newlib) for the DSDT scan. */
+#define _GNU_SOURCE
 #include "virtio_mmio.h"
 
 #include <errno.h>
@@ -285,9 +287,9 @@ int virtio_mmio_scan_acpi(void)
 	if (!dsdt)
 		return 0;
 	const uint8_t *p = (const uint8_t *)dsdt + sizeof(*dsdt), *end = (const uint8_t *)dsdt + dsdt->length;
-	for (; p + sizeof(hid) <= end; p++) {
-		if (memcmp(p, hid, sizeof(hid)))
-			continue; /* sizeof includes the NUL that ends an AML string */
+	/* memmem, not a memcmp at every byte: on q35 the 8 KiB DSDT has no such device, and the byte-wise scan
+	 * was ~0.2 M guest instructions of every boot. sizeof includes the NUL that ends an AML string. */
+	while (p < end && (p = memmem(p, (size_t)(end - p), hid, sizeof(hid))) != NULL) {
 		struct virtio_mmio_window w = { 0 };
 		p += sizeof(hid);
 		if (vmmio_acpi_window(p, end, &w)) {

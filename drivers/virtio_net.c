@@ -55,7 +55,8 @@ static int vnet_pool_init(struct virtio_net *n, unsigned rxpool)
 	const size_t stride = VNET_BUF_STRIDE;
 	n->pool_size = rxpool ? rxpool : 2u * n->rxq.size;
 	n->pool = calloc(n->pool_size, sizeof(void *));
-	uint8_t *mem = page_alloc(vnet_pool_pages(n->pool_size));
+	/* Not cleared: the device writes a receive buffer before the driver reads it. */
+	uint8_t *mem = page_alloc_uninit(vnet_pool_pages(n->pool_size));
 	if (!n->pool || !mem) {
 		printf("virtio-net%u: no memory for %u receive buffers\n", n->id, n->pool_size);
 		if (mem)

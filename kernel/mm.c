@@ -93,6 +93,8 @@ void *page_alloc(size_t npages)
 	return p;
 }
 
+void *page_alloc_uninit(size_t npages) { return page_alloc_raw(npages); }
+
 void page_free(void *p, size_t npages)
 {
 	int rc = pmm_free(&kernel_pmm, (uint64_t)(uintptr_t)p, npages);

@@ -23,6 +23,9 @@ void mm_reserve_early(uint64_t base, uint64_t len);
 
 /* Zeroed, contiguous physical pages (identity-mapped); NULL when memory is exhausted. */
 void *page_alloc(size_t npages);
+/* The same without clearing, for memory that is always written before it is read (packet buffers): clearing the
+ * megabyte of a NIC's receive pool was ~0.2 M guest instructions of every boot. */
+void *page_alloc_uninit(size_t npages);
 void page_free(void *p, size_t npages);
 
 /* Cache attributes for paging_map. */

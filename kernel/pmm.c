@@ -4,8 +4,6 @@
 #include <string.h>
 
 static int pmm_test(const struct pmm *p, uint64_t pg) { return (p->bitmap[pg / 64] >> (pg % 64)) & 1; }
-static void pmm_set(struct pmm *p, uint64_t pg) { p->bitmap[pg / 64] |= 1ull << (pg % 64); }
-static void pmm_clear(struct pmm *p, uint64_t pg) { p->bitmap[pg / 64] &= ~(1ull << (pg % 64)); }
 
 size_t pmm_bitmap_bytes(uint64_t top)
 {
@@ -81,19 +79,33 @@ void pmm_reserve(struct pmm *p, uint64_t base, uint64_t len)
 	p->total_pages -= n;
 }
 
+/* The first page in [first, end) whose bit equals `used`, or end: a word at a time (the heap's allocation at boot
+ * asks for 16 k pages at once; bit by bit that was ~0.3 M guest instructions). */
+static uint64_t pmm_find(const struct pmm *p, uint64_t first, uint64_t end, int used)
+{
+	while (first < end) {
+		unsigned lo = first % 64, hi = end - first + lo >= 64 ? 64 : (unsigned)(end - first + lo);
+		uint64_t w = p->bitmap[first / 64];
+		uint64_t hits = (used ? w : ~w) & pmm_word_mask(lo, hi);
+		if (hits)
+			return first - lo + (uint64_t)__builtin_ctzll(hits);
+		first += hi - lo;
+	}
+	return end;
+}
+
 /* First fit from start: returns the first page of a free aligned run of npages below end, or UINT64_MAX. */
 static uint64_t pmm_scan(const struct pmm *p, uint64_t start, uint64_t end, uint64_t npages, uint64_t align)
 {
 	uint64_t pg = (start + align - 1) & ~(align - 1);
 
-	while (pg + npages <= end) {
-		uint64_t run = 0;
-		while (run < npages && !pmm_test(p, pg + run))
-			run++;
-		if (run == npages)
+	while (pg < end && end - pg >= npages) {
+		uint64_t used = pmm_find(p, pg, pg + npages, 1);
+		if (used == pg + npages)
 			return pg;
-		/* Skip past the used page, then realign. */
-		pg = (pg + run + 1 + align - 1) & ~(align - 1);
+		/* Past the used page and the used run after it, then realign. */
+		pg = pmm_find(p, used + 1, end, 0);
+		pg = (pg + align - 1) & ~(align - 1);
 	}
 	return UINT64_MAX;
 }
@@ -115,8 +127,7 @@ int pmm_alloc(struct pmm *p, uint64_t npages, uint64_t align_pages, uint64_t lim
 	if (pg == UINT64_MAX)
 		return -ENOMEM;
 
-	for (uint64_t i = 0; i < npages; i++)
-		pmm_set(p, pg + i);
+	pmm_mark(p, pg, pg + npages, 1);
 	p->free_pages -= npages;
 	p->hint = pg + npages;
 	*out = pg * PMM_PAGE_SIZE;
@@ -129,11 +140,9 @@ int pmm_free(struct pmm *p, uint64_t addr, uint64_t npages)
 
 	if (addr % PMM_PAGE_SIZE || npages == 0 || first + npages > p->npages || first + npages < first)
 		return -EINVAL;
-	for (uint64_t i = 0; i < npages; i++)
-		if (!pmm_test(p, first + i))
-			return -EINVAL;
-	for (uint64_t i = 0; i < npages; i++)
-		pmm_clear(p, first + i);
+	if (pmm_find(p, first, first + npages, 0) != first + npages)
+		return -EINVAL; /* a page of the range is free already: a double or a wild free */
+	pmm_mark(p, first, first + npages, 0);
 	p->free_pages += npages;
 	if (first < p->hint)
 		p->hint = first;

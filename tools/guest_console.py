@@ -26,10 +26,10 @@ class ConsoleGuest:
     label = "guest"
     error = RuntimeError
 
-    def start_process(self, cmd):
+    def start_process(self, cmd, env=None):
         self.lines, self.lock = [], threading.Lock()
         self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):

@@ -95,7 +95,7 @@ append="console=ttyS0${quiet:+ $quiet} panic=-1 vg_ip=$guest_ip/$plen${cmdline:+
 nic="virtio-net-pci,netdev=net0,disable-legacy=on,romfile="
 [ -z "$nic_opts" ] || nic="$nic,$nic_opts"
 # The same machine as run-qemu.sh (isa-debug-exit included, unused by Linux).
-args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
+args=(-machine "$(launch_machine q35)" -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
 	-serial mon:stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-kernel "$kernel" -initrd "$initrd" -append "$append"
 	-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" -device "$nic")
@@ -136,6 +136,7 @@ echo "$prog: Linux guest ($accel) on tap $tap (host side $host_ip) in namespace 
 # QEMU runs in the background so that a signal to this script stops it and cleans up at once; stdin is
 # handed over explicitly (a background job's stdin would otherwise be /dev/null).
 exec 3<&0
+launch_stamp_start
 "${cmd[@]}" <&3 &
 qemu_pid=$!
 exec 3<&-
