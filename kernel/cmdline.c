@@ -59,6 +59,10 @@ const struct cmdline_knob cmdline_knobs[] = {
 	KNOB(tcp_idle_s, CMDLINE_UINT, 0, 86400, NULL, "300", 0,
 	     "The echo, discard and status services close a TCP connection that received nothing for this many "
 	     "seconds (0: never)."),
+	KNOB(timer_slack_ms, CMDLINE_UINT, 0, 1000, NULL, "500", CMDLINE_RUNTIME,
+	     "While no TCP connection is open, lwIP's housekeeping timers (MLD every 100 ms, DHCP, ARP, ND) wake an "
+	     "idle guest on a grid of this many ms instead of on their own (0: exact; TCP timers are never "
+	     "deferred)."),
 	/* A dotted name, as Linux spells it and QEMU microvm appends it: not a C identifier, so no KNOB(). */
 	{ "virtio_mmio.device", CMDLINE_VIRTIO_MMIO, offsetof(struct kernel_config, virtio_mmio),
 	  sizeof(struct cmdline_virtio_mmio), 0, 0, NULL, "", 0,

@@ -44,6 +44,7 @@ struct kernel_config {
 	char services[64];
 	unsigned tcp_conns;   /* TCP connections held at once; a SYN beyond them gets RST */
 	unsigned tcp_idle_s;  /* services close a TCP connection idle this long (0 = never) */
+	unsigned timer_slack_ms; /* lwIP housekeeping wake-ups coalesce on this grid while no TCP is live */
 	struct cmdline_virtio_mmio virtio_mmio; /* platform-supplied device windows; each word adds one */
 };
 

@@ -13,6 +13,8 @@
 #include "initcall.h"
 #include "loop.h"
 #include "lwip/init.h"
+#include "lwip/priv/tcp_priv.h" /* tcp_active_pcbs, tcp_tw_pcbs */
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "services.h"
 #include "cpu.h"
@@ -38,6 +40,23 @@ void net_apply_config(void)
 		ethif_set_noop(net_ethifs[0], net_cfg.consumer == CMDLINE_CONSUMER_NOOP);
 }
 
+/* lwIP runs its housekeeping timers whether they have work or not: MLD every 100 ms, DHCP's fine timer every
+ * 500 ms, ARP, ND and reassembly every second; ten wake-ups a second cost an idle guest ~0.3 % of a host core
+ * under TCG. While no TCP connection is open or in TIME_WAIT (TCP's timers are its retransmissions and delayed
+ * ACKs, which must be on time), the wake-up moves to the next multiple of timer_slack_ms on lwIP's clock, so
+ * the housekeeping timers fire together: an MLD report or a DHCP retransmission is late by less than the slack,
+ * well inside the protocols' own randomised delays. Frames wake the guest regardless, and every pass runs
+ * whatever is due. */
+static u32_t net_timer_slack(u32_t ms)
+{
+	u32_t slack = net_cfg.timer_slack_ms;
+	if (slack == 0 || tcp_active_pcbs || tcp_tw_pcbs)
+		return ms;
+	u32_t now = sys_now(), due = now + ms;
+	u32_t grid = due % slack ? due + (slack - due % slack) : due;
+	return grid - now; /* modulo 2^32, as lwIP's own clock arithmetic */
+}
+
 static int net_timers_poll(void *ctx)
 {
 	(void)ctx;
@@ -47,7 +66,7 @@ static int net_timers_poll(void *ctx)
 	sys_check_timeouts();
 	u32_t ms = sys_timeouts_sleeptime();
 	if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE)
-		timer_wake_at(rdtsc() + ns_to_tsc((uint64_t)ms * 1000000ull));
+		timer_wake_at(rdtsc() + ns_to_tsc((uint64_t)net_timer_slack(ms) * 1000000ull));
 	return 0;
 }
 

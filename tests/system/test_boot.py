@@ -91,6 +91,21 @@ def test_idle_guest_halts_longer_than_a_tick(guest):
     assert wakeups * 4 < ticks
 
 
+@pytest.mark.parametrize("slack_ms", [0, 500])
+def test_idle_timer_slack_coalesces_housekeeping_wakeups(guest, slack_ms):
+    """lwIP's MLD timer alone asks for a wake-up every 100 ms; with timer_slack_ms (default 500) and no TCP
+    connection, the housekeeping timers share one wake-up per slack period (net/net.c). 0 keeps them exact."""
+    g = guest("--net", "none", "--cmdline", f"test=idle timer_slack_ms={slack_ms}", timeout=30)
+    assert g.status == STATUS_PASS, g.log
+    m = g.expect(r"selftest idle: \d+ halts, longest (\d+) us, (\d+) timer wake-ups in (\d+) ms")
+    longest_us, wakeups, ms = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    per_s = wakeups * 1000 / ms
+    if slack_ms:
+        assert per_s <= 1000 / slack_ms + 1 and longest_us >= slack_ms * 900, (per_s, longest_us)
+    else:
+        assert per_s >= 9 and longest_us <= 101000, (per_s, longest_us)  # MLD6_TMR_INTERVAL: 100 ms
+
+
 def test_heap_and_pages_return(guest):
     g = guest("--cmdline", "test=heap")
     assert g.status == STATUS_PASS, g.log
@@ -147,14 +162,14 @@ def test_bad_command_line_is_reported_by_name(guest):
     g.expect(r"cmdline: option 'budget': bad value 'abc' \(expected an integer in 1\.\.4096\); value unchanged")
     g.expect(r"cmdline: option 'mode': bad value 'turbo'")
     g.expect(r"^config: test=boot mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 ring=auto "
-             r"hz=20 heartbeat=10 irq_vectors=0 ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 "
+             r"hz=20 heartbeat=10 irq_vectors=0 ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 timer_slack_ms=500 "
              r"\(after command-line problems above\)$")
 
 
 # Every knob of kernel/cmdline.c's table at a value other than its default, in the table's order.
 EVERY_KNOB = ("test=boot mode=coalesce budget=7 coalesce=9 coalesce_us=333 consumer=noop rxpool=96 txring=8 ring=split hz=250 "
               "heartbeat=0 irq_vectors=100 ip=10.9.9.2/24 gw=10.9.9.1 ip1=10.9.8.2/24 gw1=10.9.8.1 ipv6=0 services=echo,status "
-              "tcp_conns=100 tcp_idle_s=0 virtio_mmio.device=512@0xfeb00e00:12")
+              "tcp_conns=100 tcp_idle_s=0 timer_slack_ms=0 virtio_mmio.device=512@0xfeb00e00:12")
 
 
 def test_config_line_shows_every_knob(guest):

@@ -814,7 +814,7 @@ def test_bad_configuration_is_reported(tap_guest, live_guest, case):
                 "cmdline: option 'rxpool': bad value '1' (expected an integer in 0 or 8..65536); value unchanged",
                 "config: mode=napi budget=64 coalesce=8 coalesce_us=200 consumer=lwip rxpool=0 txring=0 ring=auto hz=100 "
                 "heartbeat=10 "
-                "irq_vectors=0 ip=999.1.1.1/33 gw=x ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 "
+                "irq_vectors=0 ip=999.1.1.1/33 gw=x ipv6=1 services=all tcp_conns=1024 tcp_idle_s=300 timer_slack_ms=500 "
                 "(after command-line problems above)",
                 "net0: ip '999.1.1.1/33' is not ADDR/PREFIX or dhcp; no IPv4 address",
                 "net0: gw 'x' is not an IPv4 address; no gateway"):
