@@ -243,9 +243,10 @@ def load_args(g, mac, rate):
 
 
 def rx_curve(g, counter, rates, seconds, mac):
-    """Offered vs delivered 64-byte UDP rate (Mogul & Ramakrishnan): one step per rate."""
-    rows = []
-    for rate in rates:
+    """Offered vs delivered 64-byte UDP rate (Mogul & Ramakrishnan): one step per rate, then three steps that
+    bisect the MLFRR (bench/curve.py refine_mlfrr) and, if the sweep stopped short of it, a step at 4.4x the
+    MLFRR, so that the livelock check reads a measured point."""
+    def step(rate):
         counter.reset()
         out = sh(TOOLS / "load", "--dst", GUEST, "--port", 9, "--rate", rate, "--duration", seconds,
                  *load_args(g, mac, rate), ns=g.ns, timeout=seconds + 30, check=False)
@@ -256,11 +257,14 @@ def rx_curve(g, counter, rates, seconds, mac):
         # A frame the tap refused (its queue to QEMU full: ENOBUFS with PACKET_QDISC_BYPASS) was offered and
         # lost, like a frame dropped at a full NIC ring: it counts as offered.
         sent, dur = int(m.group(1)) + int(m.group(4)), float(m.group(2))
-        offered = sent / dur
         got = counter.read()
-        rows.append({"rate": rate, "offered_pps": offered, "sent": sent, "received": got,
-                     "delivered_pps": got / dur, "ratio": got / sent if sent else 0.0})
-    return rows
+        return {"rate": rate, "offered_pps": sent / dur, "sent": sent, "received": got, "delivered_pps": got / dur,
+                "ratio": got / sent if sent else 0.0}
+
+    rows = [step(rate) for rate in rates]
+    curve.refine_mlfrr(rows, step)
+    rows += [step(rate) for rate in curve.livelock_rates(rows)]
+    return sorted(rows, key=lambda r: r["offered_pps"])
 
 
 def sink_ceiling(seconds=2.0):

@@ -61,3 +61,34 @@ def test_per_unit_subtracts_idle_and_spread():
     assert curve.per_unit(5, 0, 1, 0) is None
     assert curve.spread([100.0, 101.0, 99.0]) == pytest.approx(0.02)
     assert curve.spread([1.0]) is None
+
+
+def fake_guest(capacity, generator_max=float("inf")):
+    """measure(rate) for a guest that delivers up to `capacity` pps, fed by a generator that offers at most
+    generator_max."""
+    def measure(rate):
+        offered = min(rate, generator_max)
+        return {"offered_pps": offered, "sent": offered, "received": min(offered, capacity),
+                "delivered_pps": min(offered, capacity)}
+    return measure
+
+
+def test_refine_narrows_the_mlfrr_between_coarse_steps():
+    coarse = [fake_guest(250e3)(r) for r in (100e3, 146e3, 213e3, 311e3, 454e3)]
+    assert curve.mlfrr(coarse) == 213e3
+    rows = curve.refine_mlfrr(list(coarse), fake_guest(250e3), steps=3)
+    assert len(rows) == len(coarse) + 3
+    assert 240e3 <= curve.mlfrr(rows) <= 250e3  # within 1.05x of the true 250k (was 1.46x)
+
+
+def test_refine_stops_when_the_generator_cannot_offer_more():
+    coarse = [fake_guest(1e9, 200e3)(r) for r in (100e3, 150e3)] + [
+        {"offered_pps": 300e3, "sent": 300e3, "received": 100e3, "delivered_pps": 100e3}]
+    rows = curve.refine_mlfrr(list(coarse), fake_guest(1e9, 150e3), steps=3)
+    assert len(rows) == len(coarse) + 1  # asked 212k, got 150k offered: no progress, stop
+
+
+def test_livelock_rates_reach_four_times_the_mlfrr():
+    assert curve.livelock_rates(FLAT) == []  # 800k >= 4 x 100k
+    assert curve.livelock_rates(rows([(100e3, 100e3), (200e3, 150e3)])) == [440000]
+    assert curve.livelock_rates(rows([(1e3, 10.0)])) == []  # no MLFRR: nothing to scale
