@@ -73,7 +73,7 @@ $(LWIP_STAMP): tools/fetch-lwip.sh tools/apt-src.sh tools/dep-script.sh $(wildca
 .PHONY: deps-lwip-submake
 $(LWIP_LIB): $(LWIP_STAMP) $(NEWLIB_STAMP) deps-lwip-submake
 	+@$(MAKE) --no-print-directory -f $(DEPS_MK) LWIP_SUBMAKE=1 \
-	    CACHE='$(CACHE)' BUILD='$(BUILD)' LWIP_CC='$(LWIP_CC)' \
+	    CACHE='$(CACHE)' BUILD='$(BUILD)' LWIP_CC='$(LWIP_CC)' CFLAGS_STAMP='$(CFLAGS_STAMP)' \
 	    LWIP_CFLAGS='$(LWIP_CFLAGS)' deps-lwip-lib
 
 .DEFAULT_GOAL := $(deps_mk_saved_goal)
@@ -107,7 +107,7 @@ $(LWIP_LIB): $(LWIP_OBJS)
 # Every object also depends on the port headers, both trees and this file
 # (-MMD records lwIP's own headers; newlib's are -isystem, hence the stamp).
 $(LWIP_OBJDIR)/%.o: $(LWIPDIR)/%.c $(LWIP_PORT_HEADERS) $(NEWLIB_STAMP) \
-                    $(LWIP_STAMP) $(DEPS_MK)
+                    $(LWIP_STAMP) $(DEPS_MK) $(CFLAGS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      lwip/$*.c"
 	$(lwip_at)$(LWIP_CC) $(LWIP_CFLAGS) -c $< -o $@

@@ -1,5 +1,6 @@
 #include "services.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,19 +297,26 @@ size_t services_iperf_client(const char *addr, const char *port, char *out, size
 
 static char status_buf[STATUS_MAX];
 
+/* Appends to buf[*used..len) and advances *used, never past len - 1 (the output is cut, still terminated). */
+static void status_append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void status_append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(buf + *used, *used < len ? len - *used : 0, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*used += (size_t)k;
+	if (*used >= len)
+		*used = len - 1;
+}
+
 size_t services_format_status(char *buf, size_t len)
 {
 	size_t used = 0;
-	int k;
 
-#define APPEND(...)                                                                                  \
-	do {                                                                                         \
-		k = snprintf(buf + used, used < len ? len - used : 0, __VA_ARGS__);                 \
-		if (k > 0)                                                                           \
-			used += (size_t)k;                                                           \
-		if (used >= len)                                                                     \
-			used = len - 1;                                                              \
-	} while (0)
+#define APPEND(...) status_append(buf, len, &used, __VA_ARGS__)
 
 	APPEND("uptime_ms=%llu ticks=%llu heap_used=%zu heap_size=%zu free_pages=%llu\n",
 	       (unsigned long long)(time_ns() / 1000000), (unsigned long long)timer_ticks, heap_used(), heap_size(),

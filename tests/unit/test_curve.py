@@ -92,3 +92,9 @@ def test_livelock_rates_reach_four_times_the_mlfrr():
     assert curve.livelock_rates(FLAT) == []  # 800k >= 4 x 100k
     assert curve.livelock_rates(rows([(100e3, 100e3), (200e3, 150e3)])) == [440000]
     assert curve.livelock_rates(rows([(1e3, 10.0)])) == []  # no MLFRR: nothing to scale
+
+
+def test_summary_states_the_highest_offered_multiple():
+    s = curve.summary(LIVELOCK)
+    assert s["top_multiple"] == pytest.approx(8.0)  # 800k offered, MLFRR 100k
+    assert s["at_top_of_peak"] == pytest.approx(10e3 / 120e3)

@@ -37,6 +37,11 @@
 #error "lwIP port: x86_64 is little-endian"
 #endif
 
+/* lwIP's documented hook (lwip/def.h): byte swaps as compiler builtins, one instruction inlined, instead of
+ * lwIP's out-of-line functions (a call on every header field of every packet). */
+#define lwip_htons(x) ((u16_t)__builtin_bswap16((u16_t)(x)))
+#define lwip_htonl(x) ((u32_t)__builtin_bswap32((u32_t)(x)))
+
 #include <stdint.h>
 #include <stddef.h>
 #include <limits.h>
