@@ -40,6 +40,7 @@ uint64_t timer_wakeups;
 static uint64_t lapic_timer_rate;  /* timer counts per second (after the divider) */
 static uint64_t lapic_tick_tsc;    /* one tick in TSC ticks */
 static uint64_t lapic_armed_tsc;   /* deadline the timer is counting down to; 0: not armed */
+static uint64_t lapic_count_mult;  /* timer counts = TSC ticks * mult >> 32, mult rounded up (never early) */
 static uintptr_t lapic_mmio;
 static int lapic_x2;
 static uint32_t lapic_read(unsigned reg)
@@ -121,7 +122,8 @@ void timer_wake_at(uint64_t tsc)
 	 * already past fires at once. */
 	if (lapic_timer_rate && (!lapic_armed_tsc || tsc < lapic_armed_tsc)) {
 		uint64_t delta = tsc > now ? tsc - now : 1;
-		uint64_t c = (uint64_t)(((unsigned __int128)delta * lapic_timer_rate) / tsc_hz);
+		/* A multiply, not a 128-bit division (a libgcc call of ~80 instructions, paid on every re-arm). */
+		uint64_t c = (uint64_t)(((unsigned __int128)delta * lapic_count_mult) >> 32);
 		/* Rounded up, so it never fires before the deadline; a deadline beyond the counter's range (68 s at
 		 * 62.5 MHz) fires at the range's end and is asked for again. */
 		c = c + 1 > 0xFFFFFFFFu ? 0xFFFFFFFFu : c + 1;
@@ -144,6 +146,7 @@ int lapic_timer_start(unsigned hz, uint64_t rate)
 	}
 	timer_hz = hz;
 	lapic_timer_rate = rate;
+	lapic_count_mult = (uint64_t)((((unsigned __int128)rate << 32) + tsc_hz - 1) / tsc_hz);
 	lapic_tick_tsc = tsc_hz / hz;
 	lapic_write(LAPIC_TIMER_DIV, 0x3);
 	lapic_write(LAPIC_LVT_TIMER, VECTOR_TIMER); /* one-shot, unmasked */
