@@ -86,7 +86,8 @@ def write(a):
          ["mode", "offered_pps", "p50_us", "p99_us", "p999_us", "loss_pct", "irq_per_frame", "qemu_cpu_pct",
           "idle_pct"], ["loadlat.png"]),
         ("Coalescing sweep (bench/loadlat.py --sweep)", BENCH / "coalesce_sweep.csv",
-         ["frames", "usec", "p50_us", "p99_us", "irq_per_frame", "qemu_cpu_pct"], ["coalesce.png"]),
+         ["frames", "usec", "p50_us", "p99_us", "p999_us", "irq_per_frame", "wakeups_per_frame", "qemu_cpu_pct"],
+         ["coalesce.png"]),
     ]
     for title, path, cols, pngs in sections:
         parts.append(f"\n## {title}\n\n")

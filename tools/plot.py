@@ -192,6 +192,12 @@ set key left top box opaque font ',8'
 plot {', '.join(plots)}""")
 
 
+def wakeups(r):
+    """Receive wake-ups per frame of a sweep cell (interrupts and coalesce-bound timer polls); older CSVs have
+    interrupts only."""
+    return r.get("wakeups_per_frame") or r.get("irq_per_frame") or "NaN"
+
+
 def plot_coalesce(bench, out):
     rows = read_csv(need(bench / "coalesce_sweep.csv", "make loadlat LOADLAT_ARGS=--sweep-only"))
     frames = sorted({int(r["frames"]) for r in rows})
@@ -200,7 +206,7 @@ def plot_coalesce(bench, out):
     dat = out / "coalesce.dat"
     # One block per frames row (gnuplot's matrix-less image format: x y value, blank line between rows).
     dat.write_text("".join("".join(f"{j} {i} {cell.get((f, u), {}).get('p99_us') or 'NaN'} "
-                                   f"{cell.get((f, u), {}).get('irq_per_frame') or 'NaN'}\n"
+                                   f"{wakeups(cell.get((f, u), {}))}\n"
                                    for j, u in enumerate(usecs)) + "\n" for i, f in enumerate(frames)))
     xt = ", ".join(f"'{u}' {j}" for j, u in enumerate(usecs))
     yt = ", ".join(f"'{f}' {i}" for i, f in enumerate(frames))
@@ -213,7 +219,7 @@ set xlabel 'time bound (us)'
 set ylabel 'frames per interrupt'
 set title 'echo RTT p99 (us)'
 plot {q(dat)} using 1:2:3 with image notitle, '' using 1:2:(sprintf('%.0f', $3)) with labels notitle
-set title 'interrupts per received frame'
+set title 'receive wake-ups (interrupts + bound timers) per frame'
 plot {q(dat)} using 1:2:4 with image notitle, '' using 1:2:(sprintf('%.3f', $4)) with labels notitle
 unset multiplot""")
 
