@@ -7,7 +7,7 @@ import bench  # noqa: E402
 
 OURS = """time: TSC 2999.812 MHz (HPET; checked against PM timer: 3000.101 MHz; 612 us)
 net0: IPv4 192.168.77.2/24
-ready in 17.342 ms since kernel entry (loader entry to kernel: 41 us)
+ready in 17.342 ms since kernel entry (loader entry to kernel: 41 us; CPU reset to loader, the firmware: 5461 us)
 """
 LINUX = "[    0.000000] Linux version 6.1\nLINUX-GUEST READY dev=eth0 ip=192.168.77.2/24 kernel=6.1.0-28-cloud-amd64 uptime=1.87s\n"
 
