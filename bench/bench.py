@@ -456,6 +456,9 @@ def boot_figures(g, r, prefix=""):
     print(f"  first ping reply {r[prefix + 'first_ping_ms']:.0f} ms after QEMU start", flush=True)
     g.wait_for(r"^net0: IPv4 |LINUX-GUEST READY", 60)
     r[prefix + "ready_ms"] = ready_ms(g.kind, g.text())
+    m = re.search(r"CPU reset to loader, the firmware: (\d+) us", g.text())
+    if m:
+        r[prefix + "firmware_ms"] = int(m.group(1)) / 1000
     print(f"  kernel entry -> ready {fmt(r[prefix + 'ready_ms'])} ms", flush=True)
 
 
@@ -662,8 +665,10 @@ METRICS = [
     ("microvm_first_ping_range", "  on microvm: its range", "ms", "lower", None),
     ("ready_ms", "kernel entry -> ready (Linux: uptime at READY; median)", "ms", "lower", None),
     ("ready_range", "  its range (min-max)", "ms", "lower", None),
+    ("firmware_ms", "  before it: the firmware, vCPU reset -> loader (one boot)", "ms", "lower", None),
     ("microvm_ready_ms", "  on microvm (Linux: its q35 figure)", "ms", "lower", None),
     ("microvm_ready_range", "  on microvm: its range", "ms", "lower", None),
+    ("microvm_firmware_ms", "  on microvm: the firmware (one boot)", "ms", "lower", None),
     ("ping_p50_ms", "ping RTT p50 (10 ms interval)", "ms", "lower", 0.5),
     ("ping_p99_ms", "ping RTT p99", "ms", "lower", 0.5),
     ("udp_p50_us", "UDP echo 64 B RTT p50", "us", "lower", 0.5),
