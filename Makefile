@@ -105,7 +105,8 @@ TOOLS_BINS := $(BUILD)/tools/probe $(BUILD)/tools/load $(BUILD)/tools/knobs
 tools: $(TOOLS_BINS)
 all: $(TOOLS_BINS)
 $(BUILD)/tools/probe: tools/probe.c tools/args.c tools/stats.c tools/pace.c tools/args.h tools/stats.h tools/pace.h
-$(BUILD)/tools/load: tools/load.c tools/args.c tools/pace.c tools/rawtx.c tools/args.h tools/pace.h tools/rawtx.h
+$(BUILD)/tools/load: tools/load.c tools/args.c tools/pace.c tools/rawtx.c tools/txring.c tools/args.h tools/pace.h \
+	tools/rawtx.h tools/txring.h
 $(BUILD)/tools/knobs: TOOLS_CFLAGS += -I kernel
 $(BUILD)/tools/knobs: tools/knobs.c kernel/cmdline.c kernel/netdev.c kernel/cmdline.h kernel/netdev.h
 $(TOOLS_BINS):
@@ -166,6 +167,9 @@ $(BUILD)/unit/test_args: tools/args.h
 UNIT_TESTS += rawtx
 UNIT_SRCS_rawtx := tools/rawtx.c
 $(BUILD)/unit/test_rawtx: tools/rawtx.h
+UNIT_TESTS += txring
+UNIT_SRCS_txring := tools/txring.c tools/rawtx.c
+$(BUILD)/unit/test_txring: tools/txring.h tools/rawtx.h
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -I kernel -I drivers -I tests/unit

@@ -20,7 +20,9 @@
  * layers). --packet IFNAME sends whole Ethernet frames on an AF_PACKET socket with PACKET_QDISC_BYPASS
  * (tools/rawtx.c) to --dst-mac instead, and --threads N runs N senders, each on its own socket with 1/N of the
  * rate; together they offer several times what the guest takes. Each thread's sequence numbers start at
- * thread << 48. Exit status: 0 after the run, 2 for bad arguments, 3 if the run could not start. */
+ * thread << 48. --tx-ring (with --packet) hands the frames over through a PACKET_TX_RING instead of
+ * sendmmsg(), one send() per batch (tools/txring.c; txring.h says how frames the device refuses are counted).
+ * Exit status: 0 after the run, 2 for bad arguments, 3 if the run could not start or a ring failed. */
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include "args.h"
 #include "pace.h"
 #include "rawtx.h"
+#include "txring.h"
 
 #define LOAD_DEFAULT_SIZE          18 /* 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 B frame, 64 B with the FCS */
 #define LOAD_MAX_SIZE              65507
@@ -64,6 +67,7 @@ struct load_opts {
 	const char *packet_if; /* --packet: AF_PACKET on this interface */
 	const char *dst_mac;
 	unsigned threads;
+	int tx_ring; /* --tx-ring: a PACKET_TX_RING instead of sendmmsg() */
 };
 
 static volatile sig_atomic_t load_stop;
@@ -113,7 +117,7 @@ static void load_on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: load --dst ADDR --port N (--rate PPS | --flat) --duration S [--size BYTES] [--batch N]\n"
-	           "            [--packet IFNAME --dst-mac MAC] [--threads N] [--quiet]\n"
+	           "            [--packet IFNAME --dst-mac MAC [--tx-ring]] [--threads N] [--quiet]\n"
 	           "  --rate PPS      datagrams per second, paced on CLOCK_MONOTONIC\n"
 	           "  --flat          no pacing: as fast as sendmmsg() goes\n"
 	           "  --duration S    seconds to send for\n"
@@ -123,6 +127,8 @@ static void usage(FILE *f)
 	           "  --packet IFNAME whole Ethernet frames on an AF_PACKET socket on IFNAME with PACKET_QDISC_BYPASS\n"
 	           "                  (IPv4 only; source MAC and address are IFNAME's; needs CAP_NET_RAW)\n"
 	           "  --dst-mac MAC   the destination MAC for --packet, aa:bb:cc:dd:ee:ff\n"
+	           "  --tx-ring       with --packet: frames from a PACKET_TX_RING, one send() per batch; a refused\n"
+	           "                  frame ends its batch (it and the rest count as errors)\n"
 	           "  --threads N     N senders, 1..16, each with its own socket and 1/N of --rate (default 1)\n"
 	           "  --quiet         print nothing but the summary line\n"
 	           "exit: 0 done, 2 bad arguments, 3 run failed\n");
@@ -138,6 +144,7 @@ enum {
 	OPT_PACKET,
 	OPT_DST_MAC,
 	OPT_THREADS,
+	OPT_TX_RING,
 	OPT_HELP
 };
 
@@ -152,6 +159,7 @@ static const struct option load_longopts[] = {
     {"packet", required_argument, NULL, OPT_PACKET},
     {"dst-mac", required_argument, NULL, OPT_DST_MAC},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"tx-ring", no_argument, NULL, OPT_TX_RING},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -195,6 +203,9 @@ static int load_parse_option(struct args *a, int c, struct load_opts *o)
 	case OPT_THREADS:
 		args_unsigned(a, 1, LOAD_MAX_THREADS, "is not a thread count (1..16)", &o->threads);
 		break;
+	case OPT_TX_RING:
+		o->tx_ring = 1;
+		break;
 	case OPT_HELP:
 		usage(stdout);
 		return -1;
@@ -225,6 +236,8 @@ static int load_parse_args(struct args *a, int argc, char **argv, struct load_op
 		args_bad(a, "--packet", o->packet_if, "needs --dst-mac");
 	else if (!o->packet_if && o->dst_mac)
 		args_bad(a, "--dst-mac", o->dst_mac, "is only for --packet");
+	if (o->tx_ring && !o->packet_if)
+		args_bad(a, "--tx-ring", NULL, "is only for --packet");
 	if (o->packet_if && o->size > 1500 - 28)
 		args_bad(a, "--size", NULL, "is at most 1472 with --packet (one frame, no fragments)");
 	return 0;
@@ -347,27 +360,67 @@ static void load_prepare_process(void)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 }
 
-/* --flat: batches back to back until the end. Returns when it stopped. */
-static uint64_t load_run_flat(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
-                              uint64_t seq, struct load_stats *st)
+/* One sender: its own socket and batch (or TX ring), 1/threads of the rate, its own counts. */
+struct load_worker {
+	const struct load_opts *o;
+	unsigned index;
+	int fd;
+	struct load_batch b;
+	struct txring ring;
+	int ring_on;
+	int failed; /* its ring stopped working (reported) */
+	uint64_t seq;
+	struct load_stats st;
+	uint64_t t0, end;
+	pthread_t thread;
+};
+
+/* One batch of w->b.n datagrams from w->seq on. 0, or -1 (reported) once the TX ring has failed. */
+static int load_send(struct load_worker *w)
 {
-	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
-	uint64_t now = t0;
+	if (!w->ring_on) {
+		load_send_batch(w->fd, w->b.msgs, w->b.n, w->o->size, w->b.hdr, &w->seq, &w->st);
+		return 0;
+	}
+	struct txring_result res;
+	int rc = txring_send(&w->ring, w->b.n, w->seq, &res);
+	w->seq += w->b.n;
+	w->st.sent += res.sent;
+	w->st.errors += res.errors;
+	if (res.errors)
+		w->st.last_errno = res.last_errno;
+	if (rc) {
+		fprintf(stderr, "load: thread %u: --tx-ring stopped: %s\n", w->index,
+		        rc == -EPROTO ? "the kernel refused a frame as malformed" : "a slot stayed in flight for 1 s");
+		w->failed = 1;
+		load_stop = 1; /* the run has failed: the other senders stop too */
+		return -1;
+	}
+	return 0;
+}
+
+/* --flat: batches back to back until the end. Returns when it stopped. */
+static uint64_t load_run_flat(struct load_worker *w)
+{
+	uint64_t end = w->t0 + (uint64_t)(w->o->duration_s * 1e9);
+	uint64_t now = w->t0;
 	while (!load_stop && now < end) {
-		load_send_batch(fd, b->msgs, b->n, o->size, b->hdr, &seq, st);
+		if (load_send(w))
+			break;
 		now = load_now();
 	}
 	return now;
 }
 
-/* --rate: batches of b->n datagrams at a fixed interval (the fixed pattern at rate / batch); a batch held up by
+/* --rate: batches of b.n datagrams at a fixed interval (the fixed pattern at rate / batch); a batch held up by
  * more than LOAD_SLIP_NS moves the rest of the schedule. Returns when it stopped. */
-static uint64_t load_run_paced(int fd, const struct load_batch *b, const struct load_opts *o, uint64_t t0,
-                               uint64_t seq, struct load_stats *st)
+static uint64_t load_run_paced(struct load_worker *w)
 {
-	uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
+	const struct load_opts *o = w->o;
+	struct load_stats *st = &w->st;
+	uint64_t end = w->t0 + (uint64_t)(o->duration_s * 1e9);
 	struct pace pace;
-	pace_init(&pace, PACE_FIXED, o->rate / o->threads / b->n, 1, 0, t0);
+	pace_init(&pace, PACE_FIXED, o->rate / o->threads / w->b.n, 1, 0, w->t0);
 	for (;;) {
 		uint64_t due = pace_next(&pace);
 		if (load_stop || due >= end)
@@ -382,7 +435,8 @@ static uint64_t load_run_paced(int fd, const struct load_batch *b, const struct 
 			if (now - due > st->max_lag_ns)
 				st->max_lag_ns = now - due;
 		}
-		load_send_batch(fd, b->msgs, b->n, o->size, b->hdr, &seq, st);
+		if (load_send(w))
+			return load_now();
 	}
 	/* The run lasts its full duration even though the last batch left before the end. */
 	return load_wait_until(end);
@@ -400,27 +454,15 @@ static void load_report(const struct load_opts *o, const struct load_stats *st, 
 		        st->max_lag_ns / 1e3);
 }
 
-/* One sender: its own socket and batch, 1/threads of the rate, its own counts. */
-struct load_worker {
-	const struct load_opts *o;
-	unsigned index;
-	int fd;
-	struct load_batch b;
-	struct load_stats st;
-	uint64_t t0, end;
-	pthread_t thread;
-};
-
 static void *load_worker_run(void *arg)
 {
 	struct load_worker *w = arg;
-	uint64_t seq = (uint64_t)w->index << 48;
-	w->end = w->o->flat ? load_run_flat(w->fd, &w->b, w->o, w->t0, seq, &w->st)
-	                    : load_run_paced(w->fd, &w->b, w->o, w->t0, seq, &w->st);
+	w->seq = (uint64_t)w->index << 48;
+	w->end = w->o->flat ? load_run_flat(w) : load_run_paced(w);
 	return NULL;
 }
 
-/* Opens worker w's socket and batch; -1 (reported) if it cannot. */
+/* Opens worker w's socket and batch or ring; -1 (reported) if it cannot. */
 static int load_worker_open(struct load_worker *w, struct load_opts *o, unsigned index)
 {
 	struct rawtx_flow flow, *fp = NULL;
@@ -441,12 +483,33 @@ static int load_worker_open(struct load_worker *w, struct load_opts *o, unsigned
 	}
 	if (w->fd < 0)
 		return -1;
+	if (o->tx_ring) {
+		w->b.n = load_batch_size(o);
+		if (txring_open(&w->ring, w->fd, o->packet_if, &flow, o->size, w->b.n))
+			goto err_close;
+		w->ring_on = 1;
+		return 0;
+	}
 	if (load_batch_alloc(&w->b, load_batch_size(o), o->size, &o->to, fp)) {
 		fprintf(stderr, "load: out of memory\n");
-		close(w->fd);
-		return -1;
+		goto err_free;
 	}
 	return 0;
+
+err_free:
+	load_batch_free(&w->b);
+err_close:
+	close(w->fd);
+	return -1;
+}
+
+/* Closes what load_worker_open() opened. */
+static void load_worker_close(struct load_worker *w)
+{
+	if (w->ring_on)
+		txring_close(&w->ring);
+	close(w->fd);
+	load_batch_free(&w->b);
 }
 
 int main(int argc, char **argv)
@@ -476,8 +539,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "flat");
 		else
 			fprintf(stderr, "rate=%g", o.rate);
-		fprintf(stderr, " duration=%gs size=%u batch=%u threads=%u%s%s\n", o.duration_s, o.size, w[0].b.n,
+		fprintf(stderr, " duration=%gs size=%u batch=%u threads=%u%s%s", o.duration_s, o.size, w[0].b.n,
 		        o.threads, o.packet_if ? " packet=" : "", o.packet_if ? o.packet_if : "");
+		if (o.tx_ring)
+			fprintf(stderr, " tx-ring=%ux%u", w[0].ring.g.frame_nr, w[0].ring.g.frame_size);
+		fprintf(stderr, "\n");
 	}
 	uint64_t t0 = load_now();
 	unsigned started = 0;
@@ -504,13 +570,13 @@ int main(int argc, char **argv)
 			sum.last_errno = w[i].st.last_errno;
 		if (w[i].end > end)
 			end = w[i].end;
+		if (w[i].failed)
+			rc = LOAD_EXIT_FAILED;
 	}
 	if (rc == LOAD_EXIT_OK)
 		load_report(&o, &sum, t0, end);
 out:
-	while (n--) {
-		close(w[n].fd);
-		load_batch_free(&w[n].b);
-	}
+	while (n--)
+		load_worker_close(&w[n]);
 	return rc;
 }
