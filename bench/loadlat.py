@@ -54,7 +54,7 @@ def under_load(g, mac, rate, seconds, count, probe_rate, csv_path, batch=None):
         bg = subprocess.Popen(["ip", "netns", "exec", g.ns, str(TOOLS / "load"), "--dst", GUEST, "--port", "9",
                                "--rate", str(rate), "--duration", str(seconds + 60), "--packet", g.tap,
                                "--dst-mac", mac, "--batch", str(batch or max(1, min(256, int(rate * 200e-6)))),
-                               "--quiet"], stdout=subprocess.PIPE, text=True)
+                               "--tx-ring", "--quiet"], stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)  # the load is running before the first probe
     try:
         s0 = modes.parse_stats(g.control("reset", "stats")[1])
