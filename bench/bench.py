@@ -520,7 +520,7 @@ def measure_icount_stages(args, extra=()):
     g = Guest("ours", ns, tap, extra=merge_nic_opts((*extra, *ICOUNT_ARGS)))
     r = {}
     try:
-        g.wait_for(r"^net0: IPv4 ", 60)
+        g.wait_for(r"^boot stages ", 60)  # printed after the ready line (net0's address comes before both)
         r["icount_ready_insn"] = ready_ms("ours", g.text()) * 1e6
         m = re.search(BOOT_STAGES_RE, g.text(), re.M)
         # The line is in microseconds: thousands of instructions.
