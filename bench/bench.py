@@ -456,7 +456,7 @@ def boot_figures(g, r, prefix=""):
     """QEMU start -> first ping reply, kernel entry -> ready, into r under prefix."""
     r[prefix + "first_ping_ms"] = first_ping(g)
     print(f"  first ping reply {r[prefix + 'first_ping_ms']:.0f} ms after QEMU start", flush=True)
-    g.wait_for(r"^net0: IPv4 |LINUX-GUEST READY", 60)
+    g.wait_for(READY_RE[g.kind], 60)
     r[prefix + "ready_ms"] = ready_ms(g.kind, g.text())
     m = re.search(r"CPU reset to loader, the firmware: (\d+) us", g.text())
     if m:
