@@ -246,8 +246,8 @@ def load_args(g, mac, rate):
 
 def rx_curve(g, counter, rates, seconds, mac):
     """Offered vs delivered 64-byte UDP rate (Mogul & Ramakrishnan): one step per rate, then three steps that
-    bisect the MLFRR (bench/curve.py refine_mlfrr) and, if the sweep stopped short of it, a step at 4.4x the
-    MLFRR, so that the livelock check reads a measured point."""
+    bisect the MLFRR (bench/curve.py refine_mlfrr), a step at 4.4x the MLFRR if the sweep stopped short of it
+    (the livelock check reads a measured point), and one 1.35x past the knee if nothing confirms it yet."""
     def step(rate):
         counter.reset()
         out = sh(TOOLS / "load", "--dst", GUEST, "--port", 9, "--rate", rate, "--duration", seconds,
@@ -266,6 +266,7 @@ def rx_curve(g, counter, rates, seconds, mac):
     rows = [step(rate) for rate in rates]
     curve.refine_mlfrr(rows, step)
     rows += [step(rate) for rate in curve.livelock_rates(rows)]
+    rows += [step(rate) for rate in curve.knee_rates(rows)]
     return sorted(rows, key=lambda r: r["offered_pps"])
 
 

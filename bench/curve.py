@@ -102,6 +102,14 @@ def livelock_rates(rows, factor=4.4):
     return [int(round(factor * m, -3))] if m and top < 4 * m else []
 
 
+def knee_rates(rows, factor=1.35):
+    """The offered rate still to measure so that the knee counts as found (a point KNEE_MARGIN past it): [factor *
+    knee] if the curve stops short of that, else []. The generator may not reach it; the knee then stays
+    unconfirmed, and the table says so."""
+    k, found = knee(rows)
+    return [int(round(factor * k, -3))] if k and not found else []
+
+
 def geometric_rates(lo, hi, n):
     """n offered rates from lo to hi, evenly spaced on a log scale and rounded to 1000 pps (at least 1000)."""
     if n < 2:

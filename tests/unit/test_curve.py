@@ -98,3 +98,8 @@ def test_summary_states_the_highest_offered_multiple():
     s = curve.summary(LIVELOCK)
     assert s["top_multiple"] == pytest.approx(8.0)  # 800k offered, MLFRR 100k
     assert s["at_top_of_peak"] == pytest.approx(10e3 / 120e3)
+
+
+def test_knee_rates_ask_for_a_point_past_an_unconfirmed_knee():
+    assert curve.knee_rates(FLAT) == []  # found: 800k >= 1.25 x 200k
+    assert curve.knee_rates(CLIMBING) == [216000]  # knee 160k at the top: 1.35 x 160k
