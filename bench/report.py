@@ -69,9 +69,60 @@ def measure(a):
     run([PY, "bench/loadlat.py", "--mlfrr", mlfrr, "--sweep"], 900)
 
 
+# The noise each kind of figure is stated to have (the report's header says it): instruction counts repeat within
+# 1 %, host-time figures under TCG on a shared machine within 2x.
+INSN_NOISE, HOST_NOISE = 0.01, 2.0
+
+
+def number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def compare(prev_csv, now_csv):
+    """The previous report's make-bench table against this one's, ours and Linux column by column: each change,
+    and whether it lies within the stated noise (instruction counts 1 %, host times 2x). Rows are matched by
+    label and order, so repeated labels ("its range") pair up too."""
+    def rows(path):
+        with open(path) as f:
+            return [r for r in csv.reader(f)][1:]
+    prev, now = rows(prev_csv), rows(now_csv)
+    seen, lines, outside = {}, [], 0
+    index = {}
+    for r in prev:
+        index.setdefault(r[0], []).append(r)
+    for r in now:
+        k = seen[r[0]] = seen.get(r[0], -1) + 1
+        old = index.get(r[0], [])
+        if k >= len(old):
+            continue
+        for col, who in ((2, "ours"), (3, "linux")):
+            a, b = number(old[k][col]), number(r[col])
+            if a is None or b is None or a == 0 or b == 0:
+                continue
+            if "spread" in r[0]:
+                continue  # a spread is itself the noise of its row
+            insn = r[1] == "insn"  # per packet, per MiB, per stage; instructions per idle second follow host time
+            change = b / a
+            ok = abs(change - 1) <= INSN_NOISE if insn else 1 / HOST_NOISE <= change <= HOST_NOISE
+            outside += not ok
+            lines.append(f"| {r[0].strip()} | {who} | {old[k][col]} | {r[col]} | {change:.3f}x | "
+                         f"{'yes' if ok else '**no**'} |\n")
+    head = ("| metric | guest | previous | now | now / previous | within the stated noise |\n"
+            "|---|---|---|---|---|---|\n")
+    return head + "".join(lines), outside
+
+
 def write(a):
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    # The previous report's table is kept, so that this one can say what moved (and whether by more than noise).
+    if (out / "results.csv").exists():
+        shutil.copy(out / "results.csv", out / "previous_results.csv")
+    if (BENCH / "results.csv").exists():
+        shutil.copy(BENCH / "results.csv", out / "results.csv")
     subprocess.run([PY, "tools/plot.py", "--out", out / "img"], cwd=ROOT, check=False)
     st = stamp()
     parts = ["# vnetk workbench report\n\n", "| | |\n|---|---|\n",
@@ -98,6 +149,11 @@ def write(a):
         for p in pngs:
             if (out / "img" / p).exists():
                 parts.append(f"\n![{p}](img/{p})\n")
+    if (out / "previous_results.csv").exists() and (out / "results.csv").exists():
+        table, outside = compare(out / "previous_results.csv", out / "results.csv")
+        parts.append("\n## Against the previous report (make bench rows)\n\n"
+                     f"{outside} figure(s) moved by more than the stated noise (instruction counts {INSN_NOISE:.0%},"
+                     f" host times {HOST_NOISE:g}x).\n\n{table}")
     (out / "report.md").write_text("".join(parts))
     print(f"report: written {out / 'report.md'}")
 
