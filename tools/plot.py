@@ -178,11 +178,12 @@ def plot_loadlat(bench, out):
             f"{r['qemu_cpu_pct'] or 'NaN'} {r['idle_pct'] or 'NaN'}\n" for o, r in pts))
         plots.append(f"{q(dat)} using 1:3 with linespoints lw 2 pt {5 + i} lc {i + 1} title {q(m + ' p99')}")
         plots.append(f"'' using 1:5 axes x1y2 with lines dt 3 lc {i + 1} title {q(m + ' QEMU CPU %')}")
+        plots.append(f"'' using 1:6 axes x1y2 with lines dt 2 lc {i + 1} title {q(m + ' guest idle %')}")
     return gnuplot(out, "loadlat", f"""
 set title 'UDP echo RTT p99 under a background 64-byte load, per delivery mode (idle drawn at 0.1 kpps)'
 set xlabel 'background load offered (kpps, log scale)'
 set ylabel 'echo RTT p99 (us, log scale)'
-set y2label 'QEMU CPU (% of a core, dotted)'
+set y2label 'QEMU CPU (% of a core, dotted), guest idle (%, dashed)'
 set logscale x
 set logscale y
 set y2range [0:200]
