@@ -77,7 +77,7 @@ def test_refine_narrows_the_mlfrr_between_coarse_steps():
     coarse = [fake_guest(250e3)(r) for r in (100e3, 146e3, 213e3, 311e3, 454e3)]
     assert curve.mlfrr(coarse) == 213e3
     rows = curve.refine_mlfrr(list(coarse), fake_guest(250e3), steps=3)
-    assert len(rows) == len(coarse) + 3
+    assert len(rows) == len(coarse) + 3 + 1  # 258k loses twice (the retry), 234k and 246k do not
     assert 240e3 <= curve.mlfrr(rows) <= 250e3  # within 1.05x of the true 250k (was 1.46x)
 
 
@@ -86,6 +86,21 @@ def test_refine_stops_when_the_generator_cannot_offer_more():
         {"offered_pps": 300e3, "sent": 300e3, "received": 100e3, "delivered_pps": 100e3}]
     rows = curve.refine_mlfrr(list(coarse), fake_guest(1e9, 150e3), steps=3)
     assert len(rows) == len(coarse) + 1  # asked 212k, got 150k offered: no progress, stop
+
+
+def test_refine_retries_a_lossy_trial_once():
+    """The guest takes 280k; the first bisection trial (257k) hits a host stall and loses 2 %. Retried, it
+    is loss-free, and the bisection goes on above it instead of settling below 257k."""
+    stalls = iter([True])
+
+    def stalling(rate):
+        r = fake_guest(280e3)(rate)
+        if next(stalls, False):
+            r = {**r, "received": r["sent"] * 0.98, "delivered_pps": r["offered_pps"] * 0.98}
+        return r
+    coarse = [fake_guest(280e3)(r) for r in (100e3, 146e3, 213e3, 311e3)]
+    rows = curve.refine_mlfrr(list(coarse), stalling, steps=3)
+    assert curve.mlfrr(rows) >= 265e3, sorted(r["offered_pps"] for r in rows)
 
 
 def test_livelock_rates_reach_four_times_the_mlfrr():
