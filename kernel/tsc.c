@@ -223,7 +223,6 @@ int tsc_init(void)
 	for (unsigned i = 0; i < sizeof(probes) / sizeof(probes[0]) && n < 2; i++)
 		if (probes[i](&refs[n]) && tsc_ref_counts(&refs[n]))
 			n++;
-
 	if (n == 0) {
 		printf("time: no HPET, ACPI PM timer or PIT that counts; cannot calibrate the TSC\n");
 		return -ENODEV;
