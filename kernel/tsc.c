@@ -115,9 +115,9 @@ static void tsc_pit_mode0(void)
 	outb(PIT_CH0, 0);
 }
 
+/* Channel 0 is already counting in mode 0: tsc_init programs it first, on every machine. */
 static int tsc_ref_pit(struct tsc_ref *r)
 {
-	tsc_pit_mode0();
 	*r = (struct tsc_ref){ "PIT", PIT_HZ, 0xFFFFu, tsc_pit_read, 0, 0 };
 	return 1;
 }
