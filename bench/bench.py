@@ -30,7 +30,7 @@ PLUGIN = ROOT / "build" / "tools" / "libicount.so"
 # AF_PACKET generator's own ceiling (~800 kpps against a veth sink) is above the top rate.
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "bench"))
-from guest_console import ConsoleGuest, sh  # noqa: E402
+from guest_console import ConsoleGuest, qemu_cpu_ns, sh  # noqa: E402
 import curve  # noqa: E402
 
 RATES = curve.geometric_rates(10e3, 640e3, 12)
@@ -86,22 +86,6 @@ def inner_first_ping(limit, tap):
     print("nan", flush=True)
 
 
-def find_qemu(tap, min_pid):
-    """The pid of the QEMU process on `tap`, by its command line, among pids from min_pid on (the launch
-    script's children; pids grow, so older processes need no reading); None when not (yet) there."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) < min_pid:
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0].endswith(b"qemu-system-x86_64") and any(f"ifname={tap},".encode() in a for a in argv):
-            return int(name)
-    return None
-
-
 # ---- guests ----
 
 VCPU_NAMES = ("--qemu-arg", "-name", "--qemu-arg", "bench,debug-threads=on")  # "CPU 0/TCG" for vcpu_seconds
@@ -113,35 +97,45 @@ class Guest(ConsoleGuest):
     def __init__(self, kind, ns, tap, extra=(), icount=None):
         self.kind, self.label, self.ns, self.tap = kind, kind, ns, tap
         self.icount_path = icount
+        self.probe = self.proc = None
+        self.stamp = OUT / f"start_{tap}"
         extra = (*VCPU_NAMES, *extra)
         if icount:
             extra = [*extra, "--qemu-arg", "-plugin", "--qemu-arg", f"{PLUGIN},out={icount}"]
         sh("ip", "netns", "add", ns)
+        try:
+            self._start(extra)
+        except BaseException:
+            self.stop()  # the namespace (and the probe, the launch script) go also when the start fails
+            raise
+
+    def _start(self, extra):
+        ns, tap = self.ns, self.tap
         # The first-ping probe is armed before QEMU starts (see inner_first_ping).
         self.probe = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-first-ping",
                                        "60", tap], stdout=subprocess.PIPE, text=True)
         if self.probe.stdout.readline().strip() != "armed":
             raise RuntimeError("first-ping probe did not start")
-        if kind == "ours":
+        if self.kind == "ours":
             cmd = [ROOT / "run-qemu.sh", "--no-build", "--net", "tap", "--netns", ns, "--tap", tap,
                    "--timeout", "900", *extra]
         else:
             cmd = [ROOT / "bench/linux/run.sh", "--netns", ns, "--tap", tap, "--timeout", "900",
                    "--cmdline", "vg_shell=1", *extra]  # the shell runs iperf's client (guest->host)
-        self.stamp = stamp = OUT / f"start_{tap}"
-        stamp.unlink(missing_ok=True)
-        self.start_process(cmd, env={**os.environ, "VNETK_START_STAMP": str(stamp)})
+        self.stamp.unlink(missing_ok=True)
+        self.start_process(cmd, env={**os.environ, "VNETK_START_STAMP": str(self.stamp)})
         # The clock starts when the launch script starts the QEMU command (its $EPOCHREALTIME, written just
         # before; tools/launch-lib.sh), not when the script itself started (namespace and tap set-up): both
         # guests are timed from the same event. Waiting for the file polls slowly, and costs nothing timed.
         end = time.monotonic() + 30
-        while time.monotonic() < end and not (stamp.exists() and stamp.stat().st_size):
+        while time.monotonic() < end and not (self.stamp.exists() and self.stamp.stat().st_size):
+            if self.proc.poll() is not None:
+                break
             time.sleep(0.005)
-        realtime = float(stamp.read_text().strip().replace(",", "."))  # the decimal point is the locale's
+        if not (self.stamp.exists() and self.stamp.stat().st_size):
+            raise RuntimeError(f"{self.kind}: the launch script never started QEMU:\n{self.text()[-2000:]}")
+        realtime = float(self.stamp.read_text().strip().replace(",", "."))  # the decimal point is the locale's
         self.t_qemu = time.monotonic() - (time.time() - realtime)
-
-    def qemu_pid(self):
-        return find_qemu(self.tap, self.proc.pid)
 
     def icount(self):
         """Guest instructions so far (tools/plugin/icount.c's shared counter), and the monotonic time."""
@@ -157,10 +151,11 @@ class Guest(ConsoleGuest):
         return mac
 
     def stop(self):
-        if self.probe.poll() is None:
+        if self.probe is not None and self.probe.poll() is None:
             self.probe.kill()
             self.probe.communicate()
-        self.stop_process()
+        if self.proc is not None:
+            self.stop_process()
         self.stamp.unlink(missing_ok=True)
         sh("ip", "netns", "del", self.ns, check=False)
 
@@ -252,13 +247,11 @@ def rx_curve(g, counter, rates, seconds, mac):
         counter.reset()
         out = sh(TOOLS / "load", "--dst", GUEST, "--port", 9, "--rate", rate, "--duration", seconds,
                  *load_args(g, mac, rate), ns=g.ns, timeout=seconds + 30, check=False)
-        m = re.search(r"sent=(\d+) duration_s=([\d.]+) offered_pps=([\d.]+) errors=(\d+)", out)
-        if not m:
+        offered = curve.load_offered(out)
+        if not offered:
             raise RuntimeError(f"load failed\n{out[-500:]}")
         time.sleep(0.3)  # let the guest drain its ring
-        # A frame the tap refused (its queue to QEMU full: ENOBUFS with PACKET_QDISC_BYPASS) was offered and
-        # lost, like a frame dropped at a full NIC ring: it counts as offered.
-        sent, dur = int(m.group(1)) + int(m.group(4)), float(m.group(2))
+        sent, dur = offered
         got = counter.read()
         return {"rate": rate, "offered_pps": sent / dur, "sent": sent, "received": got, "delivered_pps": got / dur,
                 "ratio": got / sent if sent else 0.0}
@@ -376,19 +369,6 @@ def iperf_tx(g, seconds=10):
         out = srv.communicate(timeout=10)[0]
     m = re.findall(r"([\d.]+) Mbits/sec", out)
     return float(m[-1]) if m else 0.0
-
-
-def qemu_cpu_ns(pid):
-    """CPU time of all of QEMU's threads in ns (schedstat: ns resolution, where /proc/PID/stat's clock ticks
-    of 10 ms would make a 5 s window of an idle guest read 0, 0.2 or 0.4 %)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass  # a thread that ended meanwhile
-    return total
 
 
 def idle_cpu(g, seconds=5):

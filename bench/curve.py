@@ -11,6 +11,7 @@ tests/unit/test_curve.py can check them without a guest.
 - delivered at 2x and 4x MLFRR (linear interpolation between measured points; None beyond the range): a
   livelocking receiver's delivery falls past the knee, a well-behaved one stays flat near the peak.
 """
+import re
 
 LOSS_FREE = 0.995
 KNEE_SHARE = 0.95
@@ -21,9 +22,22 @@ def sorted_rows(rows):
     return sorted(rows, key=lambda r: r["offered_pps"])
 
 
+def load_offered(out):
+    """tools/load's summary line -> (frames offered, seconds), or None without one. A frame the tap refused (its
+    queue to QEMU full: ENOBUFS) was offered and lost, like a frame dropped at a full NIC ring: `errors` count
+    as offered."""
+    m = re.search(r"sent=(\d+) duration_s=([\d.]+) offered_pps=[\d.]+ errors=(\d+)", out)
+    return (int(m.group(1)) + int(m.group(3)), float(m.group(2))) if m else None
+
+
+def is_loss_free(r, loss_free=LOSS_FREE):
+    """Whether one step counted at least loss_free of the datagrams sent."""
+    return bool(r["sent"]) and r["received"] / r["sent"] >= loss_free
+
+
 def mlfrr(rows, loss_free=LOSS_FREE):
     """The highest offered rate with received/sent >= loss_free; 0.0 if none."""
-    ok = [r["offered_pps"] for r in rows if r["sent"] and r["received"] / r["sent"] >= loss_free]
+    ok = [r["offered_pps"] for r in rows if is_loss_free(r, loss_free)]
     return max(ok) if ok else 0.0
 
 
@@ -86,14 +100,14 @@ def refine_mlfrr(rows, measure, steps=3, loss_free=LOSS_FREE):
         rate = int(round((lo * hi) ** 0.5))
         r = measure(rate)
         rows.append(r)
-        ok = r["sent"] and r["received"] / r["sent"] >= loss_free
+        ok = is_loss_free(r, loss_free)
         if not ok:
             # Once more before calling the rate lossy: on a shared host one stall of the guest's vCPU thread
             # longer than its ring's ~1 ms of buffering loses frames at any rate, and a single such trial
             # moved the MLFRR by 1.5x between runs.
             r = measure(rate)
             rows.append(r)
-            ok = r["sent"] and r["received"] / r["sent"] >= loss_free
+            ok = is_loss_free(r, loss_free)
         if ok and r["offered_pps"] > lo:
             lo = r["offered_pps"]
         elif not ok and r["offered_pps"] < hi:

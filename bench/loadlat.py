@@ -22,6 +22,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "bench"))
+import curve  # noqa: E402
 import modes  # noqa: E402  (parse_stats, idle_during, qemu_cpu_seconds, write_csv, PROBE_RE)
 import timeline  # noqa: E402
 
@@ -71,10 +72,8 @@ def under_load(g, mac, rate, seconds, count, probe_rate, csv_path, batch=None):
             except subprocess.TimeoutExpired:
                 bg.kill()
                 bg.communicate()
-    offered = None
-    if bg:
-        m = re.search(r"sent=(\d+) duration_s=([\d.]+) offered_pps=[\d.]+ errors=(\d+)", out)
-        offered = (int(m.group(1)) + int(m.group(3))) / float(m.group(2)) if m else None
+    sent_dur = curve.load_offered(out) if bg else None
+    offered = sent_dur[0] / sent_dur[1] if sent_dur else None
     pm = modes.PROBE_RE.search(txt)
     if not pm:
         raise timeline.TimelineError(f"probe failed under {rate} pps:\n{txt[-600:]}")

@@ -29,6 +29,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import guest_console  # noqa: E402
 import timeline  # noqa: E402  (LiveGuest: the guest in its own namespace, control over UDP 7007)
 
 MODES = ["irq", "napi", "poll", "coalesce"]
@@ -59,13 +60,8 @@ def parse_stats(text):
 
 
 def qemu_cpu_seconds(pid):
-    if not pid:
-        return None
-    try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    ns = guest_console.qemu_cpu_ns(pid) if pid else None
+    return None if ns is None else ns / 1e9
 
 
 def idle_during(s0, s1, ready_ms):

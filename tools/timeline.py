@@ -823,17 +823,6 @@ class LiveGuest(guest_console.ConsoleGuest):
                   rate, "--warmup", warmup, "--pattern", pattern, "--size", size, "--csv", csv_path, *extra,
                   ns=self.ns, timeout=(count + warmup) / rate + 60, check=False)
 
-    def qemu_pid(self):
-        """The QEMU process itself: `timeout` and `ip netns exec` carry the same command line."""
-        out = subprocess.run(["pgrep", "-f", f"ifname={self.tap},"], capture_output=True, text=True).stdout.split()
-        for pid in out:
-            try:
-                if pathlib.Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system"):
-                    return int(pid)
-            except OSError:
-                continue
-        return None
-
     def stop(self):
         try:
             if self.proc.poll() is None:

@@ -118,3 +118,9 @@ def test_summary_states_the_highest_offered_multiple():
 def test_knee_rates_ask_for_a_point_past_an_unconfirmed_knee():
     assert curve.knee_rates(FLAT) == []  # found: 800k >= 1.25 x 200k
     assert curve.knee_rates(CLIMBING) == [216000]  # knee 160k at the top: 1.35 x 160k
+
+
+def test_load_offered_counts_refused_frames_as_offered():
+    out = "load: sent=900 duration_s=2.000 offered_pps=450.0 errors=100 slips=0\n"
+    assert curve.load_offered(out) == (1000, 2.0)
+    assert curve.load_offered("load: cannot open socket\n") is None
