@@ -20,6 +20,7 @@
 #include "lwip/priv/tcp_priv.h" /* tcp_txnow */
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
+#include "lwip/udp.h"
 #include "netdev.h"
 #include "netif/ethernet.h"
 #include "ethif_offload.h"
@@ -213,7 +214,8 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 		if (q->len)
 			n++;
 	if (e->tx_csum) {
-		/* lwIP left this TCP segment's checksum out (NETIF_CHECKSUM_GEN_TCP off): the NIC completes it. */
+		/* lwIP left this TCP segment's checksum out (NETIF_CHECKSUM_GEN_TCP off), or this UDP datagram's
+		 * (ethif_udp_csum_hint): the NIC completes it. */
 		csum = ethif_tx_csum_prepare(p, &off);
 		if (csum < 0)
 			n = NETDEV_TX_MAX_FRAGS + 1; /* headers split over pbufs: make the frame contiguous first */
@@ -269,13 +271,26 @@ static err_t ethif_init(struct netif *netif)
 	netif->output = etharp_output;
 	netif->output_ip6 = ethip6_output;
 	netif->linkoutput = ethif_linkoutput;
-	/* Transmit checksum offload: TCP only. lwIP computes a UDP checksum before fragmenting a datagram, and
-	 * the NIC could only complete it over one frame; TCP segments are never fragmented. */
+	/* Transmit checksum offload: every TCP segment, since TCP segments are never fragmented. lwIP computes a
+	 * UDP checksum before it fragments a datagram, and the NIC could only complete it over one frame, so UDP
+	 * is offloaded per datagram instead (ethif_udp_csum_hint). */
 	if ((e->nd->features & NETDEV_F_TX_CSUM) && e->nd->ops->xmit_csum) {
 		e->tx_csum = 1;
 		NETIF_SET_CHECKSUM_CTRL(netif, NETIF_CHECKSUM_ENABLE_ALL & ~NETIF_CHECKSUM_GEN_TCP);
 	}
 	return ERR_OK;
+}
+
+void ethif_udp_csum_hint(struct udp_pcb *pcb, const ip_addr_t *dst, u16_t len, const struct netif *out)
+{
+	/* lwIP skips the checksum of an IPv4 datagram on a pcb flagged NOCHKSUM (RFC 768 allows none) and never
+	 * of an IPv6 one; the flag is set for exactly the datagrams this NIC will complete in one frame, so a
+	 * datagram that is fragmented, or leaves through another netif, still gets lwIP's checksum. */
+	u8_t flags = udp_flags(pcb) & (u8_t)~UDP_FLAGS_NOCHKSUM;
+	if (out && out->linkoutput == ethif_linkoutput && ((struct ethif *)out->state)->tx_csum && IP_IS_V4(dst) &&
+	    (u32_t)len + UDP_HLEN + IP_HLEN <= out->mtu)
+		flags |= UDP_FLAGS_NOCHKSUM;
+	udp_setflags(pcb, flags);
 }
 
 static void ethif_status(struct netif *netif)

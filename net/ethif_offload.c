@@ -15,6 +15,8 @@
 #define ETHTYPE_IPV6 0x86DD
 #define TCP_CSUM_OFFSET 16 /* offsetof(struct tcp_hdr, chksum) */
 #define TCP_HLEN_MIN 20
+#define UDP_CSUM_OFFSET 6 /* offsetof(struct udp_hdr, chksum) */
+#define UDP_HLEN_MIN 8
 
 /* Where the L4 header starts and which protocol it is, for an unfragmented IPv4 datagram or an IPv6 packet
  * without extension headers, read from the first len bytes at b; 0 if neither. */
@@ -66,16 +68,29 @@ uint32_t ethif_chkerr_total(void)
 int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 {
 	uint8_t *b = p->payload, proto = 0;
-	unsigned l4;
+	unsigned l4, hlen, where;
 	ip_addr_t src, dst;
 	uint16_t l4_len;
 
-	/* lwIP builds a TCP segment's Ethernet, IP and TCP headers in one pbuf; the type and version are in it
-	 * whenever the frame is IP at all. */
+	/* lwIP builds a segment's or datagram's Ethernet, IP and TCP/UDP headers in one pbuf (the payload may
+	 * follow in others); the type and version are in it whenever the frame is IP at all. */
 	l4 = ethif_l4(b, p->len, &proto);
-	if (!l4 || proto != IP_PROTO_TCP)
+	if (!l4)
 		return 0;
-	if (p->len < l4 + TCP_HLEN_MIN)
+	if (proto == IP_PROTO_TCP) {
+		hlen = TCP_HLEN_MIN;
+		where = TCP_CSUM_OFFSET;
+	} else if (proto == IP_PROTO_UDP) {
+		/* Only a datagram lwIP left without a checksum (ethif_udp_csum_hint): a nonzero field is already
+		 * complete. */
+		if (p->len < l4 + UDP_HLEN_MIN || b[l4 + UDP_CSUM_OFFSET] | b[l4 + UDP_CSUM_OFFSET + 1])
+			return 0;
+		hlen = UDP_HLEN_MIN;
+		where = UDP_CSUM_OFFSET;
+	} else {
+		return 0;
+	}
+	if (p->len < l4 + hlen)
 		return -1;
 	if (b[ETH_HLEN] >> 4 == 4) {
 		uint16_t tot = (uint16_t)(b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]);
@@ -91,13 +106,14 @@ int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 		memcpy(ip_2_ip6(&src)->addr, b + ETH_HLEN + 8, 16);
 		memcpy(ip_2_ip6(&dst)->addr, b + ETH_HLEN + 24, 16);
 	}
-	if (l4 + l4_len > p->tot_len)
+	if (l4 + l4_len > p->tot_len || l4_len < hlen)
 		return 0; /* lengths that do not fit the frame: not ours to fix, leave it as lwIP made it */
 	/* ip_chksum_pseudo_partial over 0 data bytes is the complemented pseudo-header sum; the field holds the
-	 * sum itself, which the device's checksum over [csum_start, end) then completes (§5.1.6.2). */
-	u16_t sum = (u16_t)~ip_chksum_pseudo_partial(p, IP_PROTO_TCP, l4_len, 0, &src, &dst);
-	memcpy(b + l4 + TCP_CSUM_OFFSET, &sum, 2);
+	 * sum itself, which the device's checksum over [csum_start, end) then completes (§5.1.6.2). A UDP sum
+	 * that completes to 0 goes out as 0xFFFF (RFC 768; Linux's skb_checksum_help, behind QEMU's tap, does). */
+	u16_t sum = (u16_t)~ip_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
+	memcpy(b + l4 + where, &sum, 2);
 	off->csum_start = (uint16_t)l4;
-	off->csum_offset = TCP_CSUM_OFFSET;
+	off->csum_offset = (uint16_t)where;
 	return 1;
 }

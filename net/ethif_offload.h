@@ -24,10 +24,11 @@ uint16_t ethif_rx_csum_trust(const struct netdev_rx_frame *f);
  * frame's input says lwIP dropped it for a bad checksum. */
 uint32_t ethif_chkerr_total(void);
 
-/* For a frame lwIP built without a TCP checksum (NETIF_CHECKSUM_GEN_TCP off): stores the pseudo-header sum in
- * the TCP checksum field and fills *off for the device. 1 if done; 0 if the frame is not an unfragmented
- * TCP segment with its headers in the first pbuf (its checksum is then left as lwIP made it); -1 if it is a
- * TCP segment whose headers are split, which the caller must make contiguous first. */
+/* For a frame lwIP built without a TCP checksum (NETIF_CHECKSUM_GEN_TCP off), or a UDP datagram whose checksum
+ * field it left 0 (ethif_udp_csum_hint): stores the pseudo-header sum in the checksum field and fills *off for
+ * the device. 1 if done; 0 if the frame is neither, or is fragmented, or its UDP checksum is already there
+ * (it is then left as lwIP made it); -1 if its headers are split over pbufs, which the caller must make
+ * contiguous first. */
 int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off);
 
 #endif

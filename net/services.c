@@ -101,8 +101,9 @@ static err_t services_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 static void echo_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
 {
 	(void)arg;
-	/* The same pbuf goes back out: lwIP prepends new headers in a separate pbuf and the driver sends the
-	 * payload from the receive buffer it arrived in, without a copy. */
+	/* The same pbuf goes back out: the driver sends the payload from the receive buffer it arrived in,
+	 * without a copy, and the NIC completes its checksum. */
+	ethif_udp_csum_hint(pcb, addr, p->tot_len, ip_current_input_netif());
 	if (udp_sendto(pcb, p, addr, port) == ERR_OK)
 		svc.udp_echo++;
 	else
@@ -394,6 +395,7 @@ static void status_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, cons
 	if (!r)
 		return;
 	pbuf_take(r, status_buf, (u16_t)n);
+	ethif_udp_csum_hint(pcb, addr, r->tot_len, ip_current_input_netif());
 	udp_sendto(pcb, r, addr, port);
 	pbuf_free(r);
 }
