@@ -91,7 +91,6 @@ static unsigned vnet_rx_pool_free(struct netdev *nd, unsigned queue, unsigned *s
 
 static const struct netdev_ops vnet_netdev_ops = {
 	.xmit = virtio_net_xmit,
-	.xmit_csum = virtio_net_xmit_csum,
 	.tx_reclaim = virtio_net_tx_reclaim,
 	.rx_buf_free = vnet_rx_buf_free,
 	.rx_pool_free = vnet_rx_pool_free,
@@ -360,6 +359,13 @@ static void vnet_netdev_fill(struct virtio_net *n)
 			 (n->rx_offloads & (VNET_RX_OFF_TSO4 | VNET_RX_OFF_TSO6) ? NETDEV_F_RX_GSO : 0);
 	n->nd.num_queues = 1;
 	n->nd.rx_headroom = VNET_BUF_HEADROOM;
+	/* A transmitted frame's header can sit in front of it, in its first descriptor, where the device
+	 * accepts any layout (the network device's "Legacy Interface: Framing Requirements", a descriptor of
+	 * the header's own, bind only a legacy driver without ANY_LAYOUT). */
+	n->nd.tx_headroom = n->hdr_len == VIRTIO_NET_HDR_LEN && (virtio_has(&n->vd, VIRTIO_F_VERSION_1) ||
+								  virtio_has(&n->vd, VIRTIO_F_ANY_LAYOUT))
+				    ? VIRTIO_NET_HDR_LEN
+				    : 0;
 	n->nd.ops = &vnet_netdev_ops;
 	n->nd.priv = n;
 	n->nd.queue[0] = qc;

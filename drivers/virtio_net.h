@@ -33,8 +33,9 @@
 #define VIRTIO_NET_S_LINK_UP 1
 #define VNET_ETH_HLEN 14
 /* Bytes before every receive buffer that the layer above may use for its own descriptor (lwIP's
- * pbuf_custom), so a received frame needs no separate allocation to be handed up. */
-#define VNET_BUF_HEADROOM 64
+ * pbuf_custom, and a guard for headers a reply prepends in place: net/ethif.c needs 112), so a received frame
+ * needs no separate allocation to be handed up. */
+#define VNET_BUF_HEADROOM 128
 #define VNET_ETHERTYPES 8
 #define VNET_TXTEST_SLOTS 256
 #define VNET_TXTEST_LEN 60
@@ -73,6 +74,7 @@ struct virtio_net_stats {
 	uint64_t tx_dropped_reset;       /* frames the device still held when it was reset */
 	uint64_t tx_space_wakeups;       /* the consumer told that a full transmit ring has room again */
 	uint64_t tx_csum_offloaded;      /* frames sent with NEEDS_CSUM: the device completes the checksum */
+	uint64_t tx_hdr_inplace;         /* frames whose header went in front of them, in their first descriptor */
 	struct {
 		uint16_t type;
 		uint64_t count;
@@ -186,10 +188,8 @@ extern const struct vnet_rx_ops virtio_net_rx_ops;
  * (virtio_net_obs.c). */
 /* The caller's token for a completed (or reset-returned) ring token: a checksum slot is freed and unwrapped. */
 void *virtio_net_tx_unwrap(struct virtio_net *n, void *token);
-int virtio_net_xmit_csum(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
-			 void *token, const struct netdev_tx_offload *off);
 int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
-		    void *token);
+		    void *token, const struct netdev_tx_offload *off);
 unsigned virtio_net_tx_reclaim(struct netdev *nd, unsigned queue);
 int virtio_net_tx_test(struct netdev *nd, unsigned count);
 /* Continues a txtest; returns nonzero while frames are left to send. */

@@ -87,11 +87,11 @@ size_t virtio_net_format_stats(struct netdev *nd, char *buf, size_t len)
 		    (unsigned long long)t->kicks_overdue, (unsigned long long)t->len_ignored);
 	vnet_append(buf, len, &used,
 		    "net%u: rx_bad_hdr=%llu rx_csum_none=%llu rx_csum_valid=%llu rx_csum_partial=%llu rx_gso_frames=%llu "
-		    "rx_gso_bytes=%llu tx_csum_offloaded=%llu\n",
+		    "rx_gso_bytes=%llu tx_csum_offloaded=%llu tx_hdr_inplace=%llu\n",
 		    n->id, (unsigned long long)r->bad_hdr, (unsigned long long)r->csum_none,
 		    (unsigned long long)r->csum_valid, (unsigned long long)r->csum_partial,
 		    (unsigned long long)r->gso_frames, (unsigned long long)r->gso_bytes,
-		    (unsigned long long)s->tx_csum_offloaded);
+		    (unsigned long long)s->tx_csum_offloaded, (unsigned long long)s->tx_hdr_inplace);
 	vnet_append(buf, len, &used, "net%u: ethertypes", n->id);
 	for (unsigned i = 0; i < VNET_ETHERTYPES && s->ethertype[i].count; i++)
 		vnet_append(buf, len, &used, " %04x=%llu", s->ethertype[i].type, (unsigned long long)s->ethertype[i].count);

@@ -103,45 +103,66 @@ static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsign
 {
 	struct virtq_sg sg[1 + NETDEV_TX_MAX_FRAGS];
 	struct vnet_tx_slot *slot = NULL;
+	struct virtio_net_hdr *hdr = NULL;
+	unsigned flags = off ? off->flags : 0, first = 0; /* sg[first] is the chain's first piece */
 	uint32_t bytes = 0;
 	int rc;
 
-	sg[0].addr = (uint64_t)(uintptr_t)&vnet_tx_hdr;
-	sg[0].len = n->hdr_len;
 	for (unsigned i = 0; i < nfrags; i++) {
 		sg[1 + i].addr = frags[i].addr;
 		sg[1 + i].len = frags[i].len;
 		bytes += frags[i].len;
 	}
-	if (off) {
-		/* §5.1.6.2: the device checksums [csum_start, end) and stores it at csum_start + csum_offset; a
-		 * range outside the frame is the caller's bug, refused rather than handed to the device. */
-		if ((uint32_t)off->csum_start + off->csum_offset + 2 > bytes)
-			return -EINVAL;
+	/* §5.1.6.2: the device checksums [csum_start, end) and stores it at csum_start + csum_offset; a range
+	 * outside the frame is the caller's bug, refused rather than handed to the device. */
+	if ((flags & NETDEV_TX_F_CSUM) && (!virtio_has(&n->vd, VIRTIO_NET_F_CSUM) ||
+					   (uint32_t)off->csum_start + off->csum_offset + 2 > bytes))
+		return -EINVAL;
+	if ((flags & NETDEV_TX_F_HEADROOM) && n->nd.tx_headroom) {
+		/* The header goes in front of the frame and shares its first descriptor (VERSION_1 or ANY_LAYOUT:
+		 * message framing does not depend on how the chain is split), so a frame takes one descriptor per
+		 * piece and no more. */
+		hdr = (struct virtio_net_hdr *)(uintptr_t)(frags[0].addr - sizeof(*hdr));
+		sg[1].addr -= sizeof(*hdr);
+		sg[1].len += (uint32_t)sizeof(*hdr);
+		first = 1;
+	} else if (flags & NETDEV_TX_F_CSUM) {
 		if (!n->tx_slot_nfree)
 			return vnet_tx_full(n); /* as many frames in flight as the ring has entries */
 		slot = &n->tx_slots[n->tx_slot_free[--n->tx_slot_nfree]];
-		memset(&slot->hdr, 0, sizeof(slot->hdr));
-		slot->hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		slot->hdr.csum_start = cpu_to_le16(off->csum_start);
-		slot->hdr.csum_offset = cpu_to_le16(off->csum_offset);
 		slot->token = token;
-		sg[0].addr = (uint64_t)(uintptr_t)&slot->hdr;
 		token = slot;
+		hdr = &slot->hdr;
+		sg[0].addr = (uint64_t)(uintptr_t)hdr;
+		sg[0].len = n->hdr_len;
+	} else {
+		sg[0].addr = (uint64_t)(uintptr_t)&vnet_tx_hdr;
+		sg[0].len = n->hdr_len;
+	}
+	if (hdr) {
+		*hdr = (struct virtio_net_hdr){ 0 };
+		if (flags & NETDEV_TX_F_CSUM) {
+			hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+			hdr->csum_start = cpu_to_le16(off->csum_start);
+			hdr->csum_offset = cpu_to_le16(off->csum_offset);
+		}
 	}
 	/* txring= caps the frames in flight below what the ring holds; beyond it a frame waits as for a full
 	 * ring. */
-	rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg, 1 + nfrags, 0, token) : -ENOSPC;
+	unsigned nsg = 1 + nfrags - first;
+	rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg + first, nsg, 0, token) : -ENOSPC;
 	if (rc == -ENOSPC && vnet_tx_reclaim(n))
-		rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg, 1 + nfrags, 0, token) : -ENOSPC;
+		rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg + first, nsg, 0, token) : -ENOSPC;
 	if (rc && slot)
 		n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)(slot - n->tx_slots);
 	if (rc == -ENOSPC)
 		return vnet_tx_full(n);
 	if (rc)
 		return rc;
-	if (slot)
+	if (flags & NETDEV_TX_F_CSUM)
 		n->stats.tx_csum_offloaded++;
+	if (first)
+		n->stats.tx_hdr_inplace++;
 	n->tx_inflight++;
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += bytes;
@@ -164,22 +185,11 @@ static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsign
 }
 
 int virtio_net_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
-		    void *token)
+		    void *token, const struct netdev_tx_offload *off)
 {
 	if (queue != 0 || nfrags == 0 || nfrags > NETDEV_TX_MAX_FRAGS)
 		return -EINVAL;
-	return vnet_xmit(virtio_net_of(nd), frags, nfrags, token, NULL);
-}
-
-int virtio_net_xmit_csum(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned nfrags,
-			 void *token, const struct netdev_tx_offload *off)
-{
-	struct virtio_net *n = virtio_net_of(nd);
-
-	if (queue != 0 || nfrags == 0 || nfrags > NETDEV_TX_MAX_FRAGS || !off ||
-	    !virtio_has(&n->vd, VIRTIO_NET_F_CSUM))
-		return -EINVAL;
-	return vnet_xmit(n, frags, nfrags, token, off);
+	return vnet_xmit(virtio_net_of(nd), frags, nfrags, token, off);
 }
 
 int virtio_net_tx_test(struct netdev *nd, unsigned count)
@@ -214,7 +224,7 @@ int virtio_net_txtest_poll(struct virtio_net *n)
 		f[13] = TXTEST_ETHERTYPE & 0xff;
 		memcpy(f + 14, &t->sent, sizeof(t->sent));
 		struct netdev_sg sg = { (uint64_t)(uintptr_t)f, VNET_TXTEST_LEN };
-		if (virtio_net_xmit(&n->nd, 0, &sg, 1, f))
+		if (virtio_net_xmit(&n->nd, 0, &sg, 1, f, NULL))
 			return 1;
 		t->busy[slot] = 1;
 		t->sent++;

@@ -92,13 +92,19 @@ struct netdev_rx_frame {
 	struct netdev_rx_seg seg[NETDEV_RX_MAX_SEGS];
 };
 
-/* Per-frame transmit offload request (NETDEV_F_TX_CSUM): the device computes the Internet checksum over
- * [csum_start, end of frame) and stores it at csum_start + csum_offset; the stack leaves the pseudo-header
- * sum there. */
+/* What one transmitted frame asks of the driver beyond sending its pieces (NULL: nothing). */
 struct netdev_tx_offload {
-	uint16_t csum_start;
+	uint16_t flags;       /* NETDEV_TX_F_* */
+	uint16_t csum_start;  /* NETDEV_TX_F_CSUM: the device computes the Internet checksum over [csum_start, end
+			       * of frame) and stores it at csum_start + csum_offset, where the stack left the
+			       * pseudo-header sum (NETDEV_F_TX_CSUM) */
 	uint16_t csum_offset;
 };
+
+#define NETDEV_TX_F_CSUM 1u
+/* The nd->tx_headroom bytes before frags[0] are the driver's to write until the frame's tx_done: it builds
+ * its own per-frame header there, in front of the frame, instead of in a piece of its own. */
+#define NETDEV_TX_F_HEADROOM 2u
 
 struct netdev;
 
@@ -124,13 +130,12 @@ struct netdev_queue_config {
 };
 
 struct netdev_ops {
-	/* Transmits a frame of n pieces (1..NETDEV_TX_MAX_FRAGS) on queue. token comes back through the
-	 * consumer's tx_done once the device has read the frame. -ENOSPC: ring full (the caller keeps the
-	 * frame); -EIO: device broken; -EINVAL: bad arguments. */
-	int (*xmit)(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n, void *token);
-	/* The same with a checksum to complete (NULL if the device does not offer NETDEV_F_TX_CSUM). */
-	int (*xmit_csum)(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n, void *token,
-			 const struct netdev_tx_offload *off);
+	/* Transmits a frame of n pieces (1..NETDEV_TX_MAX_FRAGS) on queue, with what off asks (may be NULL;
+	 * NETDEV_TX_F_CSUM only with NETDEV_F_TX_CSUM). token comes back through the consumer's tx_done once the
+	 * device has read the frame. -ENOSPC: ring full (the caller keeps the frame); -EIO: device broken;
+	 * -EINVAL: bad arguments. */
+	int (*xmit)(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n, void *token,
+		    const struct netdev_tx_offload *off);
 	/* Frees completed transmit chains (calling tx_done for each); returns how many. */
 	unsigned (*tx_reclaim)(struct netdev *nd, unsigned queue);
 	/* Gives a receive buffer back to the queue's pool. */
@@ -167,6 +172,8 @@ struct netdev {
 	int link_up;
 	unsigned num_queues;     /* receive/transmit queue pairs */
 	unsigned rx_headroom;    /* bytes before each receive buffer the consumer may use while it holds it */
+	unsigned tx_headroom;    /* bytes the driver writes before a frame sent with NETDEV_TX_F_HEADROOM (0: it
+				  * cannot, and ignores the flag) */
 	struct netdev_queue_config queue[NETDEV_MAX_QUEUES];
 	const struct netdev_ops *ops;
 	struct netdev_consumer consumer;
@@ -191,9 +198,9 @@ void netdev_set_queue_config(struct netdev *nd, unsigned queue, const struct net
 
 /* The per-packet calls, one indirection each. */
 static inline int netdev_xmit(struct netdev *nd, unsigned queue, const struct netdev_sg *frags, unsigned n,
-			      void *token)
+			      void *token, const struct netdev_tx_offload *off)
 {
-	return nd->ops->xmit(nd, queue, frags, n, token);
+	return nd->ops->xmit(nd, queue, frags, n, token, off);
 }
 
 static inline void netdev_rx_buf_free(struct netdev *nd, unsigned queue, void *buf)

@@ -26,22 +26,47 @@
 #include "ethif_offload.h"
 #include "ip6_guard.h"
 
-/* What lives in a receive buffer's headroom, just before the buffer: the pbuf lwIP gets, and where to return
- * the buffer when lwIP frees it. */
+/* What lives in a receive buffer's headroom, just before the buffer: where to return the buffer when lwIP
+ * frees it, the pbuf lwIP gets, and a guard up to the buffer itself.
+ *
+ * The pbuf says "struct and data contiguous" (ETHIF_RX_PBUF_INPLACE), so a reply that reuses it (UDP echo,
+ * ICMP echo) gets its headers prepended in place, where the request's were, instead of in a pbuf of its own;
+ * lwIP stops prepending only at the end of the struct pbuf, i.e. at the free function, so the guard keeps
+ * what it may prepend beyond the request's own headers (another IP version, options; lwIP's largest is
+ * Ethernet + VLAN + IPv4 with options + UDP, 86 bytes, of which a received datagram's own headers already
+ * make at least 42) away from it. Once the buffer has been handed to the NIC it becomes PBUF_REF: lwIP then
+ * puts the headers of any further send of it in a pbuf of their own (ethif_linkoutput). */
+#define ETHIF_RX_GUARD 64
 struct ethif_rx_buf {
-	struct pbuf_custom pc;
 	struct ethif *e;
 	unsigned queue;
+	struct pbuf_custom pc;
+	uint8_t guard[ETHIF_RX_GUARD];
 };
+
+/* Data follows the struct (lwIP may prepend headers), allocated by us (lwIP frees it only through pc's free
+ * function), data not volatile (queued by reference, as PBUF_RAM is). */
+#define ETHIF_RX_PBUF_INPLACE ((pbuf_type)(PBUF_TYPE_FLAG_STRUCT_DATA_CONTIGUOUS | PBUF_TYPE_ALLOC_SRC_MASK_APP_MIN))
 
 #define ETHIF_ETH_HLEN 14
 
 static struct ethif_rx_buf *ethif_rx_buf_of(void *buf) { return (struct ethif_rx_buf *)buf - 1; }
 
+static struct ethif_rx_buf *ethif_rx_buf_of_pbuf(struct pbuf *p)
+{
+	return (struct ethif_rx_buf *)((char *)p - offsetof(struct ethif_rx_buf, pc));
+}
+
 static void ethif_rx_pbuf_free(struct pbuf *p)
 {
-	struct ethif_rx_buf *rb = (struct ethif_rx_buf *)p;
+	struct ethif_rx_buf *rb = ethif_rx_buf_of_pbuf(p);
 	netdev_rx_buf_free(rb->e->nd, rb->queue, rb + 1);
+}
+
+static int ethif_is_rx_pbuf(const struct pbuf *p)
+{
+	return (p->flags & PBUF_FLAG_IS_CUSTOM) &&
+	       ((const struct pbuf_custom *)p)->custom_free_function == ethif_rx_pbuf_free;
 }
 
 static void ethif_rx_drop(struct ethif *e, unsigned queue, struct netdev_rx_frame *f)
@@ -91,8 +116,8 @@ static struct pbuf *ethif_rx_zero_copy(struct ethif *e, unsigned queue, struct n
 		rb->e = e;
 		rb->queue = queue;
 		rb->pc.custom_free_function = ethif_rx_pbuf_free;
-		struct pbuf *q = pbuf_alloced_custom(PBUF_RAW, (u16_t)(f->seg[i].len - cut), PBUF_REF, &rb->pc,
-						     f->seg[i].data + cut, (u16_t)(f->seg[i].len - cut));
+		struct pbuf *q = pbuf_alloced_custom(PBUF_RAW, (u16_t)(f->seg[i].len - cut), ETHIF_RX_PBUF_INPLACE,
+						     &rb->pc, f->seg[i].data + cut, (u16_t)(f->seg[i].len - cut));
 		if (head)
 			pbuf_cat(head, q);
 		else
@@ -201,11 +226,30 @@ static void ethif_link(struct netdev *nd, int up, void *ctx)
 		netif_set_link_down(&e->netif);
 }
 
+/* Whether the nd->tx_headroom bytes before p's payload are free for the driver's header: in lwIP's own
+ * contiguous pbufs (PBUF_RAM, PBUF_POOL), whose layers keep PBUF_LINK_ENCAPSULATION_HLEN bytes for it, down
+ * to the struct; in a receive buffer down to its guard. Never in a PBUF_REF or PBUF_ROM pbuf, whose memory is
+ * not lwIP's. */
+static int ethif_tx_headroom(const struct ethif *e, struct pbuf *p)
+{
+	const uint8_t *lim;
+
+	if (!e->nd->tx_headroom || !p->len || !(p->type_internal & PBUF_TYPE_FLAG_STRUCT_DATA_CONTIGUOUS))
+		return 0;
+	if (ethif_is_rx_pbuf(p))
+		lim = ethif_rx_buf_of_pbuf(p)->guard;
+	else if (p->flags & PBUF_FLAG_IS_CUSTOM)
+		return 0;
+	else
+		lim = (const uint8_t *)p + LWIP_MEM_ALIGN_SIZE(sizeof(struct pbuf));
+	return (const uint8_t *)p->payload >= lim + e->nd->tx_headroom;
+}
+
 static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct ethif *e = netif->state;
 	struct netdev_sg frags[NETDEV_TX_MAX_FRAGS];
-	struct netdev_tx_offload off;
+	struct netdev_tx_offload off = { 0 };
 	unsigned n = 0;
 	struct pbuf *send = p;
 	int csum = 0;
@@ -221,7 +265,8 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 			n = NETDEV_TX_MAX_FRAGS + 1; /* headers split over pbufs: make the frame contiguous first */
 	}
 	if (n > NETDEV_TX_MAX_FRAGS) {
-		send = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
+		/* PBUF_RAW_TX: with room for the driver's header in front. */
+		send = pbuf_clone(PBUF_RAW_TX, PBUF_RAM, p);
 		if (!send) {
 			e->stats.tx_dropped_nomem++;
 			LINK_STATS_INC(link.memerr);
@@ -244,7 +289,14 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 		frags[n].len = q->len;
 		n++;
 	}
-	int rc = csum > 0 ? e->nd->ops->xmit_csum(e->nd, 0, frags, n, send, &off) : netdev_xmit(e->nd, 0, frags, n, send);
+	off.flags = (csum > 0 ? NETDEV_TX_F_CSUM : 0) | (ethif_tx_headroom(e, send) ? NETDEV_TX_F_HEADROOM : 0);
+	/* A receive buffer reused for a reply has had its headers prepended once; a later send of the same pbuf
+	 * (lwIP does not restore the payload pointer) gets them in a pbuf of its own, away from the guard. */
+	if (ethif_is_rx_pbuf(send)) {
+		send->type_internal = (u8_t)PBUF_REF;
+		e->stats.tx_rx_buf_reused++;
+	}
+	int rc = netdev_xmit(e->nd, 0, frags, n, send, off.flags ? &off : NULL);
 	if (!rc && csum > 0)
 		e->stats.tx_csum_requested++;
 	if (rc) {
@@ -274,7 +326,7 @@ static err_t ethif_init(struct netif *netif)
 	/* Transmit checksum offload: every TCP segment, since TCP segments are never fragmented. lwIP computes a
 	 * UDP checksum before it fragments a datagram, and the NIC could only complete it over one frame, so UDP
 	 * is offloaded per datagram instead (ethif_udp_csum_hint). */
-	if ((e->nd->features & NETDEV_F_TX_CSUM) && e->nd->ops->xmit_csum) {
+	if (e->nd->features & NETDEV_F_TX_CSUM) {
 		e->tx_csum = 1;
 		NETIF_SET_CHECKSUM_CTRL(netif, NETIF_CHECKSUM_ENABLE_ALL & ~NETIF_CHECKSUM_GEN_TCP);
 	}
@@ -428,13 +480,15 @@ size_t ethif_format_stats(struct ethif *e, char *buf, size_t len)
 	const struct ethif_stats *s = &e->stats;
 	int k = snprintf(buf, len,
 			 "%s: rx_zero_copy_frames=%llu rx_copied_frames=%llu rx_copied_bytes=%llu "
-			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_copied_frames=%llu tx_copied_bytes=%llu "
+			 "rx_dropped_nomem=%llu tx_zero_copy_frames=%llu tx_rx_buf_reused=%llu tx_copied_frames=%llu "
+			 "tx_copied_bytes=%llu "
 			 "tx_dropped_full=%llu tx_dropped_nomem=%llu rx_refused_ipv6=%llu tx_tcp_resumed=%llu "
 			 "rx_csum_trusted=%llu rx_csum_untrusted=%llu rx_csum_bad=%llu tx_csum_requested=%llu "
 			 "rx_gso_to_ip=%llu rx_gso_not_ip=%llu rx_too_long=%llu\n",
 			 e->nd->name, (unsigned long long)s->rx_zero_copy_frames, (unsigned long long)s->rx_copied_frames,
 			 (unsigned long long)s->rx_copied_bytes, (unsigned long long)s->rx_dropped_nomem,
-			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_copied_frames,
+			 (unsigned long long)s->tx_zero_copy_frames, (unsigned long long)s->tx_rx_buf_reused,
+			 (unsigned long long)s->tx_copied_frames,
 			 (unsigned long long)s->tx_copied_bytes, (unsigned long long)s->tx_dropped_full,
 			 (unsigned long long)s->tx_dropped_nomem, (unsigned long long)s->rx_refused_ipv6,
 			 (unsigned long long)s->tx_tcp_resumed, (unsigned long long)s->rx_csum_trusted,

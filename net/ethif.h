@@ -16,6 +16,7 @@ struct ethif_stats {
 	uint64_t rx_copied_frames, rx_copied_bytes; /* copied out because few ring buffers were left */
 	uint64_t rx_dropped_nomem;    /* no pbuf for a frame that had to be copied, or input refused */
 	uint64_t tx_zero_copy_frames; /* sent from lwIP's own pbufs */
+	uint64_t tx_rx_buf_reused;    /* ... of which replies built in their request's receive buffer */
 	uint64_t tx_copied_frames, tx_copied_bytes; /* chains longer than the descriptors allowed per frame */
 	uint64_t tx_dropped_full;     /* transmit ring full: lwIP sees ERR_MEM and retries (TCP) or drops (UDP) */
 	uint64_t tx_dropped_nomem;

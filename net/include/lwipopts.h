@@ -38,6 +38,11 @@
  * chained, which keeps the driver's RX path to one pbuf per descriptor. */
 #define PBUF_POOL_BUFSIZE               1536
 
+/* Room for the NIC driver's own per-frame header in front of every frame lwIP builds (virtio-net's 12-byte
+ * header), so the driver sends header and frame as one piece (netdev tx_headroom, ethif_linkoutput): one
+ * descriptor fewer per frame, and no header slot to manage. */
+#define PBUF_LINK_ENCAPSULATION_HLEN    12
+
 /* pbuf headers for PBUF_ROM/PBUF_REF: TCP no-copy writes (lwiperf sends its
  * payload that way) take one per segment, so allow a full send queue
  * (TCP_SND_QUEUELEN) of two connections. */

@@ -10,6 +10,10 @@ client runs inside that namespace and talks only to the guest (192.168.77.2). Co
                                         and counted (rx_csum_bad), good ones answered
   test_tx_checksum_offload[...]         CSUM on/off: every TCP segment in QEMU's dump carries the pseudo-header
                                         sum and NEEDS_CSUM (on) or a complete checksum (off)
+  test_udp_checksum_offload_and_in_place_replies[...]
+                                        CSUM on/off: unfragmented UDP replies carry NEEDS_CSUM and the pseudo-header
+                                        sum (on) or lwIP's checksum (off, and fragmented ones); replies built in
+                                        the request's buffer; every header in the frame's first descriptor
   test_jumbo_mtu_end_to_end[...]        host_mtu=9000: ping -M do -s 8972 in one frame each way; without
                                         MRG_RXBUF the MTU one buffer holds
   test_large_receive_offload[...]       GUEST_TSO4/6: 16 MiB echo over super-segments; off, and mrg_rxbuf=off
@@ -214,6 +218,89 @@ def test_tx_checksum_offload(tap_guest, variant, tmp_path):
         checked += 1
     assert checked > 500, checked
     FIGURES[f"{variant}: TCP segments sent / checksums offloaded"] = f"{checked}/{d['tx_csum_offloaded']}"
+
+
+def guest_udp_datagrams(frames, mac):
+    """The guest's IPv4 UDP datagrams in a dump, fragments reassembled: [(vnet header of the first frame,
+    pseudo header, UDP header + data, fragmented)]."""
+    whole, parts = [], {}
+    for rec in frames:
+        hdr, f = rec[:12], rec[12:]
+        if f[6:12] != mac or f[12:14] != b"\x08\x00" or f[23] != 17:
+            continue
+        ihl = (f[14] & 0xF) * 4
+        tot = int.from_bytes(f[16:18], "big")
+        frag = int.from_bytes(f[20:22], "big")
+        more, offset = frag & 0x2000, (frag & 0x1FFF) * 8
+        body = f[14 + ihl:14 + tot]
+        if not more and not offset:
+            whole.append((hdr, f[26:34], body, False))
+            continue
+        key = (f[26:34], f[18:20])
+        parts.setdefault(key, {"hdr": None, "pieces": {}, "end": None})
+        entry = parts[key]
+        entry["pieces"][offset] = body
+        if not offset:
+            entry["hdr"] = hdr
+        if not more:
+            entry["end"] = offset + len(body)
+    for (addrs, _), e in parts.items():
+        data, at = b"", 0
+        while at in e["pieces"]:
+            data += e["pieces"][at]
+            at += len(e["pieces"][at])
+        if e["hdr"] is not None and e["end"] == at:
+            whole.append((e["hdr"], addrs, data, True))
+    return whole
+
+
+@pytest.mark.parametrize("variant", ["csum", "csum=off"])
+def test_udp_checksum_offload_and_in_place_replies(tap_guest, variant, tmp_path):
+    """UDP echo replies that fit one frame leave their checksum to the NIC (NEEDS_CSUM at offset 6 with the
+    pseudo-header sum in the field) when CSUM is negotiated; replies that are fragmented carry lwIP's complete
+    checksum either way, as do all replies without CSUM. Every reply to a datagram or ping that arrived in one
+    frame is built in the request's own receive buffer (tx_rx_buf_reused), and every frame the guest sends
+    carries its virtio-net header in its first descriptor (tx_hdr_inplace)."""
+    off = variant.endswith("=off")
+    pcap = tmp_path / "udp.pcap"
+    g = boot(tap_guest, "--pcap", str(pcap), *(["--nic-opts", "csum=off"] if off else []))
+    ns = g.netns
+    with known_tx_stall(g):
+        c0 = counters(g)
+        small = client(ns, "udp-echo", "--host", GUEST, "--count", 200, "--max-size", 1472, "--timeout", 2.0,
+                       "--retries", 2, "--seed", 5)
+        large = client(ns, "udp-echo", "--host", GUEST, "--count", 12, "--max-size", 6000, "--timeout", 2.0,
+                       "--retries", 2, "--seed", 6)
+        tx, rx, _, out = ping(ns, "-c", "5", "-i", "0.2", "-W", "3", "-w", "20")
+        c1 = counters(g)
+    d = {k: c1["net0"][k] - c0["net0"][k]
+         for k in ("tx_frames", "tx_hdr_inplace", "tx_rx_buf_reused", "tx_csum_requested", "tx_csum_offloaded")}
+    g.note(f"{variant}: {d}")
+    close(g)
+    for r in (small, large):
+        assert r["failed"] == 0 and r["mismatched"] == 0, r
+    assert (tx, rx) == (5, 5), out[-800:]
+    assert d["tx_hdr_inplace"] == d["tx_frames"] > 200, d
+    assert d["tx_rx_buf_reused"] >= 200 + 5, d
+    if off:
+        assert d["tx_csum_requested"] == d["tx_csum_offloaded"] == 0, d
+    else:
+        assert d["tx_csum_offloaded"] == d["tx_csum_requested"] >= 200, d
+    seen = {False: 0, True: 0}
+    for hdr, addrs, udp, fragmented in guest_udp_datagrams(pcap_frames(pcap), bytes.fromhex(g.mac.replace(":", ""))):
+        pseudo = addrs + bytes([0, 17]) + len(udp).to_bytes(2, "big")
+        flags, start, where = hdr[0], int.from_bytes(hdr[6:8], "little"), int.from_bytes(hdr[8:10], "little")
+        field = int.from_bytes(udp[6:8], "big")
+        if off or fragmented:
+            assert flags == 0, hdr.hex()
+            assert field != 0 and ones_sum(pseudo + udp) == 0xFFFF, "a UDP checksum lwIP computed is wrong"
+        else:
+            assert (flags, start, where) == (1, 34, 6), hdr.hex()
+            assert field % 0xFFFF == ones_sum(pseudo) % 0xFFFF, (field, ones_sum(pseudo))
+        seen[fragmented] += 1
+    assert seen[False] >= 200 and seen[True] >= 1, seen
+    FIGURES[f"{variant}: UDP replies whole / fragmented, in-place headers / frames"] = (
+        f"{seen[False]}/{seen[True]}, {d['tx_hdr_inplace']}/{d['tx_frames']}")
 
 
 @pytest.mark.parametrize("variant", ["host_mtu=9000", "host_mtu=9000,mrg_rxbuf=off"])
