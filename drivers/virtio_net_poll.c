@@ -75,6 +75,13 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
 static void vnet_watchdog_check(struct virtio_net *n)
 {
 	n->wd_tick = timer_ticks;
+	if (n->rxq.num_free && n->pool_free && !n->rx_pending && !virtq_is_broken(&n->rxq)) {
+		/* The rest of a batch (vnet_poll_refill), posted once the queue has been quiet for a tick. */
+		int kick;
+		vnet_rx_refill(&n->rx, &kick);
+		if (kick)
+			n->vd.ops->notify(&n->vd, &n->rxq);
+	}
 	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->txq);
@@ -98,7 +105,8 @@ static void vnet_watchdog_check(struct virtio_net *n)
  * something could be overdue: transmit chains in flight (their completions raise no interrupt, so this also
  * reclaims them within a tick, as the periodic tick did), used receive entries waiting unpolled, or a
  * receive queue whose device ran dry before the last refill (the one case virtq_kick_overdue watches there;
- * it backs off and disarms if the link just stays idle). An idle NIC asks for nothing. */
+ * it backs off and disarms if the link just stays idle), or a receive ring not topped up yet. An idle NIC
+ * asks for nothing. */
 
 static void vnet_watchdog(struct virtio_net *n)
 {
@@ -107,7 +115,8 @@ static void vnet_watchdog(struct virtio_net *n)
 	int tx_in_flight = n->txq.wd_armed || n->txq.num_free < n->txq.size;
 	int rx_unpolled = virtq_has_used(&n->rxq) && !n->rx_pending;
 	int rx_ran_dry = n->rxq.wd_armed && virtq_device_used(&n->rxq) == n->rxq.wd_base;
-	if (tx_in_flight || rx_unpolled || rx_ran_dry)
+	int rx_short = n->rxq.num_free && n->pool_free; /* with the pool empty, the buffers' return is the event */
+	if (tx_in_flight || rx_unpolled || rx_ran_dry || rx_short)
 		timer_wake_at(timer_tick_tsc(n->wd_tick + 1));
 }
 
@@ -143,16 +152,19 @@ static void vnet_poll_stamp(struct virtio_net *n)
 	}
 }
 
-/* Refills in batches while busy (half the ring), and tops the ring up completely when the poll finished
- * under budget, so an idle NIC always has every buffer posted for the next burst. Returns 1 when not a
- * single buffer could be posted: the caller then counts it as a full budget and comes back, rather than
- * sleep on an empty ring (the device would drop everything, silently, for good). A partly filled ring still
- * receives, and the next poll refills it further. */
+/* Refills in batches: at half the ring while busy, and every VNET_RX_REFILL_BATCH-th buffer (a sixteenth of
+ * the ring) when a poll finished under budget, so a request/response flow pays one publish per batch rather
+ * than one per frame; the watchdog's tick tops up what is left (vnet_watchdog_check), so an idle NIC has
+ * every buffer posted for the next burst. Returns 1 when not a single buffer could be posted: the caller
+ * then counts it as a full budget and comes back, rather than sleep on an empty ring (the device would drop
+ * everything, silently, for good). A partly filled ring still receives, and the next poll refills it
+ * further. */
 static int vnet_poll_refill(struct virtio_net *n, int under_budget)
 {
 	int kick;
+	unsigned batch = n->rxq.size / 16 ? n->rxq.size / 16 : 1;
 
-	if (!vnet_rx_needs_refill(&n->rx) && !(under_budget && n->rxq.num_free))
+	if (!vnet_rx_needs_refill(&n->rx) && !(under_budget && n->rxq.num_free >= batch))
 		return 0;
 	int rc = vnet_rx_refill(&n->rx, &kick);
 	if (kick)
