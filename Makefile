@@ -7,7 +7,6 @@
 BUILD := build
 CACHE := .cache
 CC := gcc
-LD := ld
 HOSTCC := gcc
 PYTHON := /usr/bin/python3
 
@@ -20,8 +19,14 @@ LIBGCC := $(shell $(CC) -print-libgcc-file-name)
 # -fbuiltin undoes the -fno-builtin that -ffreestanding implies: newlib is our libc, so GCC may inline a
 # fixed-size memcpy/memset (lwIP's address and header copies, the virtio-net header) instead of calling newlib's
 # byte loops, ~30 of the ~1300 guest instructions a received UDP datagram cost.
-KERNEL_CFLAGS = -std=gnu11 -O2 -g -ffreestanding -fbuiltin -fno-pie -fno-pic -mno-red-zone -fno-stack-protector \
-	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables -fno-common \
+# LTO (make LTO=0 to leave it out): the kernel, lwIP and their glue are optimised as one program, so the
+# per-packet path's small functions across files (pbuf header moves, netif glue, the virtqueue calls) are inlined;
+# 3608 -> 3235 guest instructions per echoed UDP datagram when it came in.
+LTO ?= 1
+LTO_FLAGS := $(if $(filter 1,$(LTO)),-flto=auto)
+KERNEL_CODEGEN = -O2 -g $(LTO_FLAGS) -ffreestanding -fbuiltin -fno-pie -fno-pic -mno-red-zone -fno-stack-protector \
+	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables -fno-common
+KERNEL_CFLAGS = -std=gnu11 $(KERNEL_CODEGEN) \
 	-nostdinc -isystem $(NEWLIB_PREFIX)/include -isystem $(GCC_INC) \
 	-Wall -Wextra -Werror -MMD -MP -I kernel
 # The layering, enforced by include paths: kernel/ and boot/ see kernel/ and drivers/ (kernel start-up brings
@@ -38,9 +43,12 @@ include mk/efi.mk
 
 KERNEL_SRCS := $(wildcard boot/pvh/*.S boot/pvh/*.c kernel/*.S kernel/*.c drivers/*.c net/*.c)
 KERNEL_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(basename $(KERNEL_SRCS)))
-KERNEL_LIBS = $(LWIP_LIB) --start-group $(NEWLIB_PREFIX)/lib/libc.a $(NEWLIB_PREFIX)/lib/libm.a $(LIBGCC) --end-group
-KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack --no-warn-rwx-segments \
-	-T linker/kernel.ld
+KERNEL_LIBS = $(LWIP_LIB) -Wl,--start-group $(NEWLIB_PREFIX)/lib/libc.a $(NEWLIB_PREFIX)/lib/libm.a $(LIBGCC) \
+	-Wl,--end-group
+# Linked through the compiler driver, which runs the link-time optimisation with the same code generation
+# options the objects were compiled with.
+KERNEL_LDFLAGS = $(KERNEL_CODEGEN) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
+	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -Wl,-T,linker/kernel.ld
 
 ifeq ($(V),1)
 Q :=
@@ -81,7 +89,7 @@ $(BUILD)/obj/%.o: %.S $(CFLAGS_STAMP) | $(DEPS_READY)
 # in .ksyms, which the linker script places after all code and data so that no address moves.
 $(BUILD)/kernel.pass1.elf: $(KERNEL_OBJS) $(LWIP_LIB) linker/kernel.ld
 	@echo "  LD      $@"
-	$(Q)$(LD) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(KERNEL_LIBS)
+	$(Q)$(CC) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(KERNEL_LIBS)
 
 $(BUILD)/ksyms.S: $(BUILD)/kernel.pass1.elf tools/gensyms.sh
 	$(Q)tools/gensyms.sh $< $@
@@ -91,7 +99,7 @@ $(BUILD)/ksyms.o: $(BUILD)/ksyms.S
 
 $(KERNEL_ELF): $(BUILD)/kernel.pass1.elf $(BUILD)/ksyms.o
 	@echo "  LD      $@"
-	$(Q)$(LD) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(BUILD)/ksyms.o $(KERNEL_LIBS)
+	$(Q)$(CC) $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(BUILD)/ksyms.o $(KERNEL_LIBS)
 	$(Q)tools/check-ksyms.sh $(BUILD)/kernel.pass1.elf $@
 	$(Q)strip -o $(BUILD)/kernel.stripped.elf $@
 

@@ -23,7 +23,8 @@ extern char _kernel_start[], _kernel_end[], __bss_start[], __bss_end[], __text_s
 extern char boot_stack_top[], boot_stack_guard[];
 
 void kernel_start(const struct boot_info *bi) __attribute__((noreturn));
-void kernel_main(const struct boot_info *bi) __attribute__((noreturn));
+/* Never inlined (link-time optimisation would fold it into kernel_start): stack traces end in it. */
+void kernel_main(const struct boot_info *bi) __attribute__((noreturn, noinline));
 
 /* Console before newlib is usable: raw serial. */
 void early_console_init(void);

@@ -99,10 +99,11 @@ endif
 deps-lwip-lib: $(LWIP_LIB)
 	@:
 
+# gcc-ar: with LTO the objects hold GCC's intermediate code, which only the compiler's plugin can index.
 $(LWIP_LIB): $(LWIP_OBJS)
 	@echo "  AR      $@"
 	@rm -f $@
-	$(lwip_at)ar rcsD $@ $^
+	$(lwip_at)gcc-ar rcsD $@ $^
 
 # Every object also depends on the port headers, both trees and this file
 # (-MMD records lwIP's own headers; newlib's are -isystem, hence the stamp).
