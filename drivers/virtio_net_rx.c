@@ -80,8 +80,7 @@ int vnet_rx_refill(struct vnet_rx *rx, int *kick)
 			break;
 		}
 		/* One device-writable descriptor per buffer: header and frame share it (VERSION_1 / ANY_LAYOUT). */
-		struct virtq_sg sg = { (uint64_t)(uintptr_t)buf, rx->buf_size };
-		if (virtq_add(rx->vq, &sg, 0, 1, buf)) {
+		if (virtq_add_one(rx->vq, (uint64_t)(uintptr_t)buf, rx->buf_size, 1, buf)) {
 			rx->ops->buf_free(rx->ctx, buf);
 			break;
 		}

@@ -98,6 +98,11 @@ static int vnet_tx_full(struct virtio_net *n)
 	return -ENOSPC;
 }
 
+static int vnet_tx_add(struct virtio_net *n, const struct virtq_sg *sg, unsigned nsg, void *token)
+{
+	return nsg == 1 ? virtq_add_one(&n->txq, sg->addr, sg->len, 0, token) : virtq_add(&n->txq, sg, nsg, 0, token);
+}
+
 static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsigned nfrags, void *token,
 		     const struct netdev_tx_offload *off)
 {
@@ -149,10 +154,9 @@ static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsign
 	}
 	/* txring= caps the frames in flight below what the ring holds; beyond it a frame waits as for a full
 	 * ring. */
-	unsigned nsg = 1 + nfrags - first;
-	rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg + first, nsg, 0, token) : -ENOSPC;
+	rc = n->tx_inflight < n->tx_limit ? vnet_tx_add(n, sg + first, 1 + nfrags - first, token) : -ENOSPC;
 	if (rc == -ENOSPC && vnet_tx_reclaim(n))
-		rc = n->tx_inflight < n->tx_limit ? virtq_add(&n->txq, sg + first, nsg, 0, token) : -ENOSPC;
+		rc = n->tx_inflight < n->tx_limit ? vnet_tx_add(n, sg + first, 1 + nfrags - first, token) : -ENOSPC;
 	if (rc && slot)
 		n->tx_slot_free[n->tx_slot_nfree++] = (uint16_t)(slot - n->tx_slots);
 	if (rc == -ENOSPC)

@@ -86,10 +86,8 @@ static void virtq_reset_state(struct virtq *vq)
 	vq->wd_armed = 0;
 	vq->wd_stamped = 0;
 	vq->in_chains = 0;
-	for (uint16_t i = 0; i < vq->size; i++) {
-		vq->next[i] = (uint16_t)(i + 1);
-		vq->token[i] = NULL;
-	}
+	for (uint16_t i = 0; i < vq->size; i++)
+		vq->slot[i] = (struct virtq_slot){ .next = (uint16_t)(i + 1) };
 	memset(vq->desc, 0, virtq_mem_size(vq->size));
 	if (vq->packed)
 		virtq_packed_reset_state(vq);
@@ -111,31 +109,17 @@ int virtq_init(struct virtq *vq, uint16_t index, uint16_t size, void *mem, unsig
 		vq->avail = (struct virtq_avail *)((char *)mem + sizeof(struct virtq_desc) * size);
 		vq->used = (struct virtq_used *)((char *)mem + virtq_used_offset(size));
 	}
-	vq->token = calloc(size, sizeof(*vq->token));
-	vq->chain_len = calloc(size, sizeof(*vq->chain_len));
-	vq->in_len = calloc(size, sizeof(*vq->in_len));
-	vq->seq = calloc(size, sizeof(*vq->seq));
-	vq->next = calloc(size, sizeof(*vq->next));
-	if (!vq->token || !vq->chain_len || !vq->in_len || !vq->seq || !vq->next) {
-		virtq_destroy(vq);
+	vq->slot = calloc(size, sizeof(*vq->slot));
+	if (!vq->slot)
 		return -ENOMEM;
-	}
 	virtq_reset_state(vq);
 	return 0;
 }
 
 void virtq_destroy(struct virtq *vq)
 {
-	free(vq->token);
-	free(vq->chain_len);
-	free(vq->in_len);
-	free(vq->seq);
-	free(vq->next);
-	vq->token = NULL;
-	vq->chain_len = NULL;
-	vq->in_len = NULL;
-	vq->seq = NULL;
-	vq->next = NULL;
+	free(vq->slot);
+	vq->slot = NULL;
 }
 
 uint64_t virtq_desc_addr(const struct virtq *vq) { return (uint64_t)(uintptr_t)vq->desc; }
@@ -148,9 +132,10 @@ uint64_t virtq_used_addr(const struct virtq *vq)
 	return (uint64_t)(uintptr_t)(vq->packed ? (void *)vq->device_event : (void *)vq->used);
 }
 
-/* Split: the chain in free descriptors linked by our own next[], returned as its head. */
+/* Split: the chain in free descriptors linked by our own slot links, returned as its head. */
 static uint16_t virtq_split_write(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned n)
 {
+	struct virtq_slot *slot = vq->slot;
 	uint16_t head = vq->free_head, i = head;
 
 	for (unsigned k = 0; k < n; k++) {
@@ -159,8 +144,8 @@ static uint16_t virtq_split_write(struct virtq *vq, const struct virtq_sg *sg, u
 		d->addr = cpu_to_le64(sg[k].addr);
 		d->len = cpu_to_le32(sg[k].len);
 		d->flags = cpu_to_le16(flags);
-		d->next = cpu_to_le16(vq->next[i]);
-		i = vq->next[i];
+		d->next = cpu_to_le16(slot[i].next);
+		i = slot[i].next;
 	}
 	vq->free_head = i;
 	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
@@ -177,27 +162,52 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 	unsigned n = out_n + in_n;
 	uint64_t in_total = 0;
 
-	if (vq->broken)
+	if (__builtin_expect(vq->broken, 0))
 		return -EIO;
-	if (n == 0 || !token)
+	if (__builtin_expect(n == 0 || !token, 0))
 		return -EINVAL;
 	for (unsigned k = out_n; k < n; k++)
 		in_total += sg[k].len;
 	if (in_total > UINT32_MAX)
 		return -EINVAL; /* the used ring's len is 32-bit: such a chain could never be completed validly */
-	if (n > vq->num_free) {
+	if (__builtin_expect(n > vq->num_free, 0)) {
 		vq->stats.full++;
 		return -ENOSPC;
 	}
 
 	uint16_t head = vq->packed ? virtq_packed_write(vq, sg, out_n, n) : virtq_split_write(vq, sg, out_n, n);
-	vq->num_free -= (uint16_t)n;
-	vq->token[head] = token;
-	vq->chain_len[head] = (uint16_t)n;
-	vq->in_len[head] = (uint32_t)in_total;
-	vq->seq[head] = vq->avail_idx;
-	if (in_total)
-		vq->in_chains++;
+	struct virtq_slot *s = &vq->slot[head];
+	s->token = token;
+	s->chain_len = (uint16_t)n;
+	s->in_len = (uint32_t)in_total;
+	s->seq = vq->avail_idx;
+	vq->num_free = (uint16_t)(vq->num_free - n);
+	vq->in_chains = (uint16_t)(vq->in_chains + (in_total != 0));
+	vq->avail_idx++;
+	vq->stats.added++;
+	return 0;
+}
+
+int virtq_add_one(struct virtq *vq, uint64_t addr, uint32_t len, int write, void *token)
+{
+	if (__builtin_expect(vq->packed | vq->broken || !token || !vq->num_free, 0)) {
+		struct virtq_sg sg = { addr, len };
+		return virtq_add(vq, &sg, write ? 0 : 1, write ? 1 : 0, token);
+	}
+	uint16_t head = vq->free_head;
+	struct virtq_desc *d = &vq->desc[head];
+	struct virtq_slot *s = &vq->slot[head];
+	d->addr = cpu_to_le64(addr);
+	d->len = cpu_to_le32(len);
+	d->flags = cpu_to_le16(write ? VIRTQ_DESC_F_WRITE : 0);
+	vq->free_head = s->next;
+	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
+	s->token = token;
+	s->chain_len = 1;
+	s->in_len = write ? len : 0;
+	s->seq = vq->avail_idx;
+	vq->num_free--;
+	vq->in_chains = (uint16_t)(vq->in_chains + (write && len));
 	vq->avail_idx++;
 	vq->stats.added++;
 	return 0;
@@ -242,20 +252,20 @@ int virtq_publish(struct virtq *vq)
 	return need;
 }
 
-static void virtq_free_chain(struct virtq *vq, uint16_t head)
+static inline void virtq_free_chain(struct virtq *vq, uint16_t head)
 {
+	struct virtq_slot *slot = vq->slot, *h = &slot[head];
 	uint16_t last = head;
 
 	/* Split frees the chain's descriptors, packed only its buffer id (ring slots are reused in order). */
-	for (uint16_t k = 1; !vq->packed && k < vq->chain_len[head]; k++)
-		last = vq->next[last];
-	vq->next[last] = vq->free_head;
+	for (uint16_t k = 1; !vq->packed && k < h->chain_len; k++)
+		last = slot[last].next;
+	slot[last].next = vq->free_head;
 	vq->free_head = head;
-	vq->num_free += vq->chain_len[head];
-	if (vq->in_len[head])
-		vq->in_chains--;
-	vq->token[head] = NULL;
-	vq->chain_len[head] = 0;
+	vq->num_free = (uint16_t)(vq->num_free + h->chain_len);
+	vq->in_chains = (uint16_t)(vq->in_chains - (h->in_len != 0));
+	h->token = NULL;
+	h->chain_len = 0;
 }
 
 int virtq_is_broken(const struct virtq *vq) { return vq->broken; }
@@ -323,64 +333,77 @@ int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 	return 1;
 }
 
-/* Split: the next used entry's id (checked: in range and outstanding) and length. */
-static int virtq_split_get_used(struct virtq *vq, uint32_t *id_out, uint32_t *len)
+/* The rare outcomes of virtq_get_used, out of line so that its common path stays short. */
+static __attribute__((noinline)) int virtq_used_bad_idx(struct virtq *vq)
 {
-	uint16_t used_idx = le16_read(&vq->used->idx);
-	if (used_idx == vq->last_used_idx)
-		return -EAGAIN;
-	if ((uint16_t)(used_idx - vq->last_used_idx) > vq->size) {
-		/* More completions than buffers could ever be outstanding: the index itself is garbage, and
-		 * every entry behind it is suspect. */
-		vq->stats.bad_idx++;
-		vq->broken = 1;
-		return -ENODEV;
-	}
-	virtq_barrier_read_used();
+	/* More completions than buffers could ever be outstanding: the index itself is garbage, and every entry
+	 * behind it is suspect. */
+	vq->stats.bad_idx++;
+	vq->broken = 1;
+	return -ENODEV;
+}
 
-	const struct virtq_used_elem *e = &vq->used->ring[vq->last_used_idx & (vq->size - 1)];
-	uint32_t id = le32_read(&e->id);
-	*len = le32_read(&e->len);
-	vq->last_used_idx++;
-
-	if (id >= vq->size) {
+static __attribute__((noinline)) int virtq_used_bad_id(struct virtq *vq, uint32_t id)
+{
+	if (id >= vq->size)
 		vq->stats.bad_id++;
-		virtq_violation(vq);
-		return -EIO;
-	}
-	if (!vq->token[id]) {
+	else
 		vq->stats.bad_not_outstanding++;
-		virtq_violation(vq);
-		return -EIO;
+	virtq_violation(vq);
+	return -EIO;
+}
+
+static __attribute__((noinline)) int virtq_used_bad_len(struct virtq *vq)
+{
+	vq->stats.bad_len++;
+	virtq_violation(vq);
+	return -EIO;
+}
+
+/* Packed, or a broken queue. */
+static __attribute__((noinline)) int virtq_get_used_other(struct virtq *vq, void **token, uint32_t *len)
+{
+	uint16_t pid = 0;
+	uint32_t n = 0;
+
+	if (vq->broken)
+		return -ENODEV;
+	int rc = virtq_packed_get_used(vq, &pid, &n);
+	if (rc)
+		return rc;
+	vq->last_used_idx++;
+	/* pid checked: in range, outstanding and published. */
+	struct virtq_slot *s = &vq->slot[pid];
+	void *tok = s->token;
+	uint32_t posted = s->in_len;
+	virtq_free_chain(vq, pid);
+	*token = tok;
+	if (posted == 0) {
+		if (n)
+			vq->stats.len_ignored++;
+		vq->stats.used++;
+		return 0;
 	}
-	*id_out = id;
+	if (n > posted)
+		return virtq_used_bad_len(vq);
+	*len = n;
+	vq->stats.used++;
 	return 0;
 }
 
-int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
+/* Split: takes the entry at last_used_idx, which the device's used->idx says is there. */
+static __attribute__((noinline)) int virtq_split_take(struct virtq *vq, uint16_t last, void **token, uint32_t *len)
 {
-	uint32_t id = 0, n = 0;
-	int rc;
+	virtq_barrier_read_used();
+	const struct virtq_used_elem *e = &vq->used->ring[last & (vq->size - 1)];
+	uint32_t id = le32_read(&e->id), n = le32_read(&e->len);
+	vq->last_used_idx = (uint16_t)(last + 1);
+	if (__builtin_expect(id >= vq->size || !vq->slot[id].token, 0))
+		return virtq_used_bad_id(vq, id);
 
-	*token = NULL;
-	*len = 0;
-	if (vq->broken)
-		return -ENODEV;
-	if (vq->packed) {
-		uint16_t pid = 0;
-		rc = virtq_packed_get_used(vq, &pid, &n);
-		if (!rc) {
-			id = pid;
-			vq->last_used_idx++;
-		}
-	} else {
-		rc = virtq_split_get_used(vq, &id, &n);
-	}
-	if (rc)
-		return rc;
-	/* id checked: in range, outstanding (packed: and published). */
-	void *tok = vq->token[id];
-	uint32_t posted = vq->in_len[id];
+	struct virtq_slot *s = &vq->slot[id];
+	void *tok = s->token;
+	uint32_t posted = s->in_len;
 	virtq_free_chain(vq, (uint16_t)id);
 	*token = tok;
 	if (posted == 0) {
@@ -392,14 +415,26 @@ int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
 		vq->stats.used++;
 		return 0;
 	}
-	if (n > posted) {
-		vq->stats.bad_len++;
-		virtq_violation(vq);
-		return -EIO;
-	}
+	if (__builtin_expect(n > posted, 0))
+		return virtq_used_bad_len(vq); /* *token set: the chain's descriptors are back, the caller recycles it */
 	*len = n;
 	vq->stats.used++;
 	return 0;
+}
+
+int virtq_get_used(struct virtq *vq, void **token, uint32_t *len)
+{
+	*token = NULL;
+	*len = 0;
+	if (__builtin_expect(vq->packed | vq->broken, 0))
+		return virtq_get_used_other(vq, token, len);
+	/* The read-used barrier between this load and the entry's is in virtq_split_take. */
+	uint16_t last = vq->last_used_idx, used_idx = le16_read(&vq->used->idx);
+	if (used_idx == last)
+		return -EAGAIN;
+	if (__builtin_expect((uint16_t)(used_idx - last) > vq->size, 0))
+		return virtq_used_bad_idx(vq);
+	return virtq_split_take(vq, last, token, len);
 }
 
 /* The one place avail->flags is changed (without EVENT_IDX): our copy and the ring are updated together with
@@ -477,8 +512,8 @@ int virtq_enable_cb_delayed(struct virtq *vq, uint16_t after)
 void *virtq_detach_unused(struct virtq *vq)
 {
 	for (uint16_t i = 0; i < vq->size; i++) {
-		if (vq->token[i]) {
-			void *tok = vq->token[i];
+		if (vq->slot[i].token) {
+			void *tok = vq->slot[i].token;
 			virtq_free_chain(vq, i);
 			return tok;
 		}

@@ -112,6 +112,19 @@ struct virtq_stats {
 				* nor a device following the protocol could have written there */
 };
 
+/* The driver's own record of a descriptor (packed: of a buffer id). For a chain's head: the caller's token
+ * (NULL = not outstanding), the descriptors in the chain and the device-writable bytes posted, and (packed)
+ * avail_idx when it was added (seq), which tells a chain not yet published from one the device may return.
+ * For every descriptor: its free-list/chain link (packed: the free buffer-id list), kept here because the
+ * device can write guest memory, so the driver never follows a link it reads back from the shared table. */
+struct virtq_slot {
+	void *token;
+	uint32_t in_len;
+	uint16_t chain_len;
+	uint16_t seq;
+	uint16_t next;
+};
+
 struct virtq {
 	uint16_t index; /* queue number on the device */
 	uint16_t size;  /* entries, a power of two */
@@ -158,16 +171,8 @@ struct virtq {
 	 * queue setup; 0 for transports that do not use it). */
 	uintptr_t notify_addr;
 
-	/* Per head descriptor (packed: per buffer id): the caller's token (NULL = not outstanding), descriptors
-	 * in the chain and device-writable bytes posted; packed: avail_idx when it was added (seq), which tells
-	 * a chain not yet published from one the device may return. */
-	void **token;
-	uint16_t *chain_len;
-	uint32_t *in_len;
-	uint16_t *seq;
-	/* Our own copy of each descriptor's free-list/chain link (packed: the free buffer-id list): the device can
-	 * write guest memory, so the driver never follows a link it reads back from the shared table. */
-	uint16_t *next;
+	/* Per descriptor (packed: per buffer id), one entry each (struct virtq_slot). */
+	struct virtq_slot *slot;
 	uint16_t in_chains;     /* outstanding chains with a device-writable part */
 
 	struct virtq_stats stats;
@@ -196,6 +201,11 @@ uint64_t virtq_used_addr(const struct virtq *vq);
  * virtq_get_used. Not visible to the device until virtq_publish. Returns 0, -ENOSPC (ring full),
  * -EINVAL (empty chain, NULL token) or -EIO (queue broken). */
 int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsigned in_n, void *token);
+
+/* One buffer as a chain of its own, device-writable if write (a receive buffer) or else device-readable: the
+ * common case on both virtio-net queues, without virtq_add's loop. The same results as virtq_add with one
+ * piece. */
+int virtq_add_one(struct virtq *vq, uint64_t addr, uint32_t len, int write, void *token);
 
 /* Makes everything added so far visible to the device and returns 1 if the device must be notified
  * (EVENT_IDX avail_event crossed, or NO_NOTIFY clear), else 0. */

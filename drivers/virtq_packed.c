@@ -72,7 +72,7 @@ uint16_t virtq_packed_write(struct virtq *vq, const struct virtq_sg *sg, unsigne
 	uint16_t id = vq->free_head, pos = vq->avail_pos, head_pos = pos, head_flags = 0;
 	uint8_t wrap = vq->avail_wrap;
 
-	vq->free_head = vq->next[id];
+	vq->free_head = vq->slot[id].next;
 	for (unsigned k = 0; k < n; k++) {
 		struct virtq_packed_desc *d = &vq->ring[pos];
 		uint16_t flags = (uint16_t)((k >= out_n ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
@@ -130,16 +130,16 @@ int virtq_packed_need_kick(struct virtq *vq)
 	return virtq_need_event(event, new, old);
 }
 
-/* Chain vq->seq says was added since the last publish: the device cannot have seen it. */
+/* Chain its slot's seq says was added since the last publish: the device cannot have seen it. */
 static int virtq_packed_unpublished(const struct virtq *vq, uint16_t id)
 {
-	return (uint16_t)(vq->seq[id] - vq->kicked_idx) < (uint16_t)(vq->avail_idx - vq->kicked_idx);
+	return (uint16_t)(vq->slot[id].seq - vq->kicked_idx) < (uint16_t)(vq->avail_idx - vq->kicked_idx);
 }
 
 /* A used descriptor whose id can be followed: in range, outstanding, published. */
 static int virtq_packed_id_ok(const struct virtq *vq, uint16_t id)
 {
-	return id < vq->size && vq->token[id] && !virtq_packed_unpublished(vq, id);
+	return id < vq->size && vq->slot[id].token && !virtq_packed_unpublished(vq, id);
 }
 
 uint16_t virtq_packed_dev_used(struct virtq *vq)
@@ -161,7 +161,7 @@ uint16_t virtq_packed_dev_used(struct virtq *vq)
 		uint16_t id = le16_read(&d->id);
 		if (!virtq_packed_id_ok(vq, id))
 			break;
-		virtq_packed_step(vq, &vq->scan_pos, &vq->scan_wrap, vq->chain_len[id]);
+		virtq_packed_step(vq, &vq->scan_pos, &vq->scan_wrap, vq->slot[id].chain_len);
 		vq->scan_count++;
 	}
 	return vq->scan_count;
@@ -210,7 +210,7 @@ int virtq_packed_get_used(struct virtq *vq, uint16_t *id_out, uint32_t *len)
 		return virtq_packed_reject(vq, &vq->stats.bad_id);
 	if (!virtq_packed_id_ok(vq, id))
 		return virtq_packed_reject(vq, &vq->stats.bad_not_outstanding);
-	virtq_packed_step(vq, &vq->used_pos, &vq->used_wrap, vq->chain_len[id]);
+	virtq_packed_step(vq, &vq->used_pos, &vq->used_wrap, vq->slot[id].chain_len);
 	*id_out = id;
 	return 0;
 }

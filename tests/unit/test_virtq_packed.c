@@ -262,7 +262,7 @@ static void model_run(uint16_t size, int event_idx, unsigned rounds)
 			unsigned j = rnd() % nheld;
 			uint32_t len = held[j].in ? rnd() % (held[j].in + 1) : 0;
 			/* Which token is under this id: the driver's own record (tests may peek). */
-			void *tok = vq.token[held[j].id];
+			void *tok = vq.slot[held[j].id].token;
 			want_len[((uintptr_t)tok - 0x1000) % 4096] = len;
 			push(held[j].id, len);
 			held[j] = held[--nheld];
@@ -576,7 +576,7 @@ static void test_hostile_not_outstanding(void **state)
 		pop();
 		if (kind == 0) {
 			uint16_t free_id = 0;
-			while (vq.token[free_id])
+			while (vq.slot[free_id].token)
 				free_id++;
 			psim_hostile_used(&sim, free_id, 0, 1);
 		} else if (kind == 1) {
@@ -587,7 +587,7 @@ static void test_hostile_not_outstanding(void **state)
 		} else {
 			post1(TOK(3)); /* added, not published: the device cannot know its id */
 			for (uint16_t i = 0; i < 8; i++)
-				if (vq.token[i] == TOK(3))
+				if (vq.slot[i].token == TOK(3))
 					psim_hostile_used(&sim, i, 0, 1);
 		}
 		expect_get(-EIO, NULL);
