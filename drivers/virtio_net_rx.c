@@ -174,7 +174,7 @@ unsigned vnet_rx_poll(struct vnet_rx *rx, unsigned budget)
 	/* A merged frame in progress may run past the budget, but never by more than one frame's buffers. */
 	unsigned limit = budget + VNET_RX_MAX_SEGS;
 
-	while (consumed < limit && (consumed < budget || rx->cur_need)) {
+	while (consumed < limit && (consumed < budget || rx->cur_need) && virtq_has_used(rx->vq)) {
 		void *buf;
 		uint32_t len;
 		int rc = virtq_get_used(rx->vq, &buf, &len);

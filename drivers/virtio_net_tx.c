@@ -37,7 +37,7 @@ static unsigned vnet_tx_reclaim(struct virtio_net *n)
 	uint32_t len;
 
 	/* Bounded by the ring: at most one pass over it. */
-	for (unsigned i = 0; i < n->txq.size; i++) {
+	for (unsigned i = 0; i < n->txq.size && virtq_has_used(&n->txq); i++) {
 		int rc = virtq_get_used(&n->txq, &token, &len);
 		if (rc == -EAGAIN || rc == -ENODEV)
 			break;

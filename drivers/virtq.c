@@ -270,15 +270,6 @@ static inline void virtq_free_chain(struct virtq *vq, uint16_t head)
 
 int virtq_is_broken(const struct virtq *vq) { return vq->broken; }
 
-int virtq_has_used(const struct virtq *vq)
-{
-	/* A broken queue returns nothing (virtq_get_used says -ENODEV), so it has no work to offer: reporting
-	 * the garbage index as work would have the poller spin on it for ever. */
-	if (vq->broken)
-		return 0;
-	return vq->packed ? virtq_packed_has_used(vq) : le16_read(&vq->used->idx) != vq->last_used_idx;
-}
-
 int virtq_kick_overdue(struct virtq *vq, uint64_t now_tick)
 {
 	/* Ticks are coarse, so "at least one tick ago" is reckoned from lower bounds: anything first seen at

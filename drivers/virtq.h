@@ -218,8 +218,15 @@ int virtq_publish(struct virtq *vq);
 int virtq_get_used(struct virtq *vq, void **token, uint32_t *len);
 
 /* True if the device has returned entries not yet consumed. False on a broken queue (nothing more will be
- * returned from it, so a poller must not be told there is work). */
-int virtq_has_used(const struct virtq *vq);
+ * returned from it, so a poller must not be told there is work). Inline: pollers ask it before every
+ * virtq_get_used that would otherwise only find the ring empty. */
+int virtq_packed_has_used(const struct virtq *vq); /* the packed layout's half (drivers/virtq_packed.c) */
+static inline int virtq_has_used(const struct virtq *vq)
+{
+	if (vq->broken)
+		return 0;
+	return vq->packed ? virtq_packed_has_used(vq) : le16_read(&vq->used->idx) != vq->last_used_idx;
+}
 
 /* The device's count of chains returned so far (consumed or not), modulo 2^16: used->idx for split; for packed
  * as far as the ring shows used descriptors we can follow (walked incrementally, each once). For progress

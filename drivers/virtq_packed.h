@@ -37,7 +37,6 @@ int virtq_packed_need_kick(struct virtq *vq);
 uint16_t virtq_packed_dev_used(struct virtq *vq);
 
 int virtq_packed_get_used(struct virtq *vq, uint16_t *id, uint32_t *len);
-int virtq_packed_has_used(const struct virtq *vq);
 void virtq_packed_disable_cb(struct virtq *vq);
 void virtq_packed_enable_cb(struct virtq *vq);
 int virtq_packed_enable_cb_delayed(struct virtq *vq, uint16_t after);

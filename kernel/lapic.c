@@ -115,6 +115,12 @@ static void lapic_timer_irq(struct trap_frame *f, void *ctx)
 
 void timer_wake_at(uint64_t tsc)
 {
+	/* Most calls ask again for a deadline already armed or later than it (every poller re-asks each round):
+	 * nothing to do, and no need to mask interrupts to find that out. The timer's handler only ever clears
+	 * lapic_armed_tsc; if it fires after this look, it also kicks the loop, whose next round asks again. */
+	uint64_t armed = *(volatile uint64_t *)&lapic_armed_tsc;
+	if (armed && tsc >= armed)
+		return;
 	uint64_t flags = irq_save(), now = rdtsc();
 
 	/* The earliest deadline is the one to keep: its caller is still waiting for it, while the caller of a
