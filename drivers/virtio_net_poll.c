@@ -72,16 +72,26 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
  * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
  * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
  * for good. */
+/* A receive ring with buffers left to post (and a pool to post them from: with the pool empty, the buffers'
+ * return is the event). The tick it went short is noted so the top-up waits VNET_RX_TOPUP_MS: a steady flow
+ * refills in batches by itself, and would otherwise pay a timer wake-up per tick for nothing. */
+#define VNET_RX_TOPUP_MS 100
+static unsigned vnet_rx_topup_ticks(void) { return timer_hz / (1000 / VNET_RX_TOPUP_MS) ? timer_hz / (1000 / VNET_RX_TOPUP_MS) : 1; }
+
+static int vnet_rx_short(struct virtio_net *n)
+{
+	if (!n->rxq.num_free || !n->pool_free) {
+		n->rx_short_tick = 0;
+		return 0;
+	}
+	if (!n->rx_short_tick)
+		n->rx_short_tick = timer_ticks ? timer_ticks : 1;
+	return 1;
+}
+
 static void vnet_watchdog_check(struct virtio_net *n)
 {
 	n->wd_tick = timer_ticks;
-	if (n->rxq.num_free && n->pool_free && !n->rx_pending && !virtq_is_broken(&n->rxq)) {
-		/* The rest of a batch (vnet_poll_refill), posted once the queue has been quiet for a tick. */
-		int kick;
-		vnet_rx_refill(&n->rx, &kick);
-		if (kick)
-			n->vd.ops->notify(&n->vd, &n->rxq);
-	}
 	if (virtq_kick_overdue(&n->txq, timer_ticks)) {
 		n->stats.tx_rekicks++;
 		n->vd.ops->notify(&n->vd, &n->txq);
@@ -101,23 +111,47 @@ static void vnet_watchdog_check(struct virtio_net *n)
 	n->wd_rx_used = rx_used;
 }
 
-/* There is no periodic tick, so the watchdog asks for its own wake-ups, at the next tick and only while
- * something could be overdue: transmit chains in flight (their completions raise no interrupt, so this also
- * reclaims them within a tick, as the periodic tick did), used receive entries waiting unpolled, or a
- * receive queue whose device ran dry before the last refill (the one case virtq_kick_overdue watches there;
- * it backs off and disarms if the link just stays idle), or a receive ring not topped up yet. An idle NIC
- * asks for nothing. */
-
+/* There is no periodic tick, so the watchdog asks for its own wake-ups, and only while something could be
+ * overdue: at the next tick for used receive entries waiting unpolled or a receive queue whose device ran dry
+ * before the last refill (the one case virtq_kick_overdue watches there; it backs off and disarms if the link
+ * just stays idle); a tick after the oldest transmit chain in flight was sent (completions raise no
+ * interrupt, so this also reclaims them within a tick, as the periodic tick did); and VNET_RX_TOPUP_MS after
+ * a receive ring went short, for its top-up. An idle NIC asks for nothing. */
 static void vnet_watchdog(struct virtio_net *n)
 {
 	if (timer_ticks != n->wd_tick)
 		vnet_watchdog_check(n);
-	int tx_in_flight = n->txq.wd_armed || n->txq.num_free < n->txq.size;
+	/* Chains outstanding; once every one is back there is nothing to watch (virtq_kick_overdue disarms at
+	 * its next look), so the transmit queue's armed watchdog alone asks for no wake-up. */
+	int tx_in_flight = n->txq.num_free < n->txq.size;
 	int rx_unpolled = virtq_has_used(&n->rxq) && !n->rx_pending;
 	int rx_ran_dry = n->rxq.wd_armed && virtq_device_used(&n->rxq) == n->rxq.wd_base;
-	int rx_short = n->rxq.num_free && n->pool_free; /* with the pool empty, the buffers' return is the event */
-	if (tx_in_flight || rx_unpolled || rx_ran_dry || rx_short)
-		timer_wake_at(timer_tick_tsc(n->wd_tick + 1));
+	uint64_t next_tick = timer_tick_tsc(n->wd_tick + 1);
+	if (rx_unpolled || rx_ran_dry)
+		timer_wake_at(next_tick);
+	if (tx_in_flight) {
+		/* A tick after the oldest frame in flight was sent, and never before the next tick (the stall
+		 * watchdog counts ticks): while replies go out and come back faster than that, as in any steady
+		 * flow, the deadline keeps moving and the guest is not woken for it at all. */
+		uint64_t due = next_tick;
+		if (n->tx_tsc_tail != n->tx_tsc_head) {
+			uint64_t oldest = n->tx_tsc[n->tx_tsc_tail % n->txq.size] + timer_ticks_len(1);
+			due = oldest > next_tick ? oldest : next_tick;
+		}
+		timer_wake_at(due);
+	}
+	if (vnet_rx_short(n) && !virtq_is_broken(&n->rxq)) {
+		uint64_t due = n->rx_short_tick + vnet_rx_topup_ticks();
+		if (timer_ticks >= due && !n->rx_pending) {
+			/* The rest of a batch (vnet_poll_refill), posted a while after the ring went short. */
+			int kick;
+			vnet_rx_refill(&n->rx, &kick);
+			if (kick)
+				n->vd.ops->notify(&n->vd, &n->rxq);
+		} else {
+			timer_wake_at(timer_tick_tsc(due > n->wd_tick + 1 ? due : n->wd_tick + 1));
+		}
+	}
 }
 
 /* Coalesce mode's time bound. The wake-up timer may fire a little early (count rounding): within 1/8 of the
@@ -152,10 +186,10 @@ static void vnet_poll_stamp(struct virtio_net *n)
 	}
 }
 
-/* Refills in batches: at half the ring while busy, and every VNET_RX_REFILL_BATCH-th buffer (a sixteenth of
- * the ring) when a poll finished under budget, so a request/response flow pays one publish per batch rather
- * than one per frame; the watchdog's tick tops up what is left (vnet_watchdog_check), so an idle NIC has
- * every buffer posted for the next burst. Returns 1 when not a single buffer could be posted: the caller
+/* Refills in batches: at half the ring while busy, and every sixteenth of the ring when a poll finished under
+ * budget, so a request/response flow pays one publish per batch rather than one per frame; the watchdog tops
+ * up what is left VNET_RX_TOPUP_MS later (vnet_watchdog_check), so an idle NIC has every buffer posted for the
+ * next burst. Returns 1 when not a single buffer could be posted: the caller
  * then counts it as a full budget and comes back, rather than sleep on an empty ring (the device would drop
  * everything, silently, for good). A partly filled ring still receives, and the next poll refills it
  * further. */

@@ -181,10 +181,11 @@ static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsign
 	if (virtq_publish(&n->txq))
 		n->vd.ops->notify(&n->vd, &n->txq);
 	/* Completions raise no interrupt and there is no periodic tick: the poll loop must come round within a
-	 * tick to reclaim them. While frames are in flight the watchdog asks for that each round; this covers
-	 * the first frame, sent after the watchdog had its turn (a reply from the receive poll, an lwIP timer). */
+	 * tick of a send to reclaim it. While frames are in flight the watchdog asks for that each round; this
+	 * covers the first frame, sent after the watchdog had its turn (a reply from the receive poll, an lwIP
+	 * timer). */
 	if (n->tx_inflight == 1)
-		timer_wake_at(timer_tick_tsc(timer_ticks + 1));
+		timer_wake_at(t + timer_ticks_len(1));
 	return 0;
 }
 

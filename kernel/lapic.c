@@ -32,15 +32,17 @@
 volatile uint64_t timer_ticks;
 unsigned timer_hz;
 uint64_t timer_wakeups;
+uint64_t timer_early;
 
-/* Tickless: the timer is only ever one-shot, armed for the earliest deadline anyone asked for
- * (timer_wake_at). Nothing asks while nothing is due, so an idle guest halts until its next lwIP timer or
+/* Tickless: the timer is only ever one-shot, armed before each halt for the earliest deadline a poller asked
+ * for in that main-loop round (timer_wake_at, timer_arm_next). Nothing asks while nothing is due, so an idle guest halts until its next lwIP timer or
  * heartbeat instead of taking hz interrupts a second. timer_ticks is no longer counted by interrupts: it is
  * the TSC in units of 1/timer_hz, brought up to date at each main-loop round (timer_tick_update). */
 static uint64_t lapic_timer_rate;  /* timer counts per second (after the divider) */
 static uint64_t lapic_tick_tsc;    /* one tick in TSC ticks */
 static uint64_t lapic_armed_tsc;   /* deadline the timer is counting down to; 0: not armed */
-static uint64_t lapic_count_mult;  /* timer counts = TSC ticks * mult >> 32, mult rounded up (never early) */
+static uint64_t lapic_count_mult;  /* timer counts = TSC ticks * mult >> 32, mult rounded up ... */
+static uint64_t lapic_count_mult0; /* ... from the boot measurement (lapic_timer_irq adjusts mult) */
 static uintptr_t lapic_mmio;
 static int lapic_x2;
 static uint32_t lapic_read(unsigned reg)
@@ -103,41 +105,79 @@ void timer_tick_update(void)
 
 uint64_t timer_tick_tsc(uint64_t tick) { return tsc_boot + tick * lapic_tick_tsc; }
 
+/* Arms the one-shot timer for the TSC deadline tsc (now: the current TSC). */
+static void lapic_arm(uint64_t tsc, uint64_t now)
+{
+	uint64_t delta = tsc > now ? tsc - now : 1;
+	/* A multiply, not a 128-bit division (a libgcc call of ~80 instructions, paid on every re-arm). */
+	uint64_t c = (uint64_t)(((unsigned __int128)delta * lapic_count_mult) >> 32);
+	/* Rounded up; a deadline beyond the counter's range (68 s at 62.5 MHz) fires at the range's end and is
+	 * armed again. */
+	c = c + 1 > 0xFFFFFFFFu ? 0xFFFFFFFFu : c + 1;
+	lapic_armed_tsc = tsc ? tsc : 1;
+	lapic_write(LAPIC_TIMER_INIT, (uint32_t)c);
+}
+
 static void lapic_timer_irq(struct trap_frame *f, void *ctx)
 {
 	(void)f;
 	(void)ctx;
+	/* The timer counts on its own clock: it may end a little before the TSC deadline (under TCG the two
+	 * drift apart by up to ~0.1 % between calibrations), and a deadline beyond its range ends early by
+	 * design. Waking the loop then would only have every poller find its tick not come yet and ask again,
+	 * so the rest is armed instead. */
+	uint64_t now = rdtsc();
+	if (lapic_armed_tsc > now) {
+		timer_early++;
+		/* The counts per TSC tick were measured over one millisecond at boot: an early end says they were
+		 * a little low, so they are raised by 1/4096 each time, up to 1/64 above the measurement (an
+		 * early end then is a deadline beyond the counter's range). */
+		if (lapic_count_mult < lapic_count_mult0 + (lapic_count_mult0 >> 6))
+			lapic_count_mult += (lapic_count_mult >> 12) + 1;
+		lapic_arm(lapic_armed_tsc, now);
+		return;
+	}
 	lapic_armed_tsc = 0;
 	timer_wakeups++;
 	timer_tick_update();
 	loop_kick();
 }
 
+/* The earliest deadline asked for since the main-loop round began (UINT64_MAX: none). Only the main loop's
+ * pollers ask, so no interrupt handler touches it. */
+static uint64_t timer_next = UINT64_MAX;
 void timer_wake_at(uint64_t tsc)
 {
-	/* Most calls ask again for a deadline already armed or later than it (every poller re-asks each round):
-	 * nothing to do, and no need to mask interrupts to find that out. The timer's handler only ever clears
-	 * lapic_armed_tsc; if it fires after this look, it also kicks the loop, whose next round asks again. */
-	uint64_t armed = *(volatile uint64_t *)&lapic_armed_tsc;
-	if (armed && tsc >= armed)
-		return;
-	uint64_t flags = irq_save(), now = rdtsc();
-
-	/* The earliest deadline is the one to keep: its caller is still waiting for it, while the caller of a
-	 * later one is woken early and asks again (every caller re-asks from its poller each round). A deadline
-	 * already past fires at once. */
-	if (lapic_timer_rate && (!lapic_armed_tsc || tsc < lapic_armed_tsc)) {
-		uint64_t delta = tsc > now ? tsc - now : 1;
-		/* A multiply, not a 128-bit division (a libgcc call of ~80 instructions, paid on every re-arm). */
-		uint64_t c = (uint64_t)(((unsigned __int128)delta * lapic_count_mult) >> 32);
-		/* Rounded up, so it never fires before the deadline; a deadline beyond the counter's range (68 s at
-		 * 62.5 MHz) fires at the range's end and is asked for again. */
-		c = c + 1 > 0xFFFFFFFFu ? 0xFFFFFFFFu : c + 1;
-		lapic_armed_tsc = tsc ? tsc : 1;
-		lapic_write(LAPIC_TIMER_INIT, (uint32_t)c);
-	}
-	irq_restore(flags);
+	if (tsc < timer_next)
+		timer_next = tsc;
 }
+
+void timer_round_begin(void) { timer_next = UINT64_MAX; }
+
+void timer_arm_next(void)
+{
+	if (!lapic_timer_rate)
+		return;
+	uint64_t next = timer_next == UINT64_MAX ? 0 : timer_next ? timer_next : 1;
+	if (next == lapic_armed_tsc)
+		return; /* already counting down to it (or stopped, with nothing asked) */
+	/* A deadline a little later than the armed one (a transmit completion's, moving with every frame of a
+	 * steady flow) leaves the timer as it is: should it end first, the pollers ask again. Re-arming on every
+	 * round would cost a register write per frame. */
+	if (next > lapic_armed_tsc && lapic_armed_tsc && next - lapic_armed_tsc < lapic_tick_tsc / 4)
+		return;
+	if (!next) {
+		/* Nothing is due: an initial count of 0 stops the one-shot timer (an idle guest sleeps until a
+		 * device interrupts). */
+		lapic_armed_tsc = 0;
+		lapic_write(LAPIC_TIMER_INIT, 0);
+		return;
+	}
+	/* A deadline already past fires at once. */
+	lapic_arm(next, rdtsc());
+}
+
+uint64_t timer_ticks_len(uint64_t n) { return n * lapic_tick_tsc; }
 
 int lapic_timer_start(unsigned hz, uint64_t rate)
 {
@@ -153,6 +193,7 @@ int lapic_timer_start(unsigned hz, uint64_t rate)
 	timer_hz = hz;
 	lapic_timer_rate = rate;
 	lapic_count_mult = (uint64_t)((((unsigned __int128)rate << 32) + tsc_hz - 1) / tsc_hz);
+	lapic_count_mult0 = lapic_count_mult;
 	lapic_tick_tsc = tsc_hz / hz;
 	lapic_write(LAPIC_TIMER_DIV, 0x3);
 	lapic_write(LAPIC_LVT_TIMER, VECTOR_TIMER); /* one-shot, unmasked */

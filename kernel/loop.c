@@ -40,6 +40,7 @@ void loop_run(void)
 
 		loop_pending = 0;
 		timer_tick_update();
+		timer_round_begin();
 		/* Every poller gets a turn each round, so one busy source (a flooded NIC) cannot starve timers. */
 		for (unsigned i = 0; i < loop_npollers; i++)
 			more |= loop_pollers[i].fn(loop_pollers[i].ctx);
@@ -55,6 +56,7 @@ void loop_run(void)
 		}
 		/* No periodic tick: the halt lasts until the earliest deadline a poller asked for this round
 		 * (timer_wake_at) or a device interrupt. */
+		timer_arm_next();
 		uint64_t t0 = rdtsc();
 		sti_hlt();
 		uint64_t halted = rdtsc() - t0;

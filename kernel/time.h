@@ -28,14 +28,25 @@ void tsc_delay_ns(uint64_t ns);
  * needs to run at the next tick asks for it with timer_wake_at(timer_tick_tsc(timer_ticks + 1)). */
 extern volatile uint64_t timer_ticks;
 extern unsigned timer_hz;
-extern uint64_t timer_wakeups; /* timer interrupts taken */
+extern uint64_t timer_wakeups; /* timer interrupts that woke the main loop */
+extern uint64_t timer_early;   /* ... and that came before their TSC deadline: re-armed for the rest */
 void timer_tick_update(void);
 /* The TSC at which tick number `tick` begins. */
 uint64_t timer_tick_tsc(uint64_t tick);
 
-/* Interrupts the CPU (waking the main loop) at TSC time tsc. With several requests pending, the earliest is
- * kept: the others' callers are woken early and must ask again, so every user asks from its poller at each
- * main-loop round for as long as its deadline stands. */
+/* The length of n ticks in TSC counts. */
+uint64_t timer_ticks_len(uint64_t n);
+
+/* Asks for the main loop to be woken at TSC time tsc. A request lasts for the main-loop round it is made in:
+ * every user asks from its poller at each round for as long as its deadline stands, and the loop arms the
+ * timer, before it halts, for the earliest deadline asked for since the round began (timer_arm_next). So a
+ * deadline that moves later (a transmit completion that came, a refill that happened) stops costing a
+ * wake-up at once, and one that is no longer asked for is dropped. */
 void timer_wake_at(uint64_t tsc);
+
+/* The main loop's side of timer_wake_at: at the start of each round, and with interrupts off just before it
+ * halts (arming, re-arming or stopping the timer only when the earliest deadline changed). */
+void timer_round_begin(void);
+void timer_arm_next(void);
 
 #endif

@@ -326,6 +326,7 @@ size_t services_format_status(char *buf, size_t len)
 	APPEND("idle_pct=%.1f\n", elapsed ? 100.0 * (double)loop_idle_tsc / (double)elapsed : 0.0);
 	/* Since boot, like uptime_ms: two readings give the halted share of the time between them. */
 	APPEND("idle_ms=%llu\n", (unsigned long long)(tsc_to_ns(loop_idle_tsc) / 1000000));
+	APPEND("timer: wakeups=%llu early=%llu\n", (unsigned long long)timer_wakeups, (unsigned long long)timer_early);
 	for (unsigned i = 0; i < netdev_count() && used < len - 1; i++)
 		used += netdev_get(i)->ops->format_summary(netdev_get(i), buf + used, len - used);
 	if (used >= len)
