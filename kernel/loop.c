@@ -58,7 +58,16 @@ void loop_run(void)
 		 * (timer_wake_at) or a device interrupt. */
 		timer_arm_next();
 		uint64_t t0 = rdtsc();
-		sti_hlt();
+		/* Halt until an interrupt handler kicks the loop. One that did not (the timer ending before its
+		 * deadline and re-arming itself, a shared line's interrupt for another device) leaves nothing to
+		 * poll, so the halt goes on without a round. */
+		for (;;) {
+			sti_hlt();
+			cli();
+			if (loop_pending)
+				break;
+		}
+		sti();
 		uint64_t halted = rdtsc() - t0;
 		loop_idle_tsc += halted;
 		loop_halts++;
