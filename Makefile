@@ -27,7 +27,7 @@ LIBGCC := $(shell $(CC) -print-libgcc-file-name)
 LTO ?= 1
 LTO_FLAGS := $(if $(filter 1,$(LTO)),-flto=auto)
 KERNEL_CODEGEN = -O2 --param=max-inline-insns-auto=30 --param=early-inlining-insns=14 -g $(LTO_FLAGS) -ffreestanding -fbuiltin -fno-pie -fno-pic -mno-red-zone -fno-stack-protector \
-	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables -fno-common
+	-fno-omit-frame-pointer -momit-leaf-frame-pointer -fno-asynchronous-unwind-tables -fno-common
 KERNEL_CFLAGS = -std=gnu11 $(KERNEL_CODEGEN) \
 	-nostdinc -isystem $(NEWLIB_PREFIX)/include -isystem $(GCC_INC) \
 	-Wall -Wextra -Werror -MMD -MP -I kernel

@@ -134,6 +134,7 @@ struct virtio_net {
 	uint64_t wd_tick;     /* watchdog: tick of the last check ... */
 	uint16_t wd_rx_used;  /* ... and the device's RX used index then */
 	uint64_t rx_short_tick; /* tick the receive ring was first seen with buffers to post (0: full) */
+	unsigned ethertype_last; /* stats.ethertype entry the previous frame counted in */
 	struct vnet_txtest *txtest; /* allocated on first use */
 	/* The receive buffers (VNET_BUF_HEADROOM + VNET_BUF_SIZE bytes each): posted, held by the consumer, or
 	 * free here. */

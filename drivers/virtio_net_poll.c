@@ -12,14 +12,22 @@
 
 static void vnet_count_ethertype(struct virtio_net *n, uint16_t type)
 {
+	/* Most frames have the type the previous one had. */
+	unsigned last = n->ethertype_last;
+	if (n->stats.ethertype[last].count && n->stats.ethertype[last].type == type) {
+		n->stats.ethertype[last].count++;
+		return;
+	}
 	for (unsigned i = 0; i < VNET_ETHERTYPES; i++) {
 		if (n->stats.ethertype[i].count && n->stats.ethertype[i].type == type) {
 			n->stats.ethertype[i].count++;
+			n->ethertype_last = i;
 			return;
 		}
 		if (!n->stats.ethertype[i].count) {
 			n->stats.ethertype[i].type = type;
 			n->stats.ethertype[i].count = 1;
+			n->ethertype_last = i;
 			return;
 		}
 	}

@@ -130,9 +130,9 @@ static void lapic_timer_irq(struct trap_frame *f, void *ctx)
 	if (lapic_armed_tsc > now) {
 		timer_early++;
 		/* The counts per TSC tick were measured over one millisecond at boot: an early end says they were
-		 * a little low, so they are raised by 1/4096 each time, up to 1/64 above the measurement (an
-		 * early end then is a deadline beyond the counter's range). */
-		if (lapic_count_mult < lapic_count_mult0 + (lapic_count_mult0 >> 6))
+		 * a little low, so they are raised by 1/4096 each time, up to 1/256 above the measurement (0.4 ms
+		 * on a 100 ms deadline, should a run of early ends have other causes). */
+		if (lapic_count_mult < lapic_count_mult0 + (lapic_count_mult0 >> 8))
 			lapic_count_mult += (lapic_count_mult >> 12) + 1;
 		lapic_arm(lapic_armed_tsc, now);
 		return;

@@ -245,18 +245,32 @@ static int ethif_tx_headroom(const struct ethif *e, struct pbuf *p)
 	return (const uint8_t *)p->payload >= lim + e->nd->tx_headroom;
 }
 
+/* The non-empty pbufs of a chain as pieces; NETDEV_TX_MAX_FRAGS + 1 if there are more than that. */
+static unsigned ethif_tx_frags(struct pbuf *p, struct netdev_sg *frags)
+{
+	unsigned n = 0;
+
+	for (struct pbuf *q = p; q; q = q->next) {
+		if (!q->len)
+			continue;
+		if (n == NETDEV_TX_MAX_FRAGS)
+			return NETDEV_TX_MAX_FRAGS + 1;
+		frags[n].addr = (uint64_t)(uintptr_t)q->payload;
+		frags[n].len = q->len;
+		n++;
+	}
+	return n;
+}
+
 static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct ethif *e = netif->state;
 	struct netdev_sg frags[NETDEV_TX_MAX_FRAGS];
 	struct netdev_tx_offload off = { 0 };
-	unsigned n = 0;
 	struct pbuf *send = p;
 	int csum = 0;
 
-	for (struct pbuf *q = p; q && n <= NETDEV_TX_MAX_FRAGS; q = q->next)
-		if (q->len)
-			n++;
+	unsigned n = ethif_tx_frags(p, frags);
 	if (e->tx_csum) {
 		/* lwIP left this TCP segment's checksum out (NETIF_CHECKSUM_GEN_TCP off), or this UDP datagram's
 		 * (ethif_udp_csum_hint): the NIC completes it. */
@@ -276,18 +290,11 @@ static err_t ethif_linkoutput(struct netif *netif, struct pbuf *p)
 		e->stats.tx_copied_bytes += p->tot_len;
 		if (csum < 0)
 			csum = ethif_tx_csum_prepare(send, &off);
+		n = ethif_tx_frags(send, frags);
 	} else {
 		/* The driver holds its own reference until the device has read the frame. */
 		pbuf_ref(p);
 		e->stats.tx_zero_copy_frames++;
-	}
-	n = 0;
-	for (struct pbuf *q = send; q; q = q->next) {
-		if (!q->len)
-			continue;
-		frags[n].addr = (uint64_t)(uintptr_t)q->payload;
-		frags[n].len = q->len;
-		n++;
 	}
 	off.flags = (csum > 0 ? NETDEV_TX_F_CSUM : 0) | (ethif_tx_headroom(e, send) ? NETDEV_TX_F_HEADROOM : 0);
 	/* A receive buffer reused for a reply has had its headers prepended once; a later send of the same pbuf

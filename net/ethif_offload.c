@@ -50,7 +50,14 @@ uint16_t ethif_rx_csum_trust(const struct netdev_rx_frame *f)
 {
 	uint8_t proto = 0;
 
-	if (f->csum == NETDEV_RX_CSUM_NONE || f->nseg == 0 || !ethif_l4(f->seg[0].data, f->seg[0].len, &proto))
+	if (f->csum == NETDEV_RX_CSUM_NONE || f->nseg == 0)
+		return 0;
+	const uint8_t *b = f->seg[0].data;
+	if (f->seg[0].len >= ETH_HLEN + IP_HLEN && b[12] == 0x08 && b[13] == 0x00 && b[ETH_HLEN] == 0x45)
+		/* The common case, IPv4 without options: a fragment earns nothing (its flag would vouch for the
+		 * whole datagram). */
+		proto = (b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7] ? 0 : b[ETH_HLEN + 9];
+	else if (!ethif_l4(b, f->seg[0].len, &proto))
 		return 0;
 	if (proto == IP_PROTO_TCP)
 		return NETIF_CHECKSUM_CHECK_TCP;
@@ -65,6 +72,38 @@ uint32_t ethif_chkerr_total(void)
 	       lwip_stats.tcp.chkerr;
 }
 
+/* The common case, an unfragmented IPv4 datagram without options (the caller checked the first 42 bytes and
+ * the header): what ethif_tx_csum_prepare does, without the general parse. */
+static int ethif_tx_csum_prepare4(struct pbuf *p, uint8_t *b, struct netdev_tx_offload *off)
+{
+	const unsigned l4 = ETH_HLEN + IP_HLEN;
+	uint8_t proto = b[ETH_HLEN + 9];
+	unsigned where;
+
+	if (proto == IP_PROTO_UDP) {
+		if (b[l4 + UDP_CSUM_OFFSET] | b[l4 + UDP_CSUM_OFFSET + 1])
+			return 0; /* lwIP's checksum is there already */
+		where = UDP_CSUM_OFFSET;
+	} else if (proto == IP_PROTO_TCP) {
+		if (p->len < l4 + TCP_HLEN_MIN)
+			return -1;
+		where = TCP_CSUM_OFFSET;
+	} else {
+		return 0;
+	}
+	uint16_t l4_len = (uint16_t)((b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]) - IP_HLEN);
+	if (l4 + l4_len > p->tot_len || l4_len < (proto == IP_PROTO_TCP ? TCP_HLEN_MIN : UDP_HLEN_MIN))
+		return 0;
+	ip4_addr_t src, dst;
+	memcpy(&src, b + ETH_HLEN + 12, 4);
+	memcpy(&dst, b + ETH_HLEN + 16, 4);
+	u16_t sum = (u16_t)~inet_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
+	memcpy(b + l4 + where, &sum, 2);
+	off->csum_start = (uint16_t)l4;
+	off->csum_offset = (uint16_t)where;
+	return 1;
+}
+
 int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 {
 	uint8_t *b = p->payload, proto = 0;
@@ -74,6 +113,9 @@ int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 
 	/* lwIP builds a segment's or datagram's Ethernet, IP and TCP/UDP headers in one pbuf (the payload may
 	 * follow in others); the type and version are in it whenever the frame is IP at all. */
+	if (p->len >= ETH_HLEN + IP_HLEN + UDP_HLEN_MIN && b[12] == 0x08 && b[13] == 0x00 && b[ETH_HLEN] == 0x45 &&
+	    !((b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7]))
+		return ethif_tx_csum_prepare4(p, b, off);
 	l4 = ethif_l4(b, p->len, &proto);
 	if (!l4)
 		return 0;
