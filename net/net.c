@@ -57,16 +57,33 @@ static u32_t net_timer_slack(u32_t ms)
 	return grid - now; /* modulo 2^32, as lwIP's own clock arithmetic */
 }
 
+/* The TSC deadline last computed for lwIP's next timeout (0: none known), and the slack it was computed with. */
+static uint64_t net_timers_due;
+static unsigned net_timers_due_slack;
+
 static int net_timers_poll(void *ctx)
 {
 	(void)ctx;
+	/* Without TCP, lwIP's timeouts are its cyclic timers (ARP, ND, MLD, DHCP, reassembly), which only their
+	 * own runs re-arm; the one timeout packet processing adds is TCP's (tcp_timer_needed), with a connection
+	 * open or in TIME_WAIT. So until the deadline computed last time nothing can be due and the deadline
+	 * cannot have moved, whatever frames came and went: asked for again as it is. */
+	if (net_timers_due && !tcp_active_pcbs && !tcp_tw_pcbs && net_cfg.timer_slack_ms == net_timers_due_slack &&
+	    rdtsc() < net_timers_due) {
+		timer_wake_at(net_timers_due);
+		return 0;
+	}
 	/* lwIP's timers (ARP, TCP, DHCP, ...) run from the main loop. There is no periodic tick: the one-shot
 	 * timer is asked for lwIP's next deadline. sys_now() counts whole milliseconds, so waking sleeptime ms
 	 * from now is never before the deadline. */
 	sys_check_timeouts();
 	u32_t ms = sys_timeouts_sleeptime();
-	if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE)
-		timer_wake_at(rdtsc() + ns_to_tsc((uint64_t)net_timer_slack(ms) * 1000000ull));
+	net_timers_due = 0;
+	if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
+		net_timers_due = rdtsc() + ns_to_tsc((uint64_t)net_timer_slack(ms) * 1000000ull);
+		net_timers_due_slack = net_cfg.timer_slack_ms;
+		timer_wake_at(net_timers_due);
+	}
 	return 0;
 }
 
