@@ -132,6 +132,31 @@ static void test_layout(void **state)
 	assert_int_equal(le16_read(&vq.driver_event->flags), VIRTQ_EVENT_F_ENABLE);
 }
 
+/* virtq_add_one on the packed layout: the same single descriptors as virtq_add with one piece. */
+static void test_add_one_packed(void **state)
+{
+	(void)state;
+	ring_setup(8, 1);
+	assert_int_equal(virtq_add_one(&vq, 0x10000, 1500, 1, TOK(1)), 0);
+	assert_int_equal(virtq_add_one(&vq, 0x20000, 60, 0, TOK(2)), 0);
+	assert_int_equal(virtq_add_one(&vq, 0x30000, 10, 1, NULL), -EINVAL);
+	virtq_publish(&vq);
+	struct sim_chain a = pop(), b = pop();
+	assert_int_equal(a.n_in, 1);
+	assert_int_equal(a.n_out, 0);
+	assert_int_equal(a.in_bytes, 1500);
+	assert_int_equal(b.n_out, 1);
+	assert_int_equal(b.n_in, 0);
+	assert_int_equal(b.out_bytes, 60);
+	push(a.head, 700);
+	push(b.head, 0);
+	psim_flush(&sim);
+	expect_used(TOK(1), 700);
+	expect_used(TOK(2), 0);
+	expect_get(-EAGAIN, NULL);
+	assert_int_equal(vq.num_free, 8);
+}
+
 static void test_round_trip_chain_shapes(void **state)
 {
 	(void)state;
@@ -756,7 +781,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_layout, teardown),
-	    cmocka_unit_test_teardown(test_round_trip_chain_shapes, teardown),
+	    cmocka_unit_test_teardown(test_add_one_packed, teardown),
+		cmocka_unit_test_teardown(test_round_trip_chain_shapes, teardown),
 	    cmocka_unit_test_teardown(test_batch_hidden_until_publish, teardown),
 	    cmocka_unit_test_teardown(test_ring_full, teardown),
 	    cmocka_unit_test_teardown(test_model_event_idx, teardown),
