@@ -47,14 +47,12 @@ void net_apply_config(void)
  * the housekeeping timers fire together: an MLD report or a DHCP retransmission is late by less than the slack,
  * well inside the protocols' own randomised delays. Frames wake the guest regardless, and every pass runs
  * whatever is due. */
-static u32_t net_timer_slack(u32_t ms)
+static uint64_t net_timer_slack(uint64_t due)
 {
 	u32_t slack = net_cfg.timer_slack_ms;
 	if (slack == 0 || tcp_active_pcbs || tcp_tw_pcbs)
-		return ms;
-	u32_t now = sys_now(), due = now + ms;
-	u32_t grid = due % slack ? due + (slack - due % slack) : due;
-	return grid - now; /* modulo 2^32, as lwIP's own clock arithmetic */
+		return due;
+	return due % slack ? due + (slack - due % slack) : due;
 }
 
 /* The TSC deadline last computed for lwIP's next timeout (0: none known), and the slack it was computed with. */
@@ -74,13 +72,16 @@ static int net_timers_poll(void *ctx)
 		return 0;
 	}
 	/* lwIP's timers (ARP, TCP, DHCP, ...) run from the main loop. There is no periodic tick: the one-shot
-	 * timer is asked for lwIP's next deadline. sys_now() counts whole milliseconds, so waking sleeptime ms
-	 * from now is never before the deadline. */
+	 * timer is asked for lwIP's next deadline. sys_now() counts whole milliseconds (time_ns() truncated), so
+	 * a timeout sleeptime ms away is due when that millisecond begins: the wake-up is a microsecond into it
+	 * (past the two clock conversions' rounding), neither before lwIP sees it due nor up to a millisecond
+	 * after. */
 	sys_check_timeouts();
 	u32_t ms = sys_timeouts_sleeptime();
 	net_timers_due = 0;
 	if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
-		net_timers_due = rdtsc() + ns_to_tsc((uint64_t)net_timer_slack(ms) * 1000000ull);
+		uint64_t due_ms = net_timer_slack(time_ns() / 1000000ull + ms);
+		net_timers_due = tsc_boot + ns_to_tsc(due_ms * 1000000ull + 1000);
 		net_timers_due_slack = net_cfg.timer_slack_ms;
 		timer_wake_at(net_timers_due);
 	}
