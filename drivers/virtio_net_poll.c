@@ -76,15 +76,16 @@ const struct vnet_rx_ops virtio_net_rx_ops = {
 	.deliver = vnet_deliver,
 };
 
-/* Once per tick: a queue the device has not served since a publish a tick old gets another notification
- * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
- * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
- * for good. */
 /* A receive ring with buffers left to post (and a pool to post them from: with the pool empty, the buffers'
  * return is the event). The tick it went short is noted so the top-up waits VNET_RX_TOPUP_MS: a steady flow
  * refills in batches by itself, and would otherwise pay a timer wake-up per tick for nothing. */
 #define VNET_RX_TOPUP_MS 100
-static unsigned vnet_rx_topup_ticks(void) { return timer_hz / (1000 / VNET_RX_TOPUP_MS) ? timer_hz / (1000 / VNET_RX_TOPUP_MS) : 1; }
+
+static unsigned vnet_rx_topup_ticks(void)
+{
+	unsigned t = timer_hz * VNET_RX_TOPUP_MS / 1000;
+	return t ? t : 1;
+}
 
 static int vnet_rx_short(struct virtio_net *n)
 {
@@ -97,6 +98,10 @@ static int vnet_rx_short(struct virtio_net *n)
 	return 1;
 }
 
+/* Once per tick: a queue the device has not served since a publish a tick old gets another notification
+ * (virtq_kick_overdue decides, with back-off). It recovers from a lost kick (a VMM that reorders our index
+ * store with its event-index check, or a device that ignored a kick), which would otherwise stop that queue
+ * for good. */
 static void vnet_watchdog_check(struct virtio_net *n)
 {
 	n->wd_tick = timer_ticks;
@@ -143,7 +148,7 @@ static void vnet_watchdog(struct virtio_net *n)
 		 * flow, the deadline keeps moving and the guest is not woken for it at all. */
 		uint64_t due = next_tick;
 		if (n->tx_tsc_tail != n->tx_tsc_head) {
-			uint64_t oldest = n->tx_tsc[n->tx_tsc_tail % n->txq.size] + timer_ticks_len(1);
+			uint64_t oldest = n->tx_tsc[n->tx_tsc_tail & (n->txq.size - 1)] + timer_ticks_len(1);
 			due = oldest > next_tick ? oldest : next_tick;
 		}
 		timer_wake_at(due);
@@ -196,11 +201,10 @@ static void vnet_poll_stamp(struct virtio_net *n)
 
 /* Refills in batches: at half the ring while busy, and every sixteenth of the ring when a poll finished under
  * budget, so a request/response flow pays one publish per batch rather than one per frame; the watchdog tops
- * up what is left VNET_RX_TOPUP_MS later (vnet_watchdog_check), so an idle NIC has every buffer posted for the
- * next burst. Returns 1 when not a single buffer could be posted: the caller
- * then counts it as a full budget and comes back, rather than sleep on an empty ring (the device would drop
- * everything, silently, for good). A partly filled ring still receives, and the next poll refills it
- * further. */
+ * up what is left VNET_RX_TOPUP_MS later (vnet_watchdog), so an idle NIC has every buffer posted for the next
+ * burst. Returns 1 when not a single buffer could be posted: the caller then counts it as a full budget and
+ * comes back, rather than sleep on an empty ring (the device would drop everything, silently, for good). A
+ * partly filled ring still receives, and the next poll refills it further. */
 static int vnet_poll_refill(struct virtio_net *n, int under_budget)
 {
 	int kick;

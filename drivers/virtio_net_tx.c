@@ -51,7 +51,7 @@ static unsigned vnet_tx_reclaim(struct virtio_net *n)
 		n->tx_inflight--;
 		done++;
 		if (n->tx_tsc_tail != n->tx_tsc_head) {
-			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ % n->txq.size];
+			uint64_t t0 = n->tx_tsc[n->tx_tsc_tail++ & (n->txq.size - 1)];
 			hist_record(&n->hist[VNET_H_TX_COMPLETE], tsc_to_ns(rdtsc() - t0));
 		}
 		token = virtio_net_tx_unwrap(n, token);
@@ -177,7 +177,7 @@ static int vnet_xmit(struct virtio_net *n, const struct netdev_sg *frags, unsign
 			n->trace_cur->t_txkick = t;
 	}
 	if (n->tx_tsc_head - n->tx_tsc_tail < n->txq.size)
-		n->tx_tsc[n->tx_tsc_head++ % n->txq.size] = t;
+		n->tx_tsc[n->tx_tsc_head++ & (n->txq.size - 1)] = t; /* sizes are powers of two */
 	if (virtq_publish(&n->txq))
 		n->vd.ops->notify(&n->vd, &n->txq);
 	/* Completions raise no interrupt and there is no periodic tick: the poll loop must come round within a
