@@ -68,23 +68,27 @@ int vnet_rx_parse_hdr(const struct vnet_rx *rx, const struct virtio_net_hdr *h, 
 
 int vnet_rx_refill(struct vnet_rx *rx, int *kick)
 {
+	void *bufs[VNET_RX_REFILL_CHUNK];
 	int posted = 0, rc = 0;
 
 	*kick = 0;
 	rx->stats.refills++;
-	while (rx->vq->num_free > 0) {
-		void *buf = rx->ops->buf_alloc(rx->ctx);
-		if (!buf) {
+	/* Bounded: every chunk but the last fills the ring further, and the ring holds at most size buffers. */
+	while (rx->vq->num_free > 0 && !rc) {
+		unsigned n = 0, want = rx->vq->num_free < VNET_RX_REFILL_CHUNK ? rx->vq->num_free : VNET_RX_REFILL_CHUNK;
+		while (n < want && (bufs[n] = rx->ops->buf_alloc(rx->ctx)))
+			n++;
+		if (n < want) {
 			rx->stats.refill_failures++;
 			rc = -ENOMEM;
-			break;
 		}
 		/* One device-writable descriptor per buffer: header and frame share it (VERSION_1 / ANY_LAYOUT). */
-		if (virtq_add_one(rx->vq, (uint64_t)(uintptr_t)buf, rx->buf_size, 1, buf)) {
-			rx->ops->buf_free(rx->ctx, buf);
-			break;
-		}
-		posted++;
+		unsigned k = virtq_add_in_bufs(rx->vq, bufs, n, rx->buf_size);
+		for (unsigned i = k; i < n; i++)
+			rx->ops->buf_free(rx->ctx, bufs[i]);
+		posted += (int)k;
+		if (k < n)
+			break; /* the queue refused: broken */
 	}
 	rx->stats.posted += (uint64_t)posted;
 	/* Publish even after a partial refill: whatever is posted must reach the device, or a ring it found

@@ -42,6 +42,8 @@ struct virtio_net_hdr {
 /* Most buffers one frame may span: a 64 KiB GSO frame in 1.5 KiB mergeable buffers needs 44. Frames are
  * assembled directly as the netdev interface hands them up. */
 #define VNET_RX_MAX_SEGS NETDEV_RX_MAX_SEGS
+/* Buffers taken from the provider and posted per pass of a refill. */
+#define VNET_RX_REFILL_CHUNK 32
 
 struct vnet_rx_ops {
 	/* A buffer of buf_size bytes for the device to write, or NULL when none is free. */

@@ -213,6 +213,42 @@ int virtq_add_one(struct virtq *vq, uint64_t addr, uint32_t len, int write, void
 	return 0;
 }
 
+unsigned virtq_add_in_bufs(struct virtq *vq, void *const *bufs, unsigned n, uint32_t len)
+{
+	unsigned k = 0;
+
+	if (vq->packed | vq->broken) {
+		while (k < n && !virtq_add_one(vq, (uint64_t)(uintptr_t)bufs[k], len, 1, bufs[k]))
+			k++;
+		return k;
+	}
+	struct virtq_desc *desc = vq->desc;
+	struct virtq_slot *slot = vq->slot;
+	uint16_t head = vq->free_head, idx = vq->avail_idx, mask = (uint16_t)(vq->size - 1);
+	if (n > vq->num_free)
+		n = vq->num_free;
+	for (; k < n; k++) {
+		struct virtq_desc *d = &desc[head];
+		struct virtq_slot *s = &slot[head];
+		d->addr = cpu_to_le64((uint64_t)(uintptr_t)bufs[k]);
+		d->len = cpu_to_le32(len);
+		d->flags = cpu_to_le16(VIRTQ_DESC_F_WRITE);
+		vq->avail->ring[idx & mask] = cpu_to_le16(head);
+		s->token = bufs[k];
+		s->chain_len = 1;
+		s->in_len = len;
+		s->seq = idx;
+		idx++;
+		head = s->next;
+	}
+	vq->free_head = head;
+	vq->avail_idx = idx;
+	vq->num_free = (uint16_t)(vq->num_free - n);
+	vq->in_chains = (uint16_t)(vq->in_chains + (len ? n : 0));
+	vq->stats.added += n;
+	return n;
+}
+
 int virtq_publish(struct virtq *vq)
 {
 	uint16_t old = vq->kicked_idx, new = vq->avail_idx;

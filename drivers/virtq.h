@@ -207,6 +207,11 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
  * piece. */
 int virtq_add_one(struct virtq *vq, uint64_t addr, uint32_t len, int write, void *token);
 
+/* Receive buffers in bulk: posts bufs[0..n) (none NULL), each a device-writable chain of its own of len bytes
+ * with the buffer as its token, as many as the ring has room for; returns how many. What n virtq_add_one
+ * calls would do, in one pass over the ring. */
+unsigned virtq_add_in_bufs(struct virtq *vq, void *const *bufs, unsigned n, uint32_t len);
+
 /* Makes everything added so far visible to the device and returns 1 if the device must be notified
  * (EVENT_IDX avail_event crossed, or NO_NOTIFY clear), else 0. */
 int virtq_publish(struct virtq *vq);

@@ -322,6 +322,40 @@ static void test_add_one_matches_add(void **state)
 	assert_int_equal(virtq_add_one(&vq, 0x60000, 10, 1, TOK(21)), -EIO);
 }
 
+/* virtq_add_in_bufs: as many single writable buffers as the ring has room for, each its own chain with the
+ * buffer as token, in order; what n virtq_add_one calls would post. */
+static void test_add_in_bufs(void **state)
+{
+	(void)state;
+	void *bufs[12];
+	ring_setup(8, 1);
+	for (unsigned i = 0; i < 12; i++)
+		bufs[i] = (void *)(uintptr_t)(0x100000 + i * 0x1000);
+	assert_int_equal(virtq_add_one(&vq, 0x90000, 60, 0, TOK(1)), 0);
+	assert_int_equal(virtq_add_in_bufs(&vq, bufs, 12, 2048), 7); /* one descriptor was taken already */
+	assert_int_equal(vq.num_free, 0);
+	assert_int_equal(vq.in_chains, 7);
+	assert_int_equal(vq.stats.added, 8);
+	assert_int_equal(virtq_add_in_bufs(&vq, bufs + 7, 5, 2048), 0);
+	assert_int_equal(virtq_publish(&vq), 1);
+	struct sim_chain c = pop();
+	assert_int_equal(c.n_out, 1);
+	uint16_t heads[7];
+	for (unsigned i = 0; i < 7; i++) {
+		c = pop();
+		struct virtq_sg one = {0x100000 + i * 0x1000, 2048};
+		check_chain(&c, &one, 0, 1);
+		heads[i] = c.head;
+	}
+	for (unsigned i = 0; i < 7; i++)
+		push(heads[6 - i], 100 + i);
+	sim_flush(&sim);
+	for (unsigned i = 0; i < 7; i++)
+		expect_used(bufs[6 - i], 100 + i);
+	assert_int_equal(vq.num_free, 7);
+	assert_int_equal(vq.in_chains, 0);
+}
+
 static void test_batch_out_of_order(void **state)
 {
 	(void)state;
@@ -2162,6 +2196,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_round_trip_chain_shapes, teardown),
 	    cmocka_unit_test_teardown(test_size_one_queue, teardown),
 	    cmocka_unit_test_teardown(test_add_one_matches_add, teardown),
+	    cmocka_unit_test_teardown(test_add_in_bufs, teardown),
 	    cmocka_unit_test_teardown(test_batch_out_of_order, teardown),
 	    cmocka_unit_test_teardown(test_ring_full, teardown),
 	    cmocka_unit_test_teardown(test_index_wraparound, teardown),

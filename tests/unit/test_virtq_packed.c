@@ -155,6 +155,22 @@ static void test_add_one_packed(void **state)
 	expect_used(TOK(2), 0);
 	expect_get(-EAGAIN, NULL);
 	assert_int_equal(vq.num_free, 8);
+
+	/* virtq_add_in_bufs: the same through virtq_add_one, up to the ring's room. */
+	void *bufs[10];
+	for (unsigned i = 0; i < 10; i++)
+		bufs[i] = (void *)(uintptr_t)(0x100000 + i * 0x1000);
+	assert_int_equal(virtq_add_in_bufs(&vq, bufs, 10, 512), 8);
+	virtq_publish(&vq);
+	for (unsigned i = 0; i < 8; i++) {
+		struct sim_chain c = pop();
+		assert_int_equal(c.n_in, 1);
+		assert_int_equal(c.seg[0].addr, 0x100000 + i * 0x1000);
+		push(c.head, 1);
+	}
+	psim_flush(&sim);
+	for (unsigned i = 0; i < 8; i++)
+		expect_used(bufs[i], 1);
 }
 
 static void test_round_trip_chain_shapes(void **state)
