@@ -159,3 +159,12 @@ int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 	off->csum_offset = (uint16_t)where;
 	return 1;
 }
+
+int ethif_tx_is_tcp(const struct pbuf *p, const struct netdev_tx_offload *off)
+{
+	uint8_t proto = 0;
+
+	if (off)
+		return off->csum_offset == TCP_CSUM_OFFSET; /* ethif_tx_csum_prepare parsed it already */
+	return ethif_l4(p->payload, p->len, &proto) && proto == IP_PROTO_TCP;
+}

@@ -31,4 +31,8 @@ uint32_t ethif_chkerr_total(void);
  * contiguous first. */
 int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off);
 
+/* Whether the frame in p (headers in its first pbuf) is an unfragmented TCP segment; off: what
+ * ethif_tx_csum_prepare filled in for it when it returned 1 (it has parsed the frame then), else NULL. */
+int ethif_tx_is_tcp(const struct pbuf *p, const struct netdev_tx_offload *off);
+
 #endif
