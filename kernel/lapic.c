@@ -35,9 +35,10 @@ uint64_t timer_wakeups;
 uint64_t timer_early;
 
 /* Tickless: the timer is only ever one-shot, armed before each halt for the earliest deadline a poller asked
- * for in that main-loop round (timer_wake_at, timer_arm_next). Nothing asks while nothing is due, so an idle guest halts until its next lwIP timer or
- * heartbeat instead of taking hz interrupts a second. timer_ticks is no longer counted by interrupts: it is
- * the TSC in units of 1/timer_hz, brought up to date at each main-loop round (timer_tick_update). */
+ * for in that main-loop round (timer_wake_at, timer_arm_next). Nothing asks while nothing is due, so an idle
+ * guest halts until its next lwIP timer or heartbeat instead of taking hz interrupts a second. timer_ticks is
+ * no longer counted by interrupts: it is the TSC in units of 1/timer_hz, brought up to date at each main-loop
+ * round (timer_tick_update). */
 static uint64_t lapic_timer_rate;  /* timer counts per second (after the divider) */
 static uint64_t lapic_tick_tsc;    /* one tick in TSC ticks */
 static uint64_t lapic_armed_tsc;   /* deadline the timer is counting down to; 0: not armed */
