@@ -20,10 +20,17 @@
 
 /* Where the L4 header starts and which protocol it is, for an unfragmented IPv4 datagram or an IPv6 packet
  * without extension headers, read from the first len bytes at b; 0 if neither. */
-static unsigned ethif_l4(const uint8_t *b, uint32_t len, uint8_t *proto)
+static inline unsigned ethif_l4(const uint8_t *b, uint32_t len, uint8_t *proto)
 {
 	uint16_t type;
 
+	/* IPv4 without options first: nearly every frame. */
+	if (len >= ETH_HLEN + IP_HLEN && b[12] == 0x08 && b[13] == 0x00 && b[ETH_HLEN] == 0x45) {
+		if ((b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7])
+			return 0; /* MF set or a fragment offset: a fragment */
+		*proto = b[ETH_HLEN + 9];
+		return ETH_HLEN + IP_HLEN;
+	}
 	if (len < ETH_HLEN)
 		return 0;
 	type = (uint16_t)(b[12] << 8 | b[13]);
@@ -52,12 +59,7 @@ uint16_t ethif_rx_csum_trust(const struct netdev_rx_frame *f)
 
 	if (f->csum == NETDEV_RX_CSUM_NONE || f->nseg == 0)
 		return 0;
-	const uint8_t *b = f->seg[0].data;
-	if (f->seg[0].len >= ETH_HLEN + IP_HLEN && b[12] == 0x08 && b[13] == 0x00 && b[ETH_HLEN] == 0x45)
-		/* The common case, IPv4 without options: a fragment earns nothing (its flag would vouch for the
-		 * whole datagram). */
-		proto = (b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7] ? 0 : b[ETH_HLEN + 9];
-	else if (!ethif_l4(b, f->seg[0].len, &proto))
+	if (!ethif_l4(f->seg[0].data, f->seg[0].len, &proto))
 		return 0;
 	if (proto == IP_PROTO_TCP)
 		return NETIF_CHECKSUM_CHECK_TCP;
@@ -72,50 +74,15 @@ uint32_t ethif_chkerr_total(void)
 	       lwip_stats.tcp.chkerr;
 }
 
-/* The common case, an unfragmented IPv4 datagram without options (the caller checked the first 42 bytes and
- * the header): what ethif_tx_csum_prepare does, without the general parse. */
-static int ethif_tx_csum_prepare4(struct pbuf *p, uint8_t *b, struct netdev_tx_offload *off)
-{
-	const unsigned l4 = ETH_HLEN + IP_HLEN;
-	uint8_t proto = b[ETH_HLEN + 9];
-	unsigned where;
-
-	if (proto == IP_PROTO_UDP) {
-		if (b[l4 + UDP_CSUM_OFFSET] | b[l4 + UDP_CSUM_OFFSET + 1])
-			return 0; /* lwIP's checksum is there already */
-		where = UDP_CSUM_OFFSET;
-	} else if (proto == IP_PROTO_TCP) {
-		if (p->len < l4 + TCP_HLEN_MIN)
-			return -1;
-		where = TCP_CSUM_OFFSET;
-	} else {
-		return 0;
-	}
-	uint16_t l4_len = (uint16_t)((b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]) - IP_HLEN);
-	if (l4 + l4_len > p->tot_len || l4_len < (proto == IP_PROTO_TCP ? TCP_HLEN_MIN : UDP_HLEN_MIN))
-		return 0;
-	ip4_addr_t src, dst;
-	memcpy(&src, b + ETH_HLEN + 12, 4);
-	memcpy(&dst, b + ETH_HLEN + 16, 4);
-	u16_t sum = (u16_t)~inet_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
-	memcpy(b + l4 + where, &sum, 2);
-	off->csum_start = (uint16_t)l4;
-	off->csum_offset = (uint16_t)where;
-	return 1;
-}
-
 int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 {
 	uint8_t *b = p->payload, proto = 0;
 	unsigned l4, hlen, where;
-	ip_addr_t src, dst;
 	uint16_t l4_len;
+	u16_t sum;
 
 	/* lwIP builds a segment's or datagram's Ethernet, IP and TCP/UDP headers in one pbuf (the payload may
 	 * follow in others); the type and version are in it whenever the frame is IP at all. */
-	if (p->len >= ETH_HLEN + IP_HLEN + UDP_HLEN_MIN && b[12] == 0x08 && b[13] == 0x00 && b[ETH_HLEN] == 0x45 &&
-	    !((b[ETH_HLEN + 6] & 0x3F) | b[ETH_HLEN + 7]))
-		return ethif_tx_csum_prepare4(p, b, off);
 	l4 = ethif_l4(b, p->len, &proto);
 	if (!l4)
 		return 0;
@@ -134,26 +101,29 @@ int ethif_tx_csum_prepare(struct pbuf *p, struct netdev_tx_offload *off)
 	}
 	if (p->len < l4 + hlen)
 		return -1;
+	/* The pseudo-header sum over 0 data bytes, complemented by lwIP; the field holds the sum itself, which the
+	 * device's checksum over [csum_start, end) then completes (§5.1.6.2). A UDP sum that completes to 0 goes
+	 * out as 0xFFFF (RFC 768; Linux's skb_checksum_help, behind QEMU's tap, does). Lengths that do not fit
+	 * the frame are not ours to fix: the frame is left as lwIP made it. */
 	if (b[ETH_HLEN] >> 4 == 4) {
-		uint16_t tot = (uint16_t)(b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]);
-		l4_len = (uint16_t)(tot - (l4 - ETH_HLEN));
-		IP_SET_TYPE_VAL(src, IPADDR_TYPE_V4);
-		IP_SET_TYPE_VAL(dst, IPADDR_TYPE_V4);
-		memcpy(ip_2_ip4(&src), b + ETH_HLEN + 12, 4);
-		memcpy(ip_2_ip4(&dst), b + ETH_HLEN + 16, 4);
+		l4_len = (uint16_t)((b[ETH_HLEN + 2] << 8 | b[ETH_HLEN + 3]) - (l4 - ETH_HLEN));
+		if (l4 + l4_len > p->tot_len || l4_len < hlen)
+			return 0;
+		ip4_addr_t src, dst;
+		memcpy(&src, b + ETH_HLEN + 12, 4);
+		memcpy(&dst, b + ETH_HLEN + 16, 4);
+		sum = (u16_t)~inet_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
 	} else {
 		l4_len = (uint16_t)(b[ETH_HLEN + 4] << 8 | b[ETH_HLEN + 5]);
-		ip_addr_set_zero_ip6(&src);
-		ip_addr_set_zero_ip6(&dst);
-		memcpy(ip_2_ip6(&src)->addr, b + ETH_HLEN + 8, 16);
-		memcpy(ip_2_ip6(&dst)->addr, b + ETH_HLEN + 24, 16);
+		if (l4 + l4_len > p->tot_len || l4_len < hlen)
+			return 0;
+		ip6_addr_t src, dst;
+		ip6_addr_set_zero(&src);
+		ip6_addr_set_zero(&dst);
+		memcpy(src.addr, b + ETH_HLEN + 8, 16);
+		memcpy(dst.addr, b + ETH_HLEN + 24, 16);
+		sum = (u16_t)~ip6_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
 	}
-	if (l4 + l4_len > p->tot_len || l4_len < hlen)
-		return 0; /* lengths that do not fit the frame: not ours to fix, leave it as lwIP made it */
-	/* ip_chksum_pseudo_partial over 0 data bytes is the complemented pseudo-header sum; the field holds the
-	 * sum itself, which the device's checksum over [csum_start, end) then completes (§5.1.6.2). A UDP sum
-	 * that completes to 0 goes out as 0xFFFF (RFC 768; Linux's skb_checksum_help, behind QEMU's tap, does). */
-	u16_t sum = (u16_t)~ip_chksum_pseudo_partial(p, proto, l4_len, 0, &src, &dst);
 	memcpy(b + l4 + where, &sum, 2);
 	off->csum_start = (uint16_t)l4;
 	off->csum_offset = (uint16_t)where;
