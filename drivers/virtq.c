@@ -188,24 +188,32 @@ int virtq_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out_n, unsig
 	return 0;
 }
 
+/* Split: one buffer as a chain of its own, in free descriptor head and avail slot idx; returns the next free
+ * descriptor. The caller has checked there is room, and updates the queue's indices and counts. */
+static inline uint16_t virtq_split_put1(struct virtq *vq, uint16_t head, uint16_t idx, uint64_t addr, uint32_t len,
+					int write, void *token)
+{
+	struct virtq_desc *d = &vq->desc[head];
+	struct virtq_slot *s = &vq->slot[head];
+
+	d->addr = cpu_to_le64(addr);
+	d->len = cpu_to_le32(len);
+	d->flags = cpu_to_le16(write ? VIRTQ_DESC_F_WRITE : 0);
+	vq->avail->ring[idx & (vq->size - 1)] = cpu_to_le16(head);
+	s->token = token;
+	s->chain_len = 1;
+	s->in_len = write ? len : 0;
+	s->seq = idx;
+	return s->next;
+}
+
 int virtq_add_one(struct virtq *vq, uint64_t addr, uint32_t len, int write, void *token)
 {
 	if (__builtin_expect(vq->packed | vq->broken || !token || !vq->num_free, 0)) {
 		struct virtq_sg sg = { addr, len };
 		return virtq_add(vq, &sg, write ? 0 : 1, write ? 1 : 0, token);
 	}
-	uint16_t head = vq->free_head;
-	struct virtq_desc *d = &vq->desc[head];
-	struct virtq_slot *s = &vq->slot[head];
-	d->addr = cpu_to_le64(addr);
-	d->len = cpu_to_le32(len);
-	d->flags = cpu_to_le16(write ? VIRTQ_DESC_F_WRITE : 0);
-	vq->free_head = s->next;
-	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = cpu_to_le16(head);
-	s->token = token;
-	s->chain_len = 1;
-	s->in_len = write ? len : 0;
-	s->seq = vq->avail_idx;
+	vq->free_head = virtq_split_put1(vq, vq->free_head, vq->avail_idx, addr, len, write, token);
 	vq->num_free--;
 	vq->in_chains = (uint16_t)(vq->in_chains + (write && len));
 	vq->avail_idx++;
@@ -222,25 +230,11 @@ unsigned virtq_add_in_bufs(struct virtq *vq, void *const *bufs, unsigned n, uint
 			k++;
 		return k;
 	}
-	struct virtq_desc *desc = vq->desc;
-	struct virtq_slot *slot = vq->slot;
-	uint16_t head = vq->free_head, idx = vq->avail_idx, mask = (uint16_t)(vq->size - 1);
+	uint16_t head = vq->free_head, idx = vq->avail_idx;
 	if (n > vq->num_free)
 		n = vq->num_free;
-	for (; k < n; k++) {
-		struct virtq_desc *d = &desc[head];
-		struct virtq_slot *s = &slot[head];
-		d->addr = cpu_to_le64((uint64_t)(uintptr_t)bufs[k]);
-		d->len = cpu_to_le32(len);
-		d->flags = cpu_to_le16(VIRTQ_DESC_F_WRITE);
-		vq->avail->ring[idx & mask] = cpu_to_le16(head);
-		s->token = bufs[k];
-		s->chain_len = 1;
-		s->in_len = len;
-		s->seq = idx;
-		idx++;
-		head = s->next;
-	}
+	for (; k < n; k++, idx++)
+		head = virtq_split_put1(vq, head, idx, (uint64_t)(uintptr_t)bufs[k], len, 1, bufs[k]);
 	vq->free_head = head;
 	vq->avail_idx = idx;
 	vq->num_free = (uint16_t)(vq->num_free - n);
